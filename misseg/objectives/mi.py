@@ -1,0 +1,92 @@
+"""The MI objective of the thesis, as pure tensor functions plus a small nn.Module.
+
+Shapes: L (B, P, U, V) local features, H (B, K, P) high-level features, p (B, K, U, V) soft assignment,
+S (B, P, U, V) soft global features, valid (B, U, V) bool.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def scores(L: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """Dot-product discriminator T(L_ij, H_k) = <L_ij, H_k>.  -> (B, K, U, V)"""
+    return torch.einsum("bpuv,bkp->bkuv", L, H)
+
+
+def soft_assignment(L: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. 4.8 / 4.14: p'_ijk = softmax_k(tau * <L_ij, H_k>).  -> (B, K, U, V)"""
+    return torch.softmax(tau * scores(L, H), dim=1)
+
+
+def soft_global(p: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+    """Eq. 4.9: S_ij = sum_k p'_ijk H_k.  -> (B, P, U, V)"""
+    return torch.einsum("bkuv,bkp->bpuv", p, H)
+
+
+def pool_valid(valid: torch.Tensor, size: tuple[int, int], min_fraction: float = 0.5) -> torch.Tensor:
+    """(B, H, W) bool pixel mask -> (B, U, V) bool: a patch counts when >= min_fraction of its pixels do."""
+    frac = F.adaptive_avg_pool2d(valid[:, None].float(), size)[:, 0]
+    return frac >= min_fraction
+
+
+def jsd_bound(L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Eq. 4.12, the Jensen-Shannon MI lower bound with the dot-product critic T(L, S) = <L, S>:
+
+        E_joint[-softplus(-T(L_ij(x), S_ij(x)))] - E_marginal[softplus(T(L_ij(x), S_ij(x')))]
+
+    Positives pair each position with its own image; negatives pair it with the same position of every
+    other image of the batch: all B(B-1) pairs in one (UV)-batched matrix product.
+    A negative pair counts only where the position is valid in both images, so invalid positions
+    receive no gradient from either term.
+    """
+    B, _, U, V = L.shape
+    if valid is None:
+        valid = torch.ones(B, U, V, dtype=torch.bool, device=L.device)
+    T_joint = (L * S).sum(1)  # (B, U, V)
+    T_marginal = torch.einsum("bpuv,cpuv->bcuv", L, S)  # (B, B, U, V): anchor b, other image c
+    other = ~torch.eye(B, dtype=torch.bool, device=L.device)[:, :, None, None]
+    pair_valid = valid[:, None] & valid[None, :] & other
+    w_joint, w_marginal = valid.float(), pair_valid.float()
+    joint = (-F.softplus(-T_joint) * w_joint).sum() / w_joint.sum().clamp_min(1.0)
+    marginal = (F.softplus(T_marginal) * w_marginal).sum() / w_marginal.sum().clamp_min(1.0)
+    return {"mi": joint - marginal, "joint": joint, "marginal": marginal}
+
+
+def mi_objective(
+    L: torch.Tensor,
+    H: torch.Tensor,
+    tau: float,
+    valid: torch.Tensor | None = None,
+    detach_assignment: bool = False,
+) -> dict[str, torch.Tensor]:
+    """loss = -JSD bound between L and S = sum_k p' H_k (eq. 4.8, 4.9, 4.12), averaged over valid positions.
+
+    detach_assignment: the thesis does not say whether gradients flow through p'. Default False: the
+    bound is differentiated as written (p' depends on L and H). True treats p' as a constant target
+    weighting, so only the critic's direct dependence on L and H is trained.
+    """
+    p = soft_assignment(L, H, tau)
+    S = soft_global(p.detach() if detach_assignment else p, H)
+    out = jsd_bound(L, S, valid)
+    out["loss"] = -out["mi"]
+    out["p"] = p
+    return out
+
+
+class MIObjective(nn.Module):
+    """nn.Module wrapper of `mi_objective` that pools a pixel valid mask to the feature grid."""
+
+    def __init__(self, tau: float, detach_assignment: bool = False, valid_min_fraction: float = 0.5) -> None:
+        super().__init__()
+        self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
+
+    def forward(
+        self, L: torch.Tensor, H: torch.Tensor, valid_pixels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        valid = None
+        if valid_pixels is not None:
+            valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
+        return mi_objective(L, H, self.tau, valid, self.detach_assignment)

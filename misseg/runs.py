@@ -1,0 +1,16 @@
+"""Run-directory outputs shared by the entry points: metrics.json and the closing line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_metrics(run_dir: str | Path, result: dict, class_names: list[str] | None = None) -> Path:
+    """metrics.json: pa, miou, per_class_iou, mapping, num_pixels, num_images (+ class names, confusion)."""
+    out = dict(result)
+    if class_names is not None:
+        out["class_names"] = list(class_names)
+    path = Path(run_dir) / "metrics.json"
+    path.write_text(json.dumps(out, indent=2, allow_nan=True))
+    return path

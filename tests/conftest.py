@@ -1,0 +1,42 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def make_folder_dataset(root: Path, n: int = 6, size: tuple[int, int] = (40, 52), classes=("a", "b", "c")) -> Path:
+    """Tiny folder dataset: left half class 0, right half class 1, a 255 band, random colours."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    h, w = size
+    for i in range(n):
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        mask[:, w // 2 :] = 1
+        mask[: h // 5] = 255
+        mask[h - 4 :, : w // 4] = len(classes) - 1
+        Image.fromarray(img).save(root / "images" / f"{i:03d}.{'jpg' if i % 2 else 'png'}")
+        Image.fromarray(mask).save(root / "masks" / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    return make_folder_dataset(tmp_path / "ds")
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from misseg.objectives.mi import jsd_bound, mi_objective, pool_valid, soft_assignment, soft_global
+
+
+def reference_loss(L, H, tau, valid=None):
+    """Obviously-correct loops over images, positions and classes (slow; tests only)."""
+    B, P, U, V = L.shape
+    K = H.shape[1]
+    if valid is None:
+        valid = torch.ones(B, U, V, dtype=torch.bool)
+    S = torch.zeros(B, P, U, V)
+    for b in range(B):
+        for i in range(U):
+            for j in range(V):
+                t = torch.stack([L[b, :, i, j] @ H[b, k] for k in range(K)])
+                p = [math.exp(tau * t[k]) for k in range(K)]
+                z = sum(p)
+                S[b, :, i, j] = sum((p[k] / z) * H[b, k] for k in range(K))
+    pos, n_pos, neg, n_neg = 0.0, 0, 0.0, 0
+    for b in range(B):
+        for i in range(U):
+            for j in range(V):
+                if not valid[b, i, j]:
+                    continue
+                pos += -F.softplus(-(L[b, :, i, j] @ S[b, :, i, j]))
+                n_pos += 1
+                for c in range(B):
+                    if c != b and valid[c, i, j]:
+                        neg += F.softplus(L[b, :, i, j] @ S[c, :, i, j])
+                        n_neg += 1
+    return -(pos / n_pos - neg / n_neg)
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_loss_matches_slow_reference(with_mask):
+    torch.manual_seed(0)
+    B, P, U, V, K = 3, 5, 2, 3, 4
+    L, H = torch.randn(B, P, U, V), torch.randn(B, K, P)
+    valid = torch.rand(B, U, V) > 0.3 if with_mask else None
+    got = mi_objective(L, H, tau=0.7, valid=valid)["loss"]
+    assert torch.allclose(got, reference_loss(L, H, 0.7, valid), atol=1e-5)
+
+
+def test_eq_4_8_soft_assignment_is_tau_scaled_softmax_over_k():
+    torch.manual_seed(1)
+    L, H = torch.randn(2, 4, 3, 3), torch.randn(2, 5, 4)
+    p = soft_assignment(L, H, tau=0.3)
+    b, i, j = 1, 2, 0
+    logits = torch.stack([0.3 * (L[b, :, i, j] @ H[b, k]) for k in range(5)])
+    assert torch.allclose(p[b, :, i, j], torch.softmax(logits, 0), atol=1e-6)
+    assert torch.allclose(p.sum(1), torch.ones(2, 3, 3))
+
+
+def test_eq_4_9_soft_global_feature_is_p_weighted_sum_of_H():
+    torch.manual_seed(2)
+    p = torch.softmax(torch.randn(2, 3, 2, 2), 1)
+    H = torch.randn(2, 3, 6)
+    S = soft_global(p, H)
+    assert torch.allclose(S[1, :, 0, 1], sum(p[1, k, 0, 1] * H[1, k] for k in range(3)), atol=1e-6)
+
+
+def test_eq_4_12_jsd_bound_terms():
+    """Positives: same image and position; negatives: same position, other images only."""
+    L = torch.zeros(2, 1, 1, 1)
+    L[0, 0, 0, 0], L[1, 0, 0, 0] = 1.0, 2.0
+    S = torch.zeros(2, 1, 1, 1)
+    S[0, 0, 0, 0], S[1, 0, 0, 0] = 3.0, -1.0
+    out = jsd_bound(L, S)
+    joint = (-F.softplus(torch.tensor(-3.0)) - F.softplus(torch.tensor(2.0))) / 2
+    marginal = (F.softplus(torch.tensor(-1.0)) + F.softplus(torch.tensor(6.0))) / 2
+    assert torch.allclose(out["joint"], joint)
+    assert torch.allclose(out["marginal"], marginal)
+    assert torch.allclose(out["mi"], joint - marginal)
+
+
+def test_large_tau_gives_hard_assignment():
+    torch.manual_seed(3)
+    L, H = torch.randn(2, 8, 4, 4), torch.randn(2, 3, 8)
+    p = soft_assignment(L, H, tau=1e4)
+    hard = F.one_hot(torch.einsum("bpuv,bkp->bkuv", L, H).argmax(1), 3).permute(0, 3, 1, 2).float()
+    assert torch.allclose(p, hard, atol=1e-4)
+    S = soft_global(p, H)
+    idx = hard.argmax(1)
+    assert torch.allclose(S[0, :, 1, 2], H[0, idx[0, 1, 2]], atol=1e-3)
+
+
+def test_invalid_positions_get_zero_gradient():
+    torch.manual_seed(4)
+    L = torch.randn(3, 6, 4, 4, requires_grad=True)
+    H = torch.randn(3, 5, 6, requires_grad=True)
+    valid = torch.ones(3, 4, 4, dtype=torch.bool)
+    valid[0, :2] = False
+    valid[2, :, 3] = False
+    mi_objective(L, H, tau=0.5, valid=valid)["loss"].backward()
+    g = L.grad.abs().sum(1)
+    assert torch.all(g[~valid] == 0)
+    assert torch.all(g[valid] > 0)
+
+
+def test_detach_assignment_changes_gradient_not_value():
+    torch.manual_seed(5)
+    L, H = torch.randn(2, 4, 3, 3), torch.randn(2, 3, 4)
+    grads, values = [], []
+    for detach in (False, True):
+        Lr = L.clone().requires_grad_()
+        out = mi_objective(Lr, H, tau=1.0, detach_assignment=detach)
+        out["loss"].backward()
+        grads.append(Lr.grad)
+        values.append(out["loss"].detach())
+    assert torch.allclose(values[0], values[1])
+    assert not torch.allclose(grads[0], grads[1])
+
+
+def test_pool_valid_majority_rule():
+    valid = torch.zeros(1, 8, 8, dtype=torch.bool)
+    valid[0, :4, :4] = True
+    valid[0, 4:, :2] = True  # exactly half of the bottom-left patch: counts (>= 0.5)
+    pooled = pool_valid(valid, (2, 2))
+    assert pooled.tolist() == [[[True, False], [True, False]]]
+
+
+def test_extreme_scores_finite():
+    L = torch.full((2, 4, 2, 2), 100.0, requires_grad=True)
+    H = torch.full((2, 3, 4), 100.0)
+    H[1] *= -1
+    out = mi_objective(L, H, tau=1.0)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and torch.isfinite(L.grad).all()

@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import run_cli
+from misseg.config import config_dir
+
+TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.head_width=2", "model.d=2",
+        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+
+def experiments() -> list[str]:
+    return sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", experiments())
+def test_every_experiment_composes(name):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}"], return_hydra_config=True)
+    assert cfg.model._target_ and cfg.data._target_ and cfg.trainer._target_
+    assert cfg.data.batch_size >= 2
+
+
+def test_paper_experiments_keep_paper_hyperparameters():
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        for name, K in (("coco_stuff15", 15), ("coco_persons", 2)):
+            cfg = compose("train", overrides=[f"experiment={name}"])
+            assert (cfg.model.K, cfg.model.P, cfg.data.batch_size, cfg.model.lr) == (K, 2048, 64, 1e-4)
+            assert cfg.model.tau == pytest.approx(2048**-0.5) and cfg.trainer.max_epochs == 300
+
+
+def read_metrics(run_dir: Path) -> dict:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert set(m) >= {"pa", "miou", "per_class_iou", "mapping", "num_pixels", "num_images"}
+    return m
+
+
+def test_demo_trains_two_steps_and_writes_metrics(tmp_path):
+    r = run_cli("-m", "misseg.train", *TINY, "trainer.max_steps=2", "data.num_images=8", "data.batch_size=4",
+                f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(tmp_path / "run")
+    assert m["num_images"] == 8 and m["num_pixels"] == 8 * 64 * 64 and 0 <= m["miou"] <= m["pa"] <= 1
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert f"run directory: {tmp_path}/run" in r.stdout
+
+    r = run_cli("-m", "misseg.evaluate", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data.num_images=8",
+                f"hydra.run.dir={tmp_path}/eval")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert read_metrics(tmp_path / "eval") == m
+
+
+def test_folder_experiment_trains_on_a_tiny_dataset(tmp_path, folder_dataset):
+    r = run_cli("-m", "misseg.train", "experiment=folder", f"data.root={folder_dataset}", *TINY,
+                "data.image_size=16", "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2",
+                f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = read_metrics(tmp_path / "run")
+    assert m["num_images"] == 6 and len(m["per_class_iou"]) == 3 and len(m["mapping"]) == 3
