@@ -139,9 +139,10 @@ def ids_in(folder: Path) -> list[str]:
     return sorted(p.stem for p in (folder / "images").iterdir())
 
 
-def test_stuff15_rule_selects_and_maps(coco_tree, tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_stuff15_rule_selects_and_maps(coco_tree, tmp_path, workers):
     out = tmp_path / "s15"
-    manifest = prepare(["coco-stuff15", "--coco-root", str(coco_tree), "--out", str(out), "--workers", "0",
+    manifest = prepare(["coco-stuff15", "--coco-root", str(coco_tree), "--out", str(out), "--workers", workers,
                         "--scale", "0"])  # fmt: skip
     assert ids_in(out) == ["000000000001", "000000000004", "000000000005"]
     assert manifest["count"] == 3 and manifest["count_per_split"] == {"train2017": 2, "val2017": 1}
@@ -282,3 +283,12 @@ def test_missing_dataset_names_the_prepare_command(tmp_path):
         with pytest.raises(Exception, match=f"misseg.data.prepare {name.replace('_', '-')} --coco-root") as err:
             instantiate(cfg.data)
         assert isinstance(err.value.__cause__, DatasetError)  # Hydra wraps the error raised at once by the data
+
+
+def test_eval_crop_pads_small_images_with_ignore():
+    from misseg.data.transforms import apply, eval_transform
+
+    # COCO pre-scaled by 0.33 can be smaller than the 128 crop: the padding must be ignore, not class 0
+    image, mask = torch.zeros(3, 10, 20, dtype=torch.uint8), torch.full((10, 20), 3, dtype=torch.uint8)
+    _, m = apply(eval_transform(16), image, mask)
+    assert m.shape == (16, 16) and (m[:3] == 255).all() and (m[13:] == 255).all() and (m[3:13] == 3).all()
