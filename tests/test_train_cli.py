@@ -2,9 +2,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from hydra import compose, initialize_config_dir
 
-from conftest import run_cli
 from misseg.config import config_dir
 
 TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.head_width=2", "model.d=2",
@@ -25,7 +25,7 @@ def test_every_experiment_composes(name):
 
 def test_paper_experiments_keep_paper_hyperparameters():
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        for name, K in (("coco_stuff15", 15), ("coco_persons", 2)):
+        for name, K in (("coco_stuff15", 15), ("coco_stuff27", 27), ("coco_persons", 2)):
             cfg = compose("train", overrides=[f"experiment={name}"])
             assert (cfg.model.K, cfg.model.P, cfg.data.batch_size, cfg.model.lr) == (K, 2048, 64, 1e-4)
             assert cfg.model.tau == pytest.approx(2048**-0.5) and cfg.trainer.max_epochs == 300

@@ -8,7 +8,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from misseg.data.folder import FolderDataset
+from misseg.data.cache import CACHE_DIR, CachedFolderDataset
+from misseg.data.folder import DatasetError, FolderDataset
 from misseg.data.synthetic import SyntheticTextures
 from misseg.data.transforms import eval_transform, train_transform
 
@@ -18,6 +19,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     split="transductive": train and evaluate on the same unlabeled images (IIC's protocol).
     split="holdout": a seeded random `val_fraction` of the images is held out for evaluation only.
+    split="lists": fixed split from root/splits/{train,val}.txt (folder data; e.g. COCO-Stuff-27).
     """
 
     def __init__(
@@ -34,8 +36,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         drop_last: bool = True,
     ) -> None:
         super().__init__()
-        if split not in ("transductive", "holdout"):
-            raise ValueError(f"data.split={split!r}: use 'transductive' or 'holdout'")
+        if split not in ("transductive", "holdout", "lists"):
+            raise ValueError(f"data.split={split!r}: use 'transductive', 'holdout' or 'lists'")
         self.image_size, self.resize_shorter = image_size, resize_shorter
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.split, self.val_fraction, self.seed = num_workers, split, val_fraction, seed
@@ -86,12 +88,44 @@ class SegmentationDataModule(pl.LightningDataModule):
 
 
 class FolderDataModule(SegmentationDataModule):
-    def __init__(self, root: str, **kwargs) -> None:
-        self.root = Path(root).expanduser()
-        super().__init__(**kwargs)
+    """cache=true reads root/cache/ (misseg/data/cache.py) instead of decoding images/ and masks/.
+    prepare_hint: the command that makes this dataset, added to the error when it is missing or malformed."""
 
-    def make_dataset(self, transform=None, indices=None) -> FolderDataset:
+    def __init__(self, root: str, cache: bool = False, prepare_hint: str | None = None, **kwargs) -> None:
+        self.root = Path(root).expanduser()
+        self.cache = cache
+        try:
+            super().__init__(**kwargs)
+        except DatasetError as e:
+            if not prepare_hint or (self.root / "images").is_dir():  # the hint is for a dataset not made yet
+                raise
+            raise DatasetError(f"{self.root}: no prepared dataset here; make it with: {prepare_hint}  ({e})") from None
+
+    def make_dataset(self, transform=None, indices=None) -> FolderDataset | CachedFolderDataset:
+        if self.cache:
+            return CachedFolderDataset(self.root / CACHE_DIR, transform, indices)
         return FolderDataset(self.root, transform, indices)
+
+    def split_indices(self) -> tuple[list[int], list[int]]:
+        if self.split != "lists":
+            return super().split_indices()
+        return split_from_lists(self.root, self.make_dataset().ids)
+
+
+def split_from_lists(root: Path, ids: list[str]) -> tuple[list[int], list[int]]:
+    """Indices of the ids listed in root/splits/train.txt and root/splits/val.txt (one id per line)."""
+    position = {id_: i for i, id_ in enumerate(ids)}
+    out = []
+    for name in ("train", "val"):
+        path = root / "splits" / f"{name}.txt"
+        if not path.is_file():
+            raise DatasetError(f"{path}: not found; data.split=lists needs splits/train.txt and splits/val.txt.")
+        listed = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        unknown = [id_ for id_ in listed if id_ not in position]
+        if unknown:
+            raise DatasetError(f"{path}: {len(unknown)} id(s) without an image, e.g. {unknown[:3]}.")
+        out.append(sorted(position[id_] for id_ in listed))
+    return out[0], out[1]
 
 
 class SyntheticDataModule(SegmentationDataModule):

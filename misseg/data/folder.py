@@ -71,6 +71,7 @@ class FolderDataset(Dataset):
         pairs = list_pairs(self.root)
         self.classes = read_classes(self.root)
         self.pairs = pairs if indices is None else [pairs[i] for i in indices]
+        self.ids = [image.stem for image, _ in self.pairs]
         self.transform = transform
 
     def __len__(self) -> int:

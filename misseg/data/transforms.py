@@ -8,6 +8,7 @@ from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+IGNORE_INDEX = 255
 
 
 class ResizeShorter(torch.nn.Module):
@@ -25,6 +26,26 @@ class ResizeShorter(torch.nn.Module):
         image = v2.functional.resize(image, self.size, antialias=True)
         mask = v2.functional.resize(mask, self.size, interpolation=v2.InterpolationMode.NEAREST_EXACT)
         return image, mask
+
+
+class PadTo(torch.nn.Module):
+    """Pad both sides symmetrically up to `size` x `size` (image 0, mask 255 = ignore); no-op when large enough.
+
+    v2.CenterCrop pads masks with 0, which is a real class: images smaller than the crop (e.g. COCO pre-scaled
+    by 0.33, shorter side 119..127 px) would get fake class-0 borders in evaluation.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, image: tv_tensors.Image, mask: tv_tensors.Mask) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+        h, w = image.shape[-2:]
+        dh, dw = max(0, self.size - h), max(0, self.size - w)
+        if dh == 0 and dw == 0:
+            return image, mask
+        pad = [dw // 2, dh // 2, dw - dw // 2, dh - dh // 2]  # left, top, right, bottom
+        return v2.functional.pad(image, pad, fill=0), v2.functional.pad(mask, pad, fill=IGNORE_INDEX)
 
 
 def train_transform(
@@ -54,7 +75,7 @@ def eval_transform(image_size: int, resize_shorter: int | None = None) -> v2.Com
     ops: list = []
     if resize_shorter:
         ops.append(ResizeShorter(resize_shorter))
-    ops.append(v2.CenterCrop(image_size))
+    ops += [PadTo(image_size), v2.CenterCrop(image_size)]
     return v2.Compose(ops + _to_float())
 
 
