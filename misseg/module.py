@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from misseg.data.device_augment import colour_jitter, random_hflip
 from misseg.metrics.segmentation import HungarianSegmentationMetric
 from misseg.models.segmenter import MISegmenter, predict_from_features
 from misseg.objectives.mi import MIObjective
@@ -15,7 +16,9 @@ class MISegModule(pl.LightningModule):
 
     K: number of clusters (None = number of classes of the data). tau: None = 1/sqrt(P) (paper).
     ignore_in_loss: mask label 255 removes pixels from the loss (COCO-Stuff things); labels are never
-    used otherwise in training. num_classes: ground-truth classes for evaluation (set from the data).
+    used otherwise in training.
+    entropy_weight, in_image_weight, views: levers beyond the thesis, off by default (MIObjective).
+    num_classes: ground-truth classes for evaluation (set from the data).
     """
 
     def __init__(
@@ -34,6 +37,11 @@ class MISegModule(pl.LightningModule):
         head_pool: int = 4,
         detach_assignment: bool = False,
         ignore_in_loss: bool = False,
+        entropy_weight: float = 0.0,
+        in_image_weight: float = 0.0,
+        views: int = 1,
+        view_jitter: float = 0.4,
+        view_hue: float = 0.1,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         num_classes: int | None = None,
@@ -59,7 +67,11 @@ class MISegModule(pl.LightningModule):
             head_shared_layers,
             head_pool,
         )
-        self.objective = MIObjective(self.model.tau, detach_assignment)
+        if views not in (1, 2):
+            raise ValueError(f"model.views={views}: use 1 (the paper) or 2 (two augmented views per image)")
+        self.objective = MIObjective(
+            self.model.tau, detach_assignment, entropy_weight=entropy_weight, in_image_weight=in_image_weight
+        )
         self.val_metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
         self.last_eval: dict | None = None
 
@@ -67,19 +79,19 @@ class MISegModule(pl.LightningModule):
         return self.model(x)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        L, H = self.model(batch["image"])
+        x = batch["image"]
+        L, H = self.model(x)
+        second = None
+        if self.hparams.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
+            x2, flipped = random_hflip(colour_jitter(x, self.hparams.view_jitter, self.hparams.view_hue))
+            second = (*self.model(x2), flipped)
         valid = batch["mask"] != 255 if self.hparams.ignore_in_loss else None
-        out = self.objective(L, H, valid)
+        out = self.objective(L, H, valid, second)
+        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image")
         self.log_dict(
-            {
-                "train/loss": out["loss"],
-                "train/mi": out["mi"],
-                "train/joint": out["joint"],
-                "train/marginal": out["marginal"],
-            },
+            {f"train/{k}": out[k] for k in logged if k in out},
             on_step=True,
             on_epoch=True,
-            prog_bar=False,
             batch_size=L.shape[0],
         )
         return out["loss"]

@@ -58,8 +58,15 @@ def test_synthetic_deterministic_and_colour_uninformative():
 
 
 def test_folder_dataset_and_holdout_split(folder_dataset):
-    dm = FolderDataModule(root=str(folder_dataset), image_size=16, resize_shorter=20, batch_size=2, split="holdout",
-                          val_fraction=0.34, seed=1)
+    dm = FolderDataModule(
+        root=str(folder_dataset),
+        image_size=16,
+        resize_shorter=20,
+        batch_size=2,
+        split="holdout",
+        val_fraction=0.34,
+        seed=1,
+    )
     dm.setup()
     assert dm.num_classes == 3 and dm.classes == ["a", "b", "c"]
     tr, va = dm.split_indices()

@@ -7,8 +7,15 @@ from hydra import compose, initialize_config_dir
 
 from misseg.config import config_dir
 
-TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.head_width=2", "model.d=2",
-        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+TINY = [
+    "model.P=8",
+    "model.encoder_depth=2",
+    "model.encoder_width=4",
+    "model.head_width=2",
+    "model.d=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+]
 
 
 def experiments() -> list[str]:
@@ -38,24 +45,45 @@ def read_metrics(run_dir: Path) -> dict:
 
 
 def test_demo_trains_two_steps_and_writes_metrics(tmp_path):
-    r = run_cli("-m", "misseg.train", *TINY, "trainer.max_steps=2", "data.num_images=8", "data.batch_size=4",
-                f"hydra.run.dir={tmp_path}/run")
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        *TINY,
+        "trainer.max_steps=2",
+        "data.num_images=8",
+        "data.batch_size=4",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "run")
     assert m["num_images"] == 8 and m["num_pixels"] == 8 * 64 * 64 and 0 <= m["miou"] <= m["pa"] <= 1
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     assert f"run directory: {tmp_path}/run" in r.stdout
 
-    r = run_cli("-m", "misseg.evaluate", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data.num_images=8",
-                f"hydra.run.dir={tmp_path}/eval")
+    r = run_cli(
+        "-m",
+        "misseg.evaluate",
+        f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt",
+        "data.num_images=8",
+        f"hydra.run.dir={tmp_path}/eval",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert read_metrics(tmp_path / "eval") == m
 
 
 def test_folder_experiment_trains_on_a_tiny_dataset(tmp_path, folder_dataset):
-    r = run_cli("-m", "misseg.train", "experiment=folder", f"data.root={folder_dataset}", *TINY,
-                "data.image_size=16", "data.batch_size=2", "data.num_workers=0", "trainer.max_steps=2",
-                f"hydra.run.dir={tmp_path}/run")
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        "experiment=folder",
+        f"data.root={folder_dataset}",
+        *TINY,
+        "data.image_size=16",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "trainer.max_steps=2",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "run")
     assert m["num_images"] == 6 and len(m["per_class_iou"]) == 3 and len(m["mapping"]) == 3

@@ -76,17 +76,82 @@ def mi_objective(
     return out
 
 
-class MIObjective(nn.Module):
-    """nn.Module wrapper of `mi_objective` that pools a pixel valid mask to the feature grid."""
+def marginal_entropy(p: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """H(E[p']): entropy of the cluster marginal over the batch's valid positions (IIC's H(z), anti-collapse)."""
+    w = torch.ones_like(p[:, :1]) if valid is None else valid[:, None].to(p.dtype)
+    marginal = (p * w).sum((0, 2, 3)) / w.sum().clamp_min(1.0)
+    return -(marginal * marginal.clamp_min(1e-8).log()).sum()
 
-    def __init__(self, tau: float, detach_assignment: bool = False, valid_min_fraction: float = 0.5) -> None:
+
+def in_image_negatives(L: torch.Tensor, H: torch.Tensor, p: torch.Tensor, valid: torch.Tensor | None = None):
+    """E[softplus(T(L_ij, H_k'))] over the other classes k' of the same image, weighted by 1 - p'_ijk' (held
+    constant), so that each position is scored against the high-level features it is *not* assigned to."""
+    K = H.shape[1]
+    w = (1 - p.detach()) / max(K - 1, 1)  # (B, K, U, V), sums to 1 over k per position
+    if valid is not None:
+        w = w * valid[:, None].to(w.dtype)
+    return (F.softplus(scores(L, H)) * w).sum() / w.sum().clamp_min(1.0)
+
+
+def undo_hflip(y: torch.Tensor, flipped: torch.Tensor) -> torch.Tensor:
+    """y: (B, C, U, V) from horizontally flipped inputs where flipped (B,) is True -> back in the first view's frame."""
+    return torch.where(flipped.view(-1, 1, 1, 1), y.flip(-1), y)
+
+
+class MIObjective(nn.Module):
+    """The loss of the thesis plus optional levers beyond it (all off by default = paper-faithful):
+
+    entropy_weight: subtract w * H(E[p']) (cluster marginal entropy) from the loss, against collapse.
+    in_image_weight: add w * in-image negatives (L_ij vs the H_k' of its own image it is not assigned to).
+    Two views (forward's `second`): positives pair L_ij of one view with S_ij of the other view of the same
+    image (horizontal flip undone), negatives with S_ij of the other view of every other image;
+    symmetrised over the two views.
+    The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
+    """
+
+    def __init__(
+        self,
+        tau: float,
+        detach_assignment: bool = False,
+        valid_min_fraction: float = 0.5,
+        entropy_weight: float = 0.0,
+        in_image_weight: float = 0.0,
+    ) -> None:
         super().__init__()
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
+        self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
 
     def forward(
-        self, L: torch.Tensor, H: torch.Tensor, valid_pixels: torch.Tensor | None = None
+        self,
+        L: torch.Tensor,
+        H: torch.Tensor,
+        valid_pixels: torch.Tensor | None = None,
+        second: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
+        """second: (L2, H2, flipped) of a second augmented view of the same images, or None."""
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
-        return mi_objective(L, H, self.tau, valid, self.detach_assignment)
+        if second is None:
+            out = mi_objective(L, H, self.tau, valid, self.detach_assignment)
+            ps, pairs = [out["p"]], [(L, H, out["p"])]
+        else:
+            L2, H2, flipped = second
+            p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
+            S1 = soft_global(p1.detach() if self.detach_assignment else p1, H)
+            S2 = soft_global(p2.detach() if self.detach_assignment else p2, H2)
+            a = jsd_bound(L, undo_hflip(S2, flipped), valid)
+            b = jsd_bound(undo_hflip(L2, flipped), S1, valid)
+            out = {key: (a[key] + b[key]) / 2 for key in a}
+            out["loss"], out["p"] = -out["mi"], p1
+            ps, pairs = (
+                [p1, undo_hflip(p2, flipped)],
+                [(L, H, p1), (undo_hflip(L2, flipped), H2, undo_hflip(p2, flipped))],
+            )
+        if self.entropy_weight:
+            out["entropy"] = sum(marginal_entropy(p, valid) for p in ps) / len(ps)
+            out["loss"] = out["loss"] - self.entropy_weight * out["entropy"]
+        if self.in_image_weight:
+            out["in_image"] = sum(in_image_negatives(Lx, Hx, px, valid) for Lx, Hx, px in pairs) / len(pairs)
+            out["loss"] = out["loss"] + self.in_image_weight * out["in_image"]
+        return out
