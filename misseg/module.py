@@ -16,6 +16,8 @@ class MISegModule(pl.LightningModule):
     K: number of clusters (None = number of classes of the data). tau: None = 1/sqrt(P) (paper).
     ignore_in_loss: mask label 255 removes pixels from the loss (COCO-Stuff things); labels are never
     used otherwise in training. num_classes: ground-truth classes for evaluation (set from the data).
+    backbone: None (scratch encoder) or "timm:<name>"; backbone_weights: a local file loaded when training
+    starts (not when a checkpoint is loaded for inference, which holds the weights already).
     """
 
     def __init__(
@@ -38,6 +40,9 @@ class MISegModule(pl.LightningModule):
         weight_decay: float = 0.0,
         num_classes: int | None = None,
         matching: str = "hungarian",
+        backbone: str | None = None,
+        backbone_weights: str | None = None,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
         K = K or num_classes
@@ -58,13 +63,22 @@ class MISegModule(pl.LightningModule):
             head_width,
             head_shared_layers,
             head_pool,
+            backbone=backbone,
+            freeze_backbone=freeze_backbone,
         )
+        if backbone_weights and not backbone:
+            raise ValueError(f"model.backbone_weights={backbone_weights!r} needs model.backbone=timm:<name>")
         self.objective = MIObjective(self.model.tau, detach_assignment)
         self.val_metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
         self.last_eval: dict | None = None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
+
+    def setup(self, stage: str) -> None:
+        # before Lightning restores a checkpoint (resume), so a resumed run keeps its trained weights
+        if stage == "fit" and self.hparams.backbone_weights:
+            self.model.load_backbone_weights(self.hparams.backbone_weights)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         L, H = self.model(batch["image"])
