@@ -19,6 +19,8 @@ class MISegModule(pl.LightningModule):
     used otherwise in training.
     entropy_weight, in_image_weight, views: levers beyond the thesis, off by default (MIObjective).
     num_classes: ground-truth classes for evaluation (set from the data).
+    backbone: None (scratch encoder) or "timm:<name>"; backbone_weights: a local file loaded when training
+    starts (not when a checkpoint is loaded for inference, which holds the weights already).
     """
 
     def __init__(
@@ -46,6 +48,9 @@ class MISegModule(pl.LightningModule):
         weight_decay: float = 0.0,
         num_classes: int | None = None,
         matching: str = "hungarian",
+        backbone: str | None = None,
+        backbone_weights: str | None = None,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
         K = K or num_classes
@@ -66,7 +71,11 @@ class MISegModule(pl.LightningModule):
             head_width,
             head_shared_layers,
             head_pool,
+            backbone=backbone,
+            freeze_backbone=freeze_backbone,
         )
+        if backbone_weights and not backbone:
+            raise ValueError(f"model.backbone_weights={backbone_weights!r} needs model.backbone=timm:<name>")
         if views not in (1, 2):
             raise ValueError(f"model.views={views}: use 1 (the paper) or 2 (two augmented views per image)")
         self.objective = MIObjective(
@@ -77,6 +86,11 @@ class MISegModule(pl.LightningModule):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
+
+    def setup(self, stage: str) -> None:
+        # before Lightning restores a checkpoint (resume), so a resumed run keeps its trained weights
+        if stage == "fit" and self.hparams.backbone_weights:
+            self.model.load_backbone_weights(self.hparams.backbone_weights)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x = batch["image"]

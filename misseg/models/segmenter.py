@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from misseg.models.backbone import TimmBackbone, parse_backbone
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
 from misseg.models.sobel import SobelInput
@@ -12,7 +13,12 @@ from misseg.objectives.mi import soft_assignment
 
 
 class MISegmenter(nn.Module):
-    """x: (B, 3, H, W) -> L: (B, P, U, V), H: (B, K, P)."""
+    """x: (B, 3, H, W) -> L: (B, P, U, V), H: (B, K, P).
+
+    backbone: None = the thesis's scratch encoder; "timm:<name>" = a timm network (misseg/models/backbone.py)
+    with its stride-d feature map projected to P, frozen when freeze_backbone. Its weights are loaded by
+    load_backbone_weights (random init otherwise).
+    """
 
     def __init__(
         self,
@@ -28,15 +34,27 @@ class MISegmenter(nn.Module):
         head_width: int = 64,
         head_shared_layers: int = 1,
         head_pool: int = 4,
+        backbone: str | None = None,
+        freeze_backbone: bool = False,
     ) -> None:
         super().__init__()
         self.inputs = SobelInput(sobel)
-        self.encoder = LocalEncoder(
-            self.inputs.out_channels, P, d, encoder_depth, encoder_width, encoder_max_width, kernel
-        )
+        if backbone:
+            self.encoder = TimmBackbone(parse_backbone(backbone), self.inputs.out_channels, P, d, freeze_backbone)
+        else:
+            if freeze_backbone:
+                raise ValueError("model.freeze_backbone=true needs model.backbone=timm:<name> (null = scratch encoder)")
+            self.encoder = LocalEncoder(
+                self.inputs.out_channels, P, d, encoder_depth, encoder_width, encoder_max_width, kernel
+            )
         self.heads = HighLevelHeads(K, P, head_width, head_shared_layers, head_pool)
         self.K, self.P, self.d = K, P, d
         self.tau = P**-0.5 if tau is None else float(tau)
+
+    def load_backbone_weights(self, path: str) -> None:
+        if not isinstance(self.encoder, TimmBackbone):
+            raise ValueError(f"model.backbone_weights={path!r} is set but model.backbone is null: set model.backbone")
+        self.encoder.load_weights(path)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         L = self.encoder(self.inputs(x))

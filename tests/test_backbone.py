@@ -1,0 +1,96 @@
+import pytest
+import torch
+from conftest import run_cli
+
+from misseg.models.backbone import BackboneError, TimmBackbone, parse_backbone
+from misseg.models.segmenter import MISegmenter
+from misseg.objectives.mi import mi_objective
+
+TINY = ["model.P=8", "model.head_width=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+
+def test_timm_backbone_gives_local_features_at_stride_d():
+    m = MISegmenter(K=3, P=8, d=8, backbone="timm:resnet18")
+    L, H = m(torch.randn(2, 3, 32, 48))
+    assert L.shape == (2, 8, 4, 6) and H.shape == (2, 3, 8)
+    assert not any(isinstance(x, torch.nn.Conv2d) and x.in_channels == 256 for x in m.modules())  # deeper cut off
+    with pytest.raises(BackboneError, match="stride"):
+        MISegmenter(K=3, P=8, d=64, backbone="timm:resnet18")
+    with pytest.raises(BackboneError, match="timm:<name>"):
+        parse_backbone("resnet18")
+    with pytest.raises(BackboneError, match="no model"):
+        MISegmenter(K=3, P=8, d=8, backbone="timm:not_a_model")
+
+
+def test_frozen_backbone_keeps_weights_and_bn_stats_while_the_rest_trains():
+    torch.manual_seed(0)
+    m = MISegmenter(K=2, P=8, d=8, backbone="timm:resnet18", freeze_backbone=True).train()
+    body = {k: v.clone() for k, v in m.encoder.body.state_dict().items()}
+    proj = m.encoder.project.weight.clone()
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        L, H = m(torch.randn(4, 3, 32, 32))
+        loss = -mi_objective(L, H, m.tau)["mi"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(v, m.encoder.body.state_dict()[k]) for k, v in body.items())  # incl. running stats
+    assert not torch.equal(proj, m.encoder.project.weight)
+
+
+def test_backbone_weights_from_a_local_file(tmp_path):
+    torch.manual_seed(1)
+    source = TimmBackbone("resnet18", P=8, d=8)
+    # a DINO-like file: wrapped in {"teacher": ...} with "module.backbone." prefixes, plus a head to ignore
+    wrapped = {f"module.backbone.{k}": v for k, v in source.body.state_dict().items()}
+    wrapped["module.head.weight"] = torch.zeros(3)
+    torch.save({"teacher": wrapped}, tmp_path / "dino.pth")
+    m = MISegmenter(K=2, P=8, d=8, backbone="timm:resnet18")
+    m.load_backbone_weights(str(tmp_path / "dino.pth"))
+    assert all(torch.equal(v, m.encoder.body.state_dict()[k]) for k, v in source.body.state_dict().items())
+    missing = tmp_path / "weights" / "dino_resnet18.pth"
+    with pytest.raises(BackboneError, match=f"put the file at {missing}"):
+        m.load_backbone_weights(str(missing))
+    torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(BackboneError, match="none of its keys"):
+        m.load_backbone_weights(str(tmp_path / "other.pth"))
+    with pytest.raises(ValueError, match="model.backbone is null"):
+        MISegmenter(K=2, P=8, d=2, encoder_depth=2).load_backbone_weights(str(tmp_path / "dino.pth"))
+
+
+def test_backbone_trains_two_steps_on_cpu(tmp_path):
+    source = TimmBackbone("resnet18", P=8, d=8)
+    torch.save(source.body.state_dict(), tmp_path / "r18.pth")
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        *TINY,
+        "model.backbone=timm:resnet18",
+        "model.d=8",
+        f"model.backbone_weights={tmp_path}/r18.pth",
+        "model.freeze_backbone=true",
+        "trainer.max_steps=2",
+        "data.num_images=8",
+        "data.batch_size=4",
+        "data.image_size=32",
+        f"hydra.run.dir={tmp_path}/run",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["backbone"] == "timm:resnet18"
+    trained = ckpt["state_dict"]["model.encoder.body.conv1.weight"]
+    assert torch.equal(trained, source.body.state_dict()["conv1.weight"])  # loaded, then frozen
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        *TINY,
+        "model.backbone=timm:resnet18",
+        "model.d=8",
+        f"model.backbone_weights={tmp_path}/absent.pth",
+        "trainer.max_steps=1",
+        "data.num_images=4",
+        "data.batch_size=2",
+        "data.image_size=32",
+        f"hydra.run.dir={tmp_path}/run2",
+    )
+    assert r.returncode != 0 and "absent.pth" in r.stderr and "put the file at" in r.stderr
