@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 
-from misseg.metrics.segmentation import HungarianSegmentationMetric
 from misseg.models.segmenter import MISegmenter, predict_from_features
 from misseg.objectives.mi import MIObjective
+from misseg.segmodule import SegmentationModule
 
 
-class MISegModule(pl.LightningModule):
+class MISegModule(SegmentationModule):
     """Unsupervised segmenter trained by maximizing the JSD MI bound between L and S (thesis ch. 4).
 
     K: number of clusters (None = number of classes of the data). tau: None = 1/sqrt(P) (paper).
@@ -60,8 +59,7 @@ class MISegModule(pl.LightningModule):
             head_pool,
         )
         self.objective = MIObjective(self.model.tau, detach_assignment)
-        self.val_metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
-        self.last_eval: dict | None = None
+        self.init_evaluation(K, num_classes, matching)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
@@ -84,16 +82,6 @@ class MISegModule(pl.LightningModule):
         )
         return out["loss"]
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        L, H = self.model(batch["image"])
-        classes, _, _ = predict_from_features(L, H, self.model.tau, batch["image"].shape[-2:])
-        self.val_metric.update(classes, batch["mask"])
-
-    def on_validation_epoch_end(self) -> None:
-        result = self.val_metric.compute()
-        self.val_metric.reset()
-        self.log_dict({"val/pa": result["pa"], "val/miou": result["miou"]}, sync_dist=False)
-        self.last_eval = result
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        L, H = self.model(x)
+        return predict_from_features(L, H, self.model.tau, x.shape[-2:])
