@@ -116,3 +116,21 @@ def test_module_training_step_is_finite_and_validation_uses_the_shared_metric():
     assert classes.shape == (2, 16, 16) and probs.shape == (2, 3, 16, 16) and confidence.min() >= 1 / 3 - 1e-6
     module.validation_step(batch, 0)
     assert int(module.val_metric.confusion.sum()) == 2 * 16 * 16
+
+
+def test_every_experiment_composes_with_model_iic():
+    """Experiments set MI keys under model.*; IICSegModule must accept each of them (or instantiate fails)."""
+    import inspect
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from misseg.config import config_dir
+
+    params = set(inspect.signature(IICSegModule.__init__).parameters)
+    names = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        for name in names:
+            cfg = compose("train", overrides=[f"experiment={name}", "model=iic"])
+            assert cfg.model._target_ == "misseg.iic_module.IICSegModule"
+            assert set(cfg.model) - {"_target_"} <= params, (name, set(cfg.model) - params)
