@@ -6,20 +6,24 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from misseg.config import config_dir
-from misseg.module import MISegModule
+from misseg.report import write_report
 from misseg.runs import write_metrics
+from misseg.segmodule import DEFAULT_CLASS, SegmentationModule
 
 
-def load_module(ckpt_path: str | Path, **overrides) -> MISegModule:
+def load_module(ckpt_path: str | Path, **overrides) -> SegmentationModule:
+    """Any misseg method's checkpoint (the class is recorded in it by SegmentationModule.on_save_checkpoint)."""
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
-    return MISegModule.load_from_checkpoint(path, map_location="cpu", **overrides)
+    class_path = torch.load(path, map_location="cpu", weights_only=False).get("misseg_class", DEFAULT_CLASS)
+    return get_class(class_path).load_from_checkpoint(path, map_location="cpu", **overrides)
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -32,6 +36,8 @@ def evaluate(cfg: DictConfig) -> dict:
     result = dict(module.last_eval)
     if trainer.is_global_zero:
         write_metrics(run_dir, result, datamodule.classes)
+        if cfg.get("report", True):
+            write_report(run_dir, module.predict_maps, datamodule, result, title=type(module).__name__)
         print(f"run directory: {run_dir}")
     return result
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
 import torch
 
-from misseg.data.device_augment import colour_jitter, random_hflip
-from misseg.metrics.segmentation import HungarianSegmentationMetric
+from misseg.augment import jittered_flipped_view
 from misseg.models.segmenter import MISegmenter, predict_from_features
 from misseg.objectives.mi import MIObjective
+from misseg.segmodule import SegmentationModule
 
 
-class MISegModule(pl.LightningModule):
+class MISegModule(SegmentationModule):
     """Unsupervised segmenter trained by maximizing the JSD MI bound between L and S (thesis ch. 4).
 
     K: number of clusters (None = number of classes of the data). tau: None = 1/sqrt(P) (paper).
@@ -81,8 +80,7 @@ class MISegModule(pl.LightningModule):
         self.objective = MIObjective(
             self.model.tau, detach_assignment, entropy_weight=entropy_weight, in_image_weight=in_image_weight
         )
-        self.val_metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
-        self.last_eval: dict | None = None
+        self.init_evaluation(K, num_classes, matching)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
@@ -97,7 +95,7 @@ class MISegModule(pl.LightningModule):
         L, H = self.model(x)
         second = None
         if self.hparams.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
-            x2, flipped = random_hflip(colour_jitter(x, self.hparams.view_jitter, self.hparams.view_hue))
+            x2, flipped = jittered_flipped_view(x, self.hparams.view_jitter, self.hparams.view_hue)
             second = (*self.model(x2), flipped)
         valid = batch["mask"] != 255 if self.hparams.ignore_in_loss else None
         out = self.objective(L, H, valid, second)
@@ -110,16 +108,6 @@ class MISegModule(pl.LightningModule):
         )
         return out["loss"]
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        L, H = self.model(batch["image"])
-        classes, _, _ = predict_from_features(L, H, self.model.tau, batch["image"].shape[-2:])
-        self.val_metric.update(classes, batch["mask"])
-
-    def on_validation_epoch_end(self) -> None:
-        result = self.val_metric.compute()
-        self.val_metric.reset()
-        self.log_dict({"val/pa": result["pa"], "val/miou": result["miou"]}, sync_dist=False)
-        self.last_eval = result
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+    def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        L, H = self.model(x)
+        return predict_from_features(L, H, self.model.tau, x.shape[-2:])

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from misseg.config import config_dir
+from misseg.report import write_report
 from misseg.runs import write_metrics
 
 
@@ -32,6 +33,8 @@ def train(cfg: DictConfig) -> dict:
         result = dict(model.last_eval)
         if trainer.is_global_zero:
             write_metrics(run_dir, result, datamodule.classes)
+            if cfg.get("report", True):
+                write_report(run_dir, model.predict_maps, datamodule, result, loggers, title=type(model).__name__)
     if trainer.is_global_zero:
         print(f"run directory: {run_dir}")
     return result

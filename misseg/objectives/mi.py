@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from misseg.augment import unflip
+
 
 def scores(L: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     """Dot-product discriminator T(L_ij, H_k) = <L_ij, H_k>.  -> (B, K, U, V)"""
@@ -93,11 +95,6 @@ def in_image_negatives(L: torch.Tensor, H: torch.Tensor, p: torch.Tensor, valid:
     return (F.softplus(scores(L, H)) * w).sum() / w.sum().clamp_min(1.0)
 
 
-def undo_hflip(y: torch.Tensor, flipped: torch.Tensor) -> torch.Tensor:
-    """y: (B, C, U, V) from horizontally flipped inputs where flipped (B,) is True -> back in the first view's frame."""
-    return torch.where(flipped.view(-1, 1, 1, 1), y.flip(-1), y)
-
-
 class MIObjective(nn.Module):
     """The loss of the thesis plus optional levers beyond it (all off by default = paper-faithful):
 
@@ -140,13 +137,13 @@ class MIObjective(nn.Module):
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
             S1 = soft_global(p1.detach() if self.detach_assignment else p1, H)
             S2 = soft_global(p2.detach() if self.detach_assignment else p2, H2)
-            a = jsd_bound(L, undo_hflip(S2, flipped), valid)
-            b = jsd_bound(undo_hflip(L2, flipped), S1, valid)
+            a = jsd_bound(L, unflip(S2, flipped), valid)
+            b = jsd_bound(unflip(L2, flipped), S1, valid)
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"] = -out["mi"], p1
             ps, pairs = (
-                [p1, undo_hflip(p2, flipped)],
-                [(L, H, p1), (undo_hflip(L2, flipped), H2, undo_hflip(p2, flipped))],
+                [p1, unflip(p2, flipped)],
+                [(L, H, p1), (unflip(L2, flipped), H2, unflip(p2, flipped))],
             )
         if self.entropy_weight:
             out["entropy"] = sum(marginal_entropy(p, valid) for p in ps) / len(ps)
