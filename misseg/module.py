@@ -14,6 +14,7 @@ class MISegModule(pl.LightningModule):
     """Unsupervised segmenter trained by maximizing the JSD MI bound between L and S (thesis ch. 4).
 
     K: number of clusters (None = number of classes of the data). tau: None = 1/sqrt(P) (paper).
+    negatives: "local" (this rank's batch) or "global" (gathered from all DDP ranks) for the JSD term.
     ignore_in_loss: mask label 255 removes pixels from the loss (COCO-Stuff things); labels are never
     used otherwise in training. num_classes: ground-truth classes for evaluation (set from the data).
     """
@@ -33,6 +34,7 @@ class MISegModule(pl.LightningModule):
         head_shared_layers: int = 1,
         head_pool: int = 4,
         detach_assignment: bool = False,
+        negatives: str = "local",
         ignore_in_loss: bool = False,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
@@ -59,7 +61,7 @@ class MISegModule(pl.LightningModule):
             head_shared_layers,
             head_pool,
         )
-        self.objective = MIObjective(self.model.tau, detach_assignment)
+        self.objective = MIObjective(self.model.tau, detach_assignment, negatives=negatives)
         self.val_metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
         self.last_eval: dict | None = None
 
