@@ -66,12 +66,23 @@ for _name, _fn in (("misseg.sweep_group", sweep_group), ("misseg.run_name", run_
         OmegaConf.register_new_resolver(_name, _fn)
 
 
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain: the ValueError behind Hydra's InstantiationException, say."""
+    seen = {id(error)}
+    while (error.__cause__ or error.__context__) is not None and id(error.__cause__ or error.__context__) not in seen:
+        error = error.__cause__ or error.__context__
+        seen.add(id(error))
+    return error
+
+
 def write_failure(run_dir: str | Path, error: BaseException) -> Path:
-    """run_dir/failed.json: the error type, message and traceback of a failed sweep point."""
+    """run_dir/failed.json: "error" = the root cause ("ValueError: ..."), "raised" = the outer error, traceback."""
     path = Path(run_dir) / "failed.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    path.write_text(json.dumps({"error": f"{type(error).__name__}: {error}", "traceback": tb}, indent=2))
+    cause = root_cause(error)
+    out = {"error": f"{type(cause).__name__}: {cause}", "raised": f"{type(error).__name__}: {error}", "traceback": tb}
+    path.write_text(json.dumps(out, indent=2))
     return path
 
 
