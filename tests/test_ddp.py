@@ -158,6 +158,7 @@ def validate(devices: int, **module_kwargs) -> dict:
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, callbacks=[SingleThread()])
     trainer.validate(module, datamodule=tiny_datamodule(), verbose=False)
+    assert trainer.world_size == devices
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 

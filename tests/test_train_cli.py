@@ -2,9 +2,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from hydra import compose, initialize_config_dir
 
-from conftest import run_cli
 from misseg.config import config_dir
 
 TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.head_width=2", "model.d=2",
