@@ -14,6 +14,7 @@ class MISegModule(SegmentationModule):
     """Unsupervised segmenter trained by maximizing the JSD MI bound between L and S (thesis ch. 4).
 
     K: number of clusters (None = number of classes of the data). tau: None = 1/sqrt(P) (paper).
+    negatives: "local" (this rank's batch) or "global" (gathered from all DDP ranks) for the JSD term.
     ignore_in_loss: mask label 255 removes pixels from the loss (COCO-Stuff things); labels are never
     used otherwise in training.
     entropy_weight, in_image_weight, views: levers beyond the thesis, off by default (MIObjective).
@@ -37,6 +38,7 @@ class MISegModule(SegmentationModule):
         head_shared_layers: int = 1,
         head_pool: int = 4,
         detach_assignment: bool = False,
+        negatives: str = "local",
         ignore_in_loss: bool = False,
         entropy_weight: float = 0.0,
         in_image_weight: float = 0.0,
@@ -78,7 +80,11 @@ class MISegModule(SegmentationModule):
         if views not in (1, 2):
             raise ValueError(f"model.views={views}: use 1 (the paper) or 2 (two augmented views per image)")
         self.objective = MIObjective(
-            self.model.tau, detach_assignment, entropy_weight=entropy_weight, in_image_weight=in_image_weight
+            self.model.tau,
+            detach_assignment,
+            entropy_weight=entropy_weight,
+            in_image_weight=in_image_weight,
+            negatives=negatives,
         )
         self.init_evaluation(K, num_classes, matching)
 

@@ -7,10 +7,13 @@ S (B, P, U, V) soft global features, valid (B, U, V) bool.
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
 from misseg.augment import unflip
+
+NEGATIVES = ("local", "global")
 
 
 def scores(L: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
@@ -34,7 +37,14 @@ def pool_valid(valid: torch.Tensor, size: tuple[int, int], min_fraction: float =
     return frac >= min_fraction
 
 
-def jsd_bound(L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def jsd_bound(
+    L: torch.Tensor,
+    S: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    S_neg: torch.Tensor | None = None,
+    valid_neg: torch.Tensor | None = None,
+    self_offset: int = 0,
+) -> dict[str, torch.Tensor]:
     """Eq. 4.12, the Jensen-Shannon MI lower bound with the dot-product critic T(L, S) = <L, S>:
 
         E_joint[-softplus(-T(L_ij(x), S_ij(x)))] - E_marginal[softplus(T(L_ij(x), S_ij(x')))]
@@ -43,18 +53,58 @@ def jsd_bound(L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = Non
     other image of the batch: all B(B-1) pairs in one (UV)-batched matrix product.
     A negative pair counts only where the position is valid in both images, so invalid positions
     receive no gradient from either term.
+
+    S_neg / valid_neg (N, P, U, V) / (N, U, V): the pool the negatives come from (default: S / valid,
+    the local batch); anchor b's own image is row self_offset + b of that pool and is skipped.
     """
     B, _, U, V = L.shape
     if valid is None:
         valid = torch.ones(B, U, V, dtype=torch.bool, device=L.device)
+    if S_neg is None:
+        S_neg, valid_neg = S, valid
+    elif valid_neg is None:
+        valid_neg = torch.ones(S_neg.shape[0], U, V, dtype=torch.bool, device=L.device)
     T_joint = (L * S).sum(1)  # (B, U, V)
-    T_marginal = torch.einsum("bpuv,cpuv->bcuv", L, S)  # (B, B, U, V): anchor b, other image c
-    other = ~torch.eye(B, dtype=torch.bool, device=L.device)[:, :, None, None]
-    pair_valid = valid[:, None] & valid[None, :] & other
+    T_marginal = torch.einsum("bpuv,cpuv->bcuv", L, S_neg)  # (B, N, U, V): anchor b, other image c
+    own = torch.arange(B, device=L.device)[:, None] + self_offset
+    other = (own != torch.arange(S_neg.shape[0], device=L.device)[None, :])[:, :, None, None]
+    pair_valid = valid[:, None] & valid_neg[None, :] & other
     w_joint, w_marginal = valid.float(), pair_valid.float()
     joint = (-F.softplus(-T_joint) * w_joint).sum() / w_joint.sum().clamp_min(1.0)
     marginal = (F.softplus(T_marginal) * w_marginal).sum() / w_marginal.sum().clamp_min(1.0)
     return {"mi": joint - marginal, "joint": joint, "marginal": marginal}
+
+
+def gather_negatives(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """all_gather x (B, ...) over the default process group -> (world * B, ...), offset of this rank's rows.
+
+    Gradient flows through this rank's own slice only (the others are detached copies): each rank
+    back-propagates its anchors' loss into its own S, and DDP averages the parameter gradients as usual.
+    Every rank must pass the same B (training loaders drop the last incomplete batch). Without an
+    initialised process group (one process) it returns x itself, so "global" equals "local" there.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    rank = dist.get_rank()
+    parts[rank] = x
+    return torch.cat(parts), rank * x.shape[0]
+
+
+def jsd_with_negatives(
+    L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None, negatives: str = "local"
+) -> dict[str, torch.Tensor]:
+    """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global")."""
+    if negatives not in NEGATIVES:
+        raise ValueError(f"model.negatives={negatives!r}: use one of {NEGATIVES}")
+    if negatives == "local":
+        return jsd_bound(L, S, valid)
+    B, _, U, V = L.shape
+    v = torch.ones(B, U, V, dtype=torch.bool, device=L.device) if valid is None else valid
+    S_all, offset = gather_negatives(S)
+    valid_all, _ = gather_negatives(v)
+    return jsd_bound(L, S, v, S_all, valid_all, offset)
 
 
 def mi_objective(
@@ -63,16 +113,19 @@ def mi_objective(
     tau: float,
     valid: torch.Tensor | None = None,
     detach_assignment: bool = False,
+    negatives: str = "local",
 ) -> dict[str, torch.Tensor]:
     """loss = -JSD bound between L and S = sum_k p' H_k (eq. 4.8, 4.9, 4.12), averaged over valid positions.
 
     detach_assignment: the thesis does not say whether gradients flow through p'. Default False: the
     bound is differentiated as written (p' depends on L and H). True treats p' as a constant target
     weighting, so only the critic's direct dependence on L and H is trained.
+    negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
+    communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`).
     """
     p = soft_assignment(L, H, tau)
     S = soft_global(p.detach() if detach_assignment else p, H)
-    out = jsd_bound(L, S, valid)
+    out = jsd_with_negatives(L, S, valid, negatives)
     out["loss"] = -out["mi"]
     out["p"] = p
     return out
@@ -103,6 +156,7 @@ class MIObjective(nn.Module):
     Two views (forward's `second`): positives pair L_ij of one view with S_ij of the other view of the same
     image (horizontal flip undone), negatives with S_ij of the other view of every other image;
     symmetrised over the two views.
+    negatives: "local" (this process's batch, the thesis) or "global" (gathered from all DDP ranks).
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
     """
 
@@ -113,8 +167,12 @@ class MIObjective(nn.Module):
         valid_min_fraction: float = 0.5,
         entropy_weight: float = 0.0,
         in_image_weight: float = 0.0,
+        negatives: str = "local",
     ) -> None:
         super().__init__()
+        if negatives not in NEGATIVES:
+            raise ValueError(f"model.negatives={negatives!r}: use one of {NEGATIVES}")
+        self.negatives = negatives
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
 
@@ -130,15 +188,15 @@ class MIObjective(nn.Module):
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         if second is None:
-            out = mi_objective(L, H, self.tau, valid, self.detach_assignment)
+            out = mi_objective(L, H, self.tau, valid, self.detach_assignment, self.negatives)
             ps, pairs = [out["p"]], [(L, H, out["p"])]
         else:
             L2, H2, flipped = second
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
             S1 = soft_global(p1.detach() if self.detach_assignment else p1, H)
             S2 = soft_global(p2.detach() if self.detach_assignment else p2, H2)
-            a = jsd_bound(L, unflip(S2, flipped), valid)
-            b = jsd_bound(unflip(L2, flipped), S1, valid)
+            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives)
+            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives)
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"] = -out["mi"], p1
             ps, pairs = (

@@ -1,0 +1,57 @@
+"""Resume equality on CPU: train 2 epochs  ==  train 1 epoch, then resume from its checkpoint to 2 epochs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.head_width=2", "model.d=2",
+        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "data.num_images=8", "data.batch_size=4",
+        "trainer.deterministic=true",
+        # every epoch's checkpoint: with a monitor, Lightning 2.6 refreshes last.ckpt only when the best
+        # checkpoint changes, so the uninterrupted run's last.ckpt could hold an earlier epoch
+        "callbacks.model_checkpoint.save_top_k=-1"]
+
+# Lightning saves no RNG state: without a callback that does (issue 7's misseg/checkpointing.py), the resumed
+# epoch draws another shuffle order and other augmentations, and the weights differ.
+RNG_STATE_CHECKPOINTED = importlib.util.find_spec("misseg.checkpointing") is not None
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("resume")
+    for args in (["trainer.max_epochs=2", f"hydra.run.dir={tmp}/full"],
+                 ["trainer.max_epochs=1", f"hydra.run.dir={tmp}/part"],
+                 ["trainer.max_epochs=2", f"ckpt_path={tmp}/part/checkpoints/last.ckpt", f"hydra.run.dir={tmp}/part"]):
+        r = run_cli("-m", "misseg.train", *TINY, *args)
+        assert r.returncode == 0, r.stderr[-3000:]
+    return tmp
+
+
+def load(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def test_resume_continues_from_the_checkpoint(runs):
+    full, resumed = load(runs / "full"), load(runs / "part")
+    assert (full["epoch"], full["global_step"]) == (resumed["epoch"], resumed["global_step"]) == (1, 4)
+    epochs = [line.split(",")[0] for line in (runs / "part" / "csv" / "metrics.csv").read_text().splitlines()[1:]]
+    assert "1" in epochs  # the second epoch was trained by the resumed process
+
+
+@pytest.mark.xfail(not RNG_STATE_CHECKPOINTED, strict=True,
+                   reason="needs RNG states in checkpoints (issue 7: misseg/checkpointing.py RNGStateCheckpoint)")
+def test_resumed_run_equals_the_uninterrupted_run(runs):
+    full, resumed = load(runs / "full"), load(runs / "part")
+    assert full["state_dict"].keys() == resumed["state_dict"].keys()
+    for name, value in full["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][name]), name
+    adam_full, adam_resumed = (ckpt["optimizer_states"][0]["state"] for ckpt in (full, resumed))
+    for a, b in zip(adam_full.values(), adam_resumed.values(), strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    m_full = json.loads((runs / "full" / "metrics.json").read_text())
+    m_resumed = json.loads((runs / "part" / "metrics.json").read_text())
+    assert m_full == m_resumed  # pa, miou, per-class IoU, mapping, confusion matrix
