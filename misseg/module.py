@@ -21,6 +21,8 @@ class MISegModule(pl.LightningModule):
     num_classes: ground-truth classes for evaluation (set from the data).
     backbone: None (scratch encoder) or "timm:<name>"; backbone_weights: a local file loaded when training
     starts (not when a checkpoint is loaded for inference, which holds the weights already).
+    channels_last / compile: speed options (BENCHMARKS.md); bf16 autocast is Lightning's
+    trainer.precision=bf16-mixed. compile wraps only the forward call, so checkpoints keep their keys.
     """
 
     def __init__(
@@ -51,6 +53,8 @@ class MISegModule(pl.LightningModule):
         backbone: str | None = None,
         backbone_weights: str | None = None,
         freeze_backbone: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         K = K or num_classes
@@ -83,6 +87,17 @@ class MISegModule(pl.LightningModule):
         )
         self.val_metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
         self.last_eval: dict | None = None
+        # a compiled function, not a compiled module: a module attribute would add keys to the state dict
+        self._compiled = torch.compile(self.model.forward) if compile else None
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._compiled(x) if self._compiled is not None else self.model(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
@@ -94,11 +109,11 @@ class MISegModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x = batch["image"]
-        L, H = self.model(x)
+        L, H = self.features(x)
         second = None
         if self.hparams.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
             x2, flipped = random_hflip(colour_jitter(x, self.hparams.view_jitter, self.hparams.view_hue))
-            second = (*self.model(x2), flipped)
+            second = (*self.features(x2), flipped)
         valid = batch["mask"] != 255 if self.hparams.ignore_in_loss else None
         out = self.objective(L, H, valid, second)
         logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image")
@@ -111,7 +126,7 @@ class MISegModule(pl.LightningModule):
         return out["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        L, H = self.model(batch["image"])
+        L, H = self.features(batch["image"])
         classes, _, _ = predict_from_features(L, H, self.model.tau, batch["image"].shape[-2:])
         self.val_metric.update(classes, batch["mask"])
 
