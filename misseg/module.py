@@ -21,6 +21,8 @@ class MISegModule(SegmentationModule):
     num_classes: ground-truth classes for evaluation (set from the data).
     backbone: None (scratch encoder) or "timm:<name>"; backbone_weights: a local file loaded when training
     starts (not when a checkpoint is loaded for inference, which holds the weights already).
+    channels_last / compile: speed options (BENCHMARKS.md); bf16 autocast is Lightning's
+    trainer.precision=bf16-mixed. compile wraps only the forward call, so checkpoints keep their keys.
     """
 
     def __init__(
@@ -52,6 +54,8 @@ class MISegModule(SegmentationModule):
         backbone: str | None = None,
         backbone_weights: str | None = None,
         freeze_backbone: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         K = K or num_classes
@@ -87,6 +91,17 @@ class MISegModule(SegmentationModule):
             negatives=negatives,
         )
         self.init_evaluation(K, num_classes, matching)
+        # a compiled function, not a compiled module: a module attribute would add keys to the state dict
+        self._compiled = torch.compile(self.model.forward) if compile else None
+
+    def on_fit_start(self) -> None:
+        if self.hparams.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._compiled(x) if self._compiled is not None else self.model(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
@@ -98,11 +113,11 @@ class MISegModule(SegmentationModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x = batch["image"]
-        L, H = self.model(x)
+        L, H = self.features(x)
         second = None
         if self.hparams.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
             x2, flipped = jittered_flipped_view(x, self.hparams.view_jitter, self.hparams.view_hue)
-            second = (*self.model(x2), flipped)
+            second = (*self.features(x2), flipped)
         valid = batch["mask"] != 255 if self.hparams.ignore_in_loss else None
         out = self.objective(L, H, valid, second)
         logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image")
@@ -115,5 +130,5 @@ class MISegModule(SegmentationModule):
         return out["loss"]
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        L, H = self.model(x)
+        L, H = self.features(x)
         return predict_from_features(L, H, self.model.tau, x.shape[-2:])

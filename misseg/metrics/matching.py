@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+_LABEL_BINS = 256  # class ids and ignore_index live in 0..255 (uint8 masks)
+
 
 def confusion_matrix(
     pred: torch.Tensor, target: torch.Tensor, num_pred: int, num_classes: int, ignore_index: int = 255
@@ -13,17 +15,33 @@ def confusion_matrix(
     """(num_pred, num_classes) int64 counts of (cluster, class) over pixels whose target != ignore_index.
 
     One bincount on the tensors' device; memory O(num_pred * num_classes) whatever the number of pixels.
+    Labels are binned in 256 columns (a uint8 label's range) and ignore_index is dropped from the counts
+    afterwards, which avoids compacting the pixels with a boolean mask (the slow part on a CPU).
     """
-    pred, target = pred.reshape(-1), target.reshape(-1).long()
-    keep = target != ignore_index
-    pred, target = pred[keep].long(), target[keep]
-    if target.numel() and (int(target.max()) >= num_classes or int(target.min()) < 0):
+    pred, target = pred.reshape(-1), target.reshape(-1)
+    if not 0 <= ignore_index < _LABEL_BINS:
+        raise ValueError(f"ignore_index={ignore_index}: must be in 0..{_LABEL_BINS - 1}")
+    if target.dtype != torch.uint8 and target.numel():
+        lo, hi = (int(v) for v in torch.aminmax(target))
+        if lo < 0 or hi >= _LABEL_BINS:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"target holds class {bad} but num_classes={num_classes} "
+                f"(valid labels are 0..{num_classes - 1} and {ignore_index} = ignore)"
+            )
+    index = torch.add(target.long(), pred.long(), alpha=_LABEL_BINS)  # pred * 256 + target in one pass
+    counts = torch.bincount(index, minlength=num_pred * _LABEL_BINS)
+    if counts.numel() != num_pred * _LABEL_BINS:
+        raise ValueError(f"pred holds cluster ids >= num_pred={num_pred} (valid ids are 0..{num_pred - 1})")
+    counts = counts.reshape(num_pred, _LABEL_BINS)
+    counts[:, ignore_index] = 0
+    stray = counts[:, num_classes:].sum(0).nonzero()
+    if stray.numel():
         raise ValueError(
-            f"target holds class {int(target.max())} but num_classes={num_classes} "
+            f"target holds class {int(stray[0]) + num_classes} but num_classes={num_classes} "
             f"(valid labels are 0..{num_classes - 1} and {ignore_index} = ignore)"
         )
-    counts = torch.bincount(pred * num_classes + target, minlength=num_pred * num_classes)
-    return counts.reshape(num_pred, num_classes)
+    return counts[:, :num_classes].contiguous()
 
 
 def hungarian_mapping(confusion: np.ndarray) -> np.ndarray:

@@ -14,11 +14,14 @@ from torch.nn import functional as F
 from misseg.augment import unflip
 
 NEGATIVES = ("local", "global")
+# The contractions below are written as torch.bmm on BLAS-friendly layouts rather than einsum: on CPU,
+# einsum handed bmm strided views it ran 3x slower (forward + backward; see BENCHMARKS.md).
 
 
 def scores(L: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     """Dot-product discriminator T(L_ij, H_k) = <L_ij, H_k>.  -> (B, K, U, V)"""
-    return torch.einsum("bpuv,bkp->bkuv", L, H)
+    B, _, U, V = L.shape
+    return torch.bmm(H, L.reshape(B, L.shape[1], U * V)).view(B, H.shape[1], U, V)
 
 
 def soft_assignment(L: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tensor:
@@ -28,7 +31,8 @@ def soft_assignment(L: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tenso
 
 def soft_global(p: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     """Eq. 4.9: S_ij = sum_k p'_ijk H_k.  -> (B, P, U, V)"""
-    return torch.einsum("bkuv,bkp->bpuv", p, H)
+    B, K, U, V = p.shape
+    return torch.bmm(H.transpose(1, 2), p.reshape(B, K, U * V)).view(B, H.shape[2], U, V)
 
 
 def pool_valid(valid: torch.Tensor, size: tuple[int, int], min_fraction: float = 0.5) -> torch.Tensor:
@@ -65,9 +69,13 @@ def jsd_bound(
     elif valid_neg is None:
         valid_neg = torch.ones(S_neg.shape[0], U, V, dtype=torch.bool, device=L.device)
     T_joint = (L * S).sum(1)  # (B, U, V)
-    T_marginal = torch.einsum("bpuv,cpuv->bcuv", L, S_neg)  # (B, N, U, V): anchor b, other image c
+    # (B, N, U, V): anchor b, other image c; one (B x P) @ (P x N) product per position
+    N = S_neg.shape[0]
+    L_pos = L.flatten(2).permute(2, 0, 1).contiguous()  # (UV, B, P)
+    S_pos = S_neg.flatten(2).permute(2, 0, 1).contiguous()  # (UV, N, P)
+    T_marginal = torch.bmm(L_pos, S_pos.transpose(1, 2)).permute(1, 2, 0).reshape(B, N, U, V)
     own = torch.arange(B, device=L.device)[:, None] + self_offset
-    other = (own != torch.arange(S_neg.shape[0], device=L.device)[None, :])[:, :, None, None]
+    other = (own != torch.arange(N, device=L.device)[None, :])[:, :, None, None]
     pair_valid = valid[:, None] & valid_neg[None, :] & other
     w_joint, w_marginal = valid.float(), pair_valid.float()
     joint = (-F.softplus(-T_joint) * w_joint).sum() / w_joint.sum().clamp_min(1.0)

@@ -1,0 +1,89 @@
+"""Training augmentation for batches of cached uint8 images, run on the batch's device in a few tensor ops.
+
+The per-sample torchvision pipeline (misseg.data.transforms.train_transform) costs milliseconds per image
+on a CPU worker. When images are already decoded (a uint8 cache or array), the crop/flip is a slice in
+the dataset and the colour jitter + normalisation run here once per batch, on the GPU when there is one.
+Colour jitter follows torchvision's brightness/contrast/saturation definitions with a fixed order;
+hue is a rotation of the chroma plane in YIQ space (an approximation of torchvision's HSV hue shift).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.utils.data import Dataset
+
+from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+_GREY = (0.299, 0.587, 0.114)
+_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
+def _factors(n: int, strength: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Per-image factors uniform in [max(0, 1 - s), 1 + s], shaped (n, 1, 1, 1) to broadcast over images."""
+    lo = max(0.0, 1.0 - strength)
+    u = torch.rand(n, generator=generator).to(device)
+    return (lo + u * (1.0 + strength - lo)).view(n, 1, 1, 1)
+
+
+def augment_batch(
+    images: torch.Tensor,
+    jitter: float = 0.4,
+    hue: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, 3, H, W) uint8 -> (B, 3, H, W) float32 jittered and ImageNet-normalised, on images' device.
+
+    jitter: brightness, contrast and saturation strength (as in train_transform); hue: max hue shift in
+    turns (0.1 = +-36 degrees). Random numbers come from `generator` on the CPU, so a seed gives the same
+    batch on every device.
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"augment_batch expects (B, 3, H, W) uint8 images, got {images.dtype} {tuple(images.shape)}")
+    B, dev = images.shape[0], images.device
+    x = images.float().div_(255.0)
+    grey_w = torch.tensor(_GREY, device=dev).view(1, 3, 1, 1)
+    if jitter > 0:
+        x = (x * _factors(B, jitter, generator, dev)).clamp_(0, 1)  # brightness
+        mean = (x * grey_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+        x = torch.lerp(mean, x, _factors(B, jitter, generator, dev)).clamp_(0, 1)  # contrast
+        grey = (x * grey_w).sum(1, keepdim=True)
+        x = torch.lerp(grey, x, _factors(B, jitter, generator, dev)).clamp_(0, 1)  # saturation
+    if hue > 0:
+        theta = (torch.rand(B, generator=generator) * 2 - 1).to(dev) * (hue * 2 * math.pi)
+        yiq = torch.tensor(_RGB_TO_YIQ, device=dev)
+        cos, sin = theta.cos(), theta.sin()
+        rot = torch.zeros(B, 3, 3, device=dev)
+        rot[:, 0, 0], rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = 1, cos, -sin, sin, cos
+        m = torch.linalg.inv(yiq) @ rot @ yiq  # (B, 3, 3): RGB -> YIQ, rotate I/Q, back to RGB
+        x = torch.einsum("bij,bjhw->bihw", m, x).clamp_(0, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+class UInt8CropDataset(Dataset):
+    """Random crop + horizontal flip of in-memory uint8 images by slicing; colour work is left to augment_batch.
+
+    images: (N, 3, H, W) uint8, masks: (N, H, W) uint8, H and W >= size.
+    Returns {"image": (3, size, size) uint8, "mask": (size, size) int64, "index": i}.
+    """
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor, size: int, flip: bool = True) -> None:
+        if images.dtype != torch.uint8 or images.shape[-2] < size or images.shape[-1] < size:
+            raise ValueError(f"UInt8CropDataset needs uint8 images of at least {size} px, got {tuple(images.shape)}")
+        self.images, self.masks, self.size, self.flip = images, masks, size, flip
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        H, W = self.images.shape[-2:]
+        top = int(torch.randint(0, H - self.size + 1, ()))
+        left = int(torch.randint(0, W - self.size + 1, ()))
+        image = self.images[i, :, top : top + self.size, left : left + self.size]
+        mask = self.masks[i, top : top + self.size, left : left + self.size]
+        if self.flip and torch.rand(()) < 0.5:
+            image, mask = image.flip(-1), mask.flip(-1)
+        return {"image": image.contiguous(), "mask": mask.long(), "index": i}

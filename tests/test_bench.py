@@ -1,0 +1,103 @@
+import pytest
+import torch
+
+from misseg.bench.metric import iic_votes
+from misseg.bench.naive import NaiveConfusion, NaiveHeads, naive_mi_loss
+from misseg.bench.train_step import Setting, bench_step, check_same_math, fit_exponent
+from misseg.data.batch_augment import UInt8CropDataset, augment_batch
+from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from misseg.metrics.matching import confusion_matrix
+from misseg.models.heads import HighLevelHeads
+from misseg.module import MISegModule
+from misseg.objectives.mi import mi_objective
+
+
+def test_naive_reference_computes_misseg_math_with_gradients():
+    torch.manual_seed(0)
+    heads = HighLevelHeads(K=4, P=6, width=3).eval()
+    naive = NaiveHeads(4, 6, width=3).load_from(heads).eval()
+    L = torch.randn(3, 6, 8, 8, requires_grad=True)
+    H_fast, H_naive = heads(L), naive(L)
+    assert torch.allclose(H_fast, H_naive, atol=1e-5)
+    fast, ref = mi_objective(L, H_fast, 0.3)["loss"], naive_mi_loss(L, H_naive, 0.3)
+    assert torch.allclose(fast, ref, atol=1e-5)
+    (g_fast,) = torch.autograd.grad(fast, L)
+    (g_ref,) = torch.autograd.grad(ref, L)
+    assert torch.allclose(g_fast, g_ref, atol=1e-5)
+    assert check_same_math(torch.device("cpu")) < 1e-4
+
+
+def test_bench_step_reports_positive_rate_and_the_fast_paths_run():
+    s = Setting(2, 16, 8, 3)
+    for fast in ({}, {"channels_last": True}):
+        row = bench_step(s, "misseg", torch.device("cpu"), warmup=1, steps=1, **fast)
+        assert row["images_per_s"] > 0 and row["step_s"] > 0
+
+
+def test_fit_exponent_recovers_power_law():
+    xs = [2, 8, 15, 27]
+    assert fit_exponent(xs, [3.0 * x**1.5 for x in xs]) == pytest.approx(1.5)
+
+
+def test_confusion_matrix_matches_numpy_references_with_ignore():
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randint(0, 5, (3, 17, 11), generator=g)
+    target = torch.randint(0, 4, (3, 17, 11), generator=g)
+    target[torch.rand(3, 17, 11, generator=g) < 0.2] = 255
+    got = confusion_matrix(pred, target, 5, 4).numpy()
+    ref = NaiveConfusion(5, 4)
+    ref.update(pred, target)
+    assert (got == ref.compute()["confusion"]).all()
+    keep = (target != 255).numpy().reshape(-1)
+    assert (got == iic_votes(pred.numpy().reshape(-1)[keep], target.numpy().reshape(-1)[keep], 5, 4)).all()
+    assert (confusion_matrix(pred, target.to(torch.uint8), 5, 4).numpy() == got).all()  # uint8 masks too
+
+
+@pytest.mark.parametrize("bad", [4, 254, 300, -1])
+def test_confusion_matrix_rejects_labels_outside_classes_and_ignore(bad):
+    pred = torch.zeros(1, 2, 2, dtype=torch.long)
+    target = torch.tensor([[[0, 1], [255, bad]]])
+    with pytest.raises(ValueError, match=f"target holds class {bad} but num_classes=4"):
+        confusion_matrix(pred, target, 2, 4)
+
+
+def test_confusion_matrix_rejects_cluster_ids_beyond_num_pred():
+    with pytest.raises(ValueError, match="num_pred=2"):
+        confusion_matrix(torch.tensor([0, 2]), torch.tensor([0, 1]), 2, 2)
+
+
+def test_augment_batch_identity_without_jitter_and_bounded_with_jitter():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 9, 7), dtype=torch.uint8, generator=g)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    plain = augment_batch(x, jitter=0, hue=0)
+    assert torch.allclose(plain, (x.float() / 255 - mean) / std, atol=1e-6)
+    out = augment_batch(x, jitter=0.4, hue=0.1, generator=g)
+    rgb = out * std + mean
+    assert out.shape == x.shape and rgb.min() >= -1e-5 and rgb.max() <= 1 + 1e-5
+    assert not torch.allclose(out, plain)  # the jitter does change the colours
+    grey = torch.full((1, 3, 4, 4), 128, dtype=torch.uint8)  # hue rotation keeps a grey pixel grey
+    assert torch.allclose(augment_batch(grey, jitter=0, hue=0.5, generator=g), augment_batch(grey, 0, 0), atol=1e-5)
+    with pytest.raises(ValueError, match="uint8"):
+        augment_batch(x.float())
+
+
+def test_uint8_crop_dataset_crops_image_and_mask_together():
+    images = torch.arange(2 * 3 * 10 * 12, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 3, 10, 12)
+    masks = images[:, 0].clone()
+    item = UInt8CropDataset(images, masks, 8)[1]
+    assert item["image"].shape == (3, 8, 8) and item["image"].dtype == torch.uint8
+    assert torch.equal(item["image"][0].long(), item["mask"])  # the mask followed the crop and the flip
+    with pytest.raises(ValueError, match="at least 16 px"):
+        UInt8CropDataset(images, masks, 16)
+
+
+def test_module_channels_last_option_trains_one_step_with_same_state_keys():
+    plain = MISegModule(K=3, P=8, encoder_width=4, head_width=2)
+    fast = MISegModule(K=3, P=8, encoder_width=4, head_width=2, channels_last=True)
+    assert plain.state_dict().keys() == fast.state_dict().keys()
+    fast.on_fit_start()
+    L, H = fast.features(torch.randn(2, 3, 16, 16))
+    assert L.shape == (2, 8, 4, 4) and H.shape == (2, 3, 8)
+    assert fast.model.encoder.project.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.isfinite(fast.objective(L, H)["loss"])
