@@ -66,7 +66,7 @@ class MISegModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model(x)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         L, H = self.model(batch["image"])
         valid = batch["mask"] != 255 if self.hparams.ignore_in_loss else None
         out = self.objective(L, H, valid)
@@ -82,7 +82,8 @@ class MISegModule(pl.LightningModule):
             prog_bar=False,
             batch_size=L.shape[0],
         )
-        return out["loss"]
+        # the loss terms ride along (detached) for misseg.callbacks.NonFiniteGuard's message
+        return {"loss": out["loss"], **{k: out[k].detach() for k in ("joint", "marginal")}}
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         L, H = self.model(batch["image"])

@@ -9,8 +9,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from misseg.data.folder import FolderDataset
+from misseg.data.scan import BadFilesError, bad_files_message, read_class_names, scan_folder
 from misseg.data.synthetic import SyntheticTextures
 from misseg.data.transforms import eval_transform, train_transform
+from misseg.errors import ConfigError, DatasetError
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -86,12 +88,32 @@ class SegmentationDataModule(pl.LightningDataModule):
 
 
 class FolderDataModule(SegmentationDataModule):
-    def __init__(self, root: str, **kwargs) -> None:
+    """on_bad_file: "stop" (default) raises one error listing every bad file the start-up scan finds;
+    "skip" trains without them (`skipped` lists them). verify_files=false only pairs file names (fast,
+    for large trusted sets); a corrupt file then fails when it is read."""
+
+    def __init__(self, root: str, on_bad_file: str = "stop", verify_files: bool = True, **kwargs) -> None:
+        if on_bad_file not in ("stop", "skip"):
+            raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use 'stop' or 'skip'")
         self.root = Path(root).expanduser()
+        report = scan_folder(self.root, len(read_class_names(self.root)), verify_files=verify_files)
+        if report.bad and on_bad_file == "stop":
+            raise BadFilesError(bad_files_message(self.root, report.bad), report.bad)
+        if len(report.pairs) < 2:
+            raise DatasetError(f"data.root={self.root}: {len(report.pairs)} usable image(s) after skipping "
+                               f"{len(report.bad)} bad file(s); training needs at least 2.")
+        self.pairs, self.skipped = report.pairs, report.bad
+        resize_shorter, image_size = kwargs.get("resize_shorter"), kwargs.get("image_size", 64)
+        if not resize_shorter and report.min_side is not None and image_size > report.min_side:
+            raise ConfigError(
+                f"data.image_size={image_size}: larger than the shorter side of {report.min_side_path} "
+                f"({report.min_side} px, the smallest); set data.image_size <= {report.min_side} or "
+                f"data.resize_shorter >= {image_size}"
+            )
         super().__init__(**kwargs)
 
     def make_dataset(self, transform=None, indices=None) -> FolderDataset:
-        return FolderDataset(self.root, transform, indices)
+        return FolderDataset(self.root, transform, indices, pairs=self.pairs)
 
 
 class SyntheticDataModule(SegmentationDataModule):
