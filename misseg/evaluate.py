@@ -2,35 +2,67 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from misseg.config import config_dir
-from misseg.report import write_report
-from misseg.runs import write_metrics
-from misseg.segmodule import DEFAULT_CLASS, SegmentationModule
+from misseg.errors import ConfigError, reported_errors
+from misseg.resume import check_run_dir
+from misseg.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
+
+# Classes a checkpoint may name (SegmentationModule.on_save_checkpoint records it): the name is untrusted
+# input, so it selects from this list and is never imported freely.
+METHOD_CLASSES = {
+    "misseg.module.MISegModule": ("misseg.module", "MISegModule"),
+    "misseg.iic_module.IICSegModule": ("misseg.iic_module", "IICSegModule"),
+}
 
 
-def load_module(ckpt_path: str | Path, **overrides) -> SegmentationModule:
-    """Any misseg method's checkpoint (the class is recorded in it by SegmentationModule.on_save_checkpoint)."""
+def load_module(ckpt_path: str | Path, **overrides):
+    """Any misseg method's checkpoint. weights_only=True: a checkpoint is untrusted input; ours hold only
+    tensors and plain values."""
+    import importlib
+
+    import torch
+
+    from misseg.segmodule import DEFAULT_CLASS
+
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
-    class_path = torch.load(path, map_location="cpu", weights_only=False).get("misseg_class", DEFAULT_CLASS)
-    return get_class(class_path).load_from_checkpoint(path, map_location="cpu", **overrides)
+        raise ConfigError(f"ckpt_path={path}: no such checkpoint file")
+    try:
+        class_path = torch.load(path, map_location="cpu", weights_only=True).get("misseg_class", DEFAULT_CLASS)
+    except Exception as e:  # truncated file, not a checkpoint, or one that needs arbitrary code to unpickle
+        raise ConfigError(f"ckpt_path={path}: not a loadable misseg checkpoint ({type(e).__name__}: {e})") from None
+    if class_path not in METHOD_CLASSES:
+        raise ConfigError(f"ckpt_path={path}: records method {class_path!r}; known: {sorted(METHOD_CLASSES)}")
+    module_name, class_name = METHOD_CLASSES[class_path]
+    cls = getattr(importlib.import_module(module_name), class_name)
+    try:
+        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
+    except Exception as e:
+        raise ConfigError(f"ckpt_path={path}: not a loadable misseg checkpoint ({type(e).__name__}: {e})") from None
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    pl.seed_everything(cfg.seed, workers=True)
+    import pytorch_lightning as pl
+
+    from misseg.report import write_report
+    from misseg.runs import write_metrics
+    from misseg.train import make_datamodule
+
+    validate_evaluate_cfg(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
-    datamodule = instantiate(cfg.data)
+    check_run_dir(run_dir, None)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = make_datamodule(cfg.data, run_dir)
     module = load_module(cfg.ckpt_path, num_classes=datamodule.num_classes, matching=cfg.matching)
+    check_clusters_match_classes(module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)")
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.validate(module, datamodule=datamodule, verbose=False)
     result = dict(module.last_eval)
@@ -43,8 +75,22 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="evaluate")
-def main(cfg: DictConfig) -> float | None:
-    return evaluate(cfg).get("miou")
+def hydra_main(cfg: DictConfig) -> float | None:
+    with reported_errors():
+        return evaluate(cfg).get("miou")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Validate the command line (and that the output dir is new) before Hydra creates anything, then run."""
+    with reported_errors():
+        precheck(
+            config_dir(),
+            "evaluate",
+            sys.argv[1:] if argv is None else argv,
+            validate_evaluate_cfg,
+            lambda cfg: check_run_dir(cfg.hydra.run.dir, None),
+        )
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -127,7 +127,8 @@ class MISegModule(SegmentationModule):
             on_epoch=True,
             batch_size=L.shape[0],
         )
-        return out["loss"]
+        # the loss terms ride along (detached) for misseg.callbacks.NonFiniteGuard's message
+        return {"loss": out["loss"], **{k: out[k].detach() for k in ("joint", "marginal")}}
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         L, H = self.features(x)

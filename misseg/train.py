@@ -2,41 +2,106 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities import rank_zero_only
 
 from misseg.config import config_dir
+from misseg.errors import ConfigError, Interrupted, UserError, reported_errors
 from misseg.provenance import update_run_info, write_run_info
-from misseg.report import write_report
-from misseg.runs import write_metrics
+from misseg.resume import CHECKPOINT_DIR, check_run_dir, resolve_ckpt_path
 from misseg.sweep import run_task
+from misseg.validation import check_clusters_match_classes, precheck, validate_train_cfg
+
+# torch / Lightning / the data stack are imported inside the functions that need them: importing them
+# takes seconds to tens of seconds, and a bad command line should be refused before that.
+
+log = logging.getLogger(__name__)
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list:
     return [instantiate(v) for v in (cfg or {}).values() if v is not None and "_target_" in v]
 
 
+def instantiate_checked(cfg: DictConfig, **kwargs):
+    """instantiate(), but a UserError or ValueError raised by the constructor (misseg's name the key and
+    value) reaches the user as itself (one line), not wrapped in Hydra's InstantiationException."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(cfg, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from None
+        raise
+
+
+def make_datamodule(data_cfg: DictConfig, run_dir: str | Path):
+    """Instantiate the data; the start-up scan's bad files go to RUN_DIR/bad_files.txt (skipped or fatal)."""
+    from misseg.data.scan import BadFilesError, write_bad_files
+
+    try:
+        datamodule = instantiate_checked(data_cfg)
+    except BadFilesError as e:
+        path = write_bad_files(Path(run_dir) / "bad_files.txt", e.bad)
+        raise BadFilesError(f"{e} Full list: {path}", e.bad) from None
+    skipped = getattr(datamodule, "skipped", [])
+    if skipped:
+        path = write_bad_files(Path(run_dir) / "bad_files.txt", skipped)
+        log.warning("data.on_bad_file=skip: skipped %d bad file(s), listed in %s", len(skipped), path)
+        print(f"skipped {len(skipped)} bad file(s), listed in {path}", file=sys.stderr)
+    return datamodule
+
+
 def train(cfg: DictConfig) -> dict:
-    pl.seed_everything(cfg.seed, workers=True)
+    import pytorch_lightning as pl
+    from pytorch_lightning.utilities import rank_zero_only
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from misseg.callbacks import NonFiniteGuard
+    from misseg.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
+    from misseg.report import write_report
+    from misseg.runs import write_metrics
+
+    validate_train_cfg(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
+    check_run_dir(run_dir, cfg.ckpt_path)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
     start = time.time()
-    # git commit + fully resolved config next to the results (rank 0 only under DDP)
+    # git commit + fully resolved config next to the results (rank 0 only under DDP); after the run-dir
+    # check, which would otherwise see run_info.json and refuse a fresh run dir
     rank_zero_only(write_run_info)(
         run_dir, OmegaConf.to_container(cfg, resolve=True), list(HydraConfig.get().overrides.task), seed=cfg.seed
     )
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, num_classes=datamodule.num_classes)
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = make_datamodule(cfg.data, run_dir)
+    check_clusters_match_classes(cfg.model.get("K"), datamodule.num_classes, cfg.model.get("matching", "hungarian"))
+    model = instantiate_checked(cfg.model, num_classes=datamodule.num_classes)
     loggers = instantiate_dict(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=instantiate_dict(cfg.callbacks))
+    last = ResumeCheckpoint(Path(run_dir) / CHECKPOINT_DIR)
+    # after cfg.callbacks: Lightning runs Checkpoint callbacks last, in this order (ModelCheckpoint, then last)
+    callbacks = instantiate_dict(cfg.callbacks) + [NonFiniteGuard(), RNGStateCheckpoint(), last]
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
+    )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        raise Interrupted(
+            f"SIGTERM at step {last.sigterm_step}: saved {last.path}. Resume with: python -m misseg.train "
+            f"<same overrides> hydra.run.dir={run_dir} ckpt_path=last"
+        ) from None
     result: dict = {}
     if cfg.evaluate:
         trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -52,9 +117,22 @@ def train(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     # the value Hydra sweepers (Optuna) optimize; in a multirun a failing job is recorded, not fatal
-    return run_task(train, cfg, metric=cfg.get("optimized_metric") or "miou")
+    with reported_errors():
+        return run_task(train, cfg, metric=cfg.get("optimized_metric") or "miou")
+
+
+def _run_dir_policy(cfg: DictConfig) -> None:
+    check_run_dir(cfg.hydra.run.dir, cfg.get("ckpt_path"))
+    resolve_ckpt_path(cfg.get("ckpt_path"), cfg.hydra.run.dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Validate the command line and the run-dir policy before Hydra creates anything, then run."""
+    with reported_errors():
+        precheck(config_dir(), "train", sys.argv[1:] if argv is None else argv, validate_train_cfg, _run_dir_policy)
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -76,8 +76,14 @@ def loop_bound(L, S_anchor, S_pool, own):
     """Slow reference: joint over own positions, negatives = every pool image except `own[b]` at (i, j)."""
     B, _, U, V = L.shape
     pos = [-F.softplus(-(L[b, :, i, j] @ S_anchor[b, :, i, j])) for b in range(B) for i in range(U) for j in range(V)]
-    neg = [F.softplus(L[b, :, i, j] @ S_pool[c, :, i, j])
-           for b in range(B) for c in range(S_pool.shape[0]) if c != own[b] for i in range(U) for j in range(V)]
+    neg = [
+        F.softplus(L[b, :, i, j] @ S_pool[c, :, i, j])
+        for b in range(B)
+        for c in range(S_pool.shape[0])
+        if c != own[b]
+        for i in range(U)
+        for j in range(V)
+    ]
     return torch.stack(pos).mean() - torch.stack(neg).mean()
 
 
@@ -147,16 +153,30 @@ class SingleThread(pl.Callback):
 def tiny_datamodule() -> SyntheticDataModule:
     # 8 images: divisible by the 2 ranks (DistributedSampler pads otherwise, see README); 3 per eval batch
     # gives uneven batches per rank (3 + 1)
-    return SyntheticDataModule(num_images=8, native_size=32, num_classes=4, image_size=32, batch_size=2,
-                               eval_batch_size=3, augment=dict(jitter=0.0, hue=0.0))
+    return SyntheticDataModule(
+        num_images=8,
+        native_size=32,
+        num_classes=4,
+        image_size=32,
+        batch_size=2,
+        eval_batch_size=3,
+        augment=dict(jitter=0.0, hue=0.0),
+    )
 
 
 def validate(devices: int, **module_kwargs) -> dict:
     pl.seed_everything(0)
     module = MISegModule(**TINY, **module_kwargs)
-    trainer = pl.Trainer(accelerator="cpu", devices=devices, strategy="ddp_fork" if devices > 1 else "auto",
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[SingleThread()])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=devices,
+        strategy="ddp_fork" if devices > 1 else "auto",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[SingleThread()],
+    )
     trainer.validate(module, datamodule=tiny_datamodule(), verbose=False)
     assert trainer.world_size == devices
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -172,10 +192,19 @@ def test_ddp_trains_with_gathered_negatives(tmp_path):
     pl.seed_everything(0)
     module = MISegModule(**TINY, negatives="global")
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", max_steps=2, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         limit_val_batches=1, default_root_dir=tmp_path,
-                         callbacks=[SingleThread()])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_fork",
+        max_steps=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=1,
+        default_root_dir=tmp_path,
+        callbacks=[SingleThread()],
+    )
     trainer.fit(module, datamodule=tiny_datamodule())
     # the launcher copies rank 0's trained weights and the logged metrics back into this process
     assert torch.isfinite(trainer.callback_metrics["train/loss_epoch"])

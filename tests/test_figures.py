@@ -22,8 +22,14 @@ from misseg.viz.figures import (
     save_qualitative_grid,
 )
 
-TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.d=2",
-        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+TINY = [
+    "model.P=8",
+    "model.encoder_depth=2",
+    "model.encoder_width=4",
+    "model.d=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -61,10 +67,18 @@ def test_every_figure_is_a_png_of_sensible_size(tmp_path):
     masks = rng.integers(0, 5, (3, 40, 60))
     masks[:, :4] = 255
     paths = [
-        save_qualitative_grid(tmp_path / "grid.png", rng.random((3, 40, 60, 3)), masks,
-                              rng.integers(-1, 5, (3, 40, 60)), rng.random((3, 40, 60)), names, "title"),
-        save_confusion_matrix(tmp_path / "sub" / "conf.png", rng.integers(0, 100, (7, 5)), [0, 1, 2, 3, 4, -1, -1],
-                              names),
+        save_qualitative_grid(
+            tmp_path / "grid.png",
+            rng.random((3, 40, 60, 3)),
+            masks,
+            rng.integers(-1, 5, (3, 40, 60)),
+            rng.random((3, 40, 60)),
+            names,
+            "title",
+        ),
+        save_confusion_matrix(
+            tmp_path / "sub" / "conf.png", rng.integers(0, 100, (7, 5)), [0, 1, 2, 3, 4, -1, -1], names
+        ),
         save_iou_bars(tmp_path / "iou.png", [0.5, float("nan"), 0.1, 0.9, 0.0], names),
         save_class_histogram(tmp_path / "hist.png", [100, 0, 5, 30, 1], names),
     ]
@@ -109,14 +123,33 @@ def test_report_writes_figures_logs_them_and_counts_classes(tmp_path):
 
 
 def test_iic_trains_via_the_cli_and_evaluate_reloads_it_with_majority_matching(tmp_path):
-    r = run_cli("-m", "misseg.train", "model=iic", *TINY, "model.K=6", "model.K_over=8", "model.T=2",
-                "trainer.max_steps=2", "data.num_images=8", "data.batch_size=4", f"hydra.run.dir={tmp_path}/run")
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        "model=iic",
+        *TINY,
+        "model.K=6",
+        "model.K_over=8",
+        "model.T=2",
+        "model.matching=majority",
+        "trainer.max_steps=2",
+        "data.num_images=8",
+        "data.batch_size=4",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(m["mapping"]) == 6 and m["num_images"] == 8 and 0 <= m["miou"] <= m["pa"] <= 1
     assert len(list((tmp_path / "run" / "figures").glob("*.png"))) == 4
-    r = run_cli("-m", "misseg.evaluate", f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt", "data.num_images=8",
-                "matching=majority", "report=false", f"hydra.run.dir={tmp_path}/eval")
+    r = run_cli(
+        "-m",
+        "misseg.evaluate",
+        f"ckpt_path={tmp_path}/run/checkpoints/last.ckpt",
+        "data.num_images=8",
+        "matching=majority",
+        "report=false",
+        f"hydra.run.dir={tmp_path}/eval",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     e = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert e["matching"] == "majority" and e["confusion"] == m["confusion"]  # same IIC model, other matching

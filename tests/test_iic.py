@@ -106,8 +106,9 @@ def test_second_view_flip_is_undone_and_jitter_stays_in_range():
 
 
 def test_module_training_step_is_finite_and_validation_uses_the_shared_metric():
-    module = IICSegModule(K=3, K_over=6, T=1, P=8, d=2, encoder_depth=2, encoder_width=4, num_classes=3,
-                          tau=0.1, head_width=2)  # MI-only keys are accepted and ignored
+    module = IICSegModule(
+        K=3, K_over=6, T=1, P=8, d=2, encoder_depth=2, encoder_width=4, num_classes=3, tau=0.1, head_width=2
+    )  # MI-only keys are accepted and ignored
     batch = {"image": torch.randn(2, 3, 16, 16), "mask": torch.randint(0, 3, (2, 16, 16))}
     loss = module.training_step(batch, 0)
     loss.backward()

@@ -118,15 +118,34 @@ def test_predict_maps_confidence_is_zero_on_the_border_and_one_on_a_centre():
 
 def test_kmeans_cli_writes_metrics_and_figures(tmp_path):
     root = colour_dataset(tmp_path / "colours")
-    r = run_cli("-m", "misseg.baselines.kmeans", "data=folder", f"data.root={root}", "data.image_size=24",
-                "data.num_workers=0", "kmeans.iters=3", "kmeans.K=5", "matching=majority",
-                f"hydra.run.dir={tmp_path}/run")
+    r = run_cli(
+        "-m",
+        "misseg.baselines.kmeans",
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=24",
+        "data.num_workers=0",
+        "kmeans.iters=3",
+        "kmeans.K=5",
+        "matching=majority",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["method"] == "kmeans" and m["K"] == 5 and m["matching"] == "majority"
     assert len(m["mapping"]) == 5 and m["miou"] == pytest.approx(1.0) and m["num_images"] == 6
     assert {p.name for p in (tmp_path / "run" / "figures").glob("*.png")} == {
-        "qualitative.png", "confusion.png", "iou.png", "class_histogram.png"}
-    r = run_cli("-m", "misseg.baselines.kmeans", "data=folder", f"data.root={root}", "kmeans.features=pixels",
-                f"hydra.run.dir={tmp_path}/bad")
+        "qualitative.png",
+        "confusion.png",
+        "iou.png",
+        "class_histogram.png",
+    }
+    r = run_cli(
+        "-m",
+        "misseg.baselines.kmeans",
+        "data=folder",
+        f"data.root={root}",
+        "kmeans.features=pixels",
+        f"hydra.run.dir={tmp_path}/bad",
+    )
     assert r.returncode != 0 and "kmeans.features='pixels'" in r.stderr

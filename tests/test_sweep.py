@@ -17,20 +17,41 @@ from misseg.config import config_dir
 from misseg.provenance import git_info
 from misseg.sweep import collect_jobs, write_summary
 
-TINY = ["model.P=8", "model.encoder_depth=2", "model.encoder_width=4", "model.head_width=2", "model.d=2",
-        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.max_steps=2",
-        "data.num_images=8", "data.batch_size=4"]
+TINY = [
+    "model.P=8",
+    "model.encoder_depth=2",
+    "model.encoder_width=4",
+    "model.head_width=2",
+    "model.d=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+    "trainer.max_steps=2",
+    "data.num_images=8",
+    "data.batch_size=4",
+]
 
 
 def run_train(tmp: Path, *args: str, wandb_mode: str = "disabled", timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, WANDB_MODE=wandb_mode, PYTHONPATH=str(REPO),
-               WANDB_CONFIG_DIR=str(tmp / "wandb_config"), WANDB_CACHE_DIR=str(tmp / "wandb_cache"))
+    env = dict(
+        os.environ,
+        WANDB_MODE=wandb_mode,
+        PYTHONPATH=str(REPO),
+        WANDB_CONFIG_DIR=str(tmp / "wandb_config"),
+        WANDB_CACHE_DIR=str(tmp / "wandb_cache"),
+    )
     env.pop("WANDB_API_KEY", None)
     # stdin closed: a login prompt would fail the run instead of hanging it
     flags = [a for a in args if a.startswith("-")]  # Hydra's argparse wants -m before the overrides
     overrides = [a for a in args if not a.startswith("-")]
-    return subprocess.run([sys.executable, "-m", "misseg.train", *flags, *TINY, *overrides], cwd=REPO, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "misseg.train", *flags, *TINY, *overrides],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -60,7 +81,11 @@ def test_summary_lists_ok_failed_and_incomplete_jobs_in_job_order(tmp_path):
     csv_path, md_path = write_summary(tmp_path)
     rows = read_csv(csv_path)
     assert [(r["job"], r["status"], r["model.K"], r["miou"]) for r in rows] == [
-        ("0", "failed", "2", ""), ("1", "incomplete", "3", ""), ("2", "ok", "4", "0.5000"), ("10", "ok", "8", "0.7000")]
+        ("0", "failed", "2", ""),
+        ("1", "incomplete", "3", ""),
+        ("2", "ok", "4", "0.5000"),
+        ("10", "ok", "8", "0.7000"),
+    ]
     assert rows[0]["error"] == "ValueError: model.K=2 is bad" and rows[3]["time_s"] == "1.5000"
     md = md_path.read_text()
     assert "4 jobs: 2 ok, 1 failed, 1 incomplete" in md and "Fixed overrides: `seed=0`" in md
@@ -70,8 +95,13 @@ def test_summary_lists_ok_failed_and_incomplete_jobs_in_job_order(tmp_path):
 
 def test_sweep_cli_rebuilds_the_summary(tmp_path):
     fake_job(tmp_path, "0", ["model.K=2"], metrics={"pa": 0.5, "miou": 0.25})
-    r = subprocess.run([sys.executable, "-m", "misseg.sweep", str(tmp_path)], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "misseg.sweep", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "0.2500" in r.stdout and (tmp_path / "summary.csv").is_file()
 
@@ -82,8 +112,15 @@ def test_sweep_cli_rebuilds_the_summary(tmp_path):
 @pytest.fixture(scope="module")
 def demo_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sweep")
-    r = run_train(tmp, "-m", "logger=many", "model.tau=0.05,0.2", "data.augment.jitter=0.0,0.4",
-                  f"hydra.sweep.dir={tmp}/sweep", wandb_mode="offline")
+    r = run_train(
+        tmp,
+        "-m",
+        "logger=many",
+        "model.tau=0.05,0.2",
+        "data.augment.jitter=0.0,0.4",
+        f"hydra.sweep.dir={tmp}/sweep",
+        wandb_mode="offline",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return tmp / "sweep", r
 
@@ -97,7 +134,11 @@ def test_four_point_sweep_gives_four_run_dirs_and_one_summary(demo_sweep):
         assert 0 <= m["miou"] <= m["pa"] <= 1 and (sweep / run / "checkpoints" / "last.ckpt").is_file()
     rows = read_csv(sweep / "summary.csv")
     assert {(row["model.tau"], row["data.augment.jitter"]) for row in rows} == {
-        ("0.05", "0.0"), ("0.05", "0.4"), ("0.2", "0.0"), ("0.2", "0.4")}
+        ("0.05", "0.0"),
+        ("0.05", "0.4"),
+        ("0.2", "0.0"),
+        ("0.2", "0.4"),
+    }
     assert all(row["status"] == "ok" and float(row["time_s"]) > 0 for row in rows)
     for row in rows:  # the table holds each run's metrics.json values
         metrics = json.loads((sweep / row["job"] / "metrics.json").read_text())
@@ -167,8 +208,11 @@ def test_slurm_launcher_config_renders_one_gpu_per_ddp_task(monkeypatch):
     from submitit.slurm.slurm import SlurmExecutor
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                                          "hydra.launcher.partition=gpu"], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("SlurmLauncher")
     assert launcher["gpus_per_node"] == launcher["tasks_per_node"] == 4 and launcher["partition"] == "gpu"
@@ -183,8 +227,14 @@ def test_slurm_launcher_config_renders_one_gpu_per_ddp_task(monkeypatch):
 
 
 def test_submitit_local_runs_sweep_points_and_records_a_failing_one(tmp_path):
-    r = run_train(tmp_path, "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-                  "model.negatives=local,bogus", f"hydra.sweep.dir={tmp_path}/sub")
+    r = run_train(
+        tmp_path,
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "model.negatives=local,bogus",
+        f"hydra.sweep.dir={tmp_path}/sub",
+    )
     assert r.returncode == 0, r.stderr[-3000:]  # the failing point did not kill the sweep
     rows = read_csv(tmp_path / "sub" / "summary.csv")
     assert [(row["model.negatives"], row["status"]) for row in rows] == [("local", "ok"), ("bogus", "failed")]

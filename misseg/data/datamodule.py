@@ -9,9 +9,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from misseg.data.cache import CACHE_DIR, CachedFolderDataset
-from misseg.data.folder import DatasetError, FolderDataset
+from misseg.data.folder import FolderDataset
+from misseg.data.scan import BadFilesError, bad_files_message, read_class_names, scan_folder
 from misseg.data.synthetic import SyntheticTextures
 from misseg.data.transforms import eval_transform, train_transform
+from misseg.errors import ConfigError, DatasetError
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -88,23 +90,57 @@ class SegmentationDataModule(pl.LightningDataModule):
 
 
 class FolderDataModule(SegmentationDataModule):
-    """cache=true reads root/cache/ (misseg/data/cache.py) instead of decoding images/ and masks/.
-    prepare_hint: the command that makes this dataset, added to the error when it is missing or malformed."""
+    """cache=true reads root/cache/ (misseg/data/cache.py, checked on open) instead of decoding images/ and masks/.
+    prepare_hint: the command that makes this dataset, added to the error when it is missing.
+    on_bad_file: "stop" (default) raises one error listing every bad file the start-up scan finds;
+    "skip" trains without them (`skipped` lists them). verify_files=false only pairs file names (fast,
+    for large trusted sets); a corrupt file then fails when it is read."""
 
-    def __init__(self, root: str, cache: bool = False, prepare_hint: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        root: str,
+        cache: bool = False,
+        prepare_hint: str | None = None,
+        on_bad_file: str = "stop",
+        verify_files: bool = True,
+        **kwargs,
+    ) -> None:
+        if on_bad_file not in ("stop", "skip"):
+            raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use 'stop' or 'skip'")
         self.root = Path(root).expanduser()
         self.cache = cache
+        self.pairs, self.skipped = None, []
         try:
+            if not cache:
+                self._scan(on_bad_file, verify_files, kwargs)
             super().__init__(**kwargs)
         except DatasetError as e:
             if not prepare_hint or (self.root / "images").is_dir():  # the hint is for a dataset not made yet
                 raise
             raise DatasetError(f"{self.root}: no prepared dataset here; make it with: {prepare_hint}  ({e})") from None
 
+    def _scan(self, on_bad_file: str, verify_files: bool, kwargs: dict) -> None:
+        report = scan_folder(self.root, len(read_class_names(self.root)), verify_files=verify_files)
+        if report.bad and on_bad_file == "stop":
+            raise BadFilesError(bad_files_message(self.root, report.bad), report.bad)
+        if len(report.pairs) < 2:
+            raise DatasetError(
+                f"data.root={self.root}: {len(report.pairs)} usable image(s) after skipping "
+                f"{len(report.bad)} bad file(s); training needs at least 2."
+            )
+        self.pairs, self.skipped = report.pairs, report.bad
+        resize_shorter, image_size = kwargs.get("resize_shorter"), kwargs.get("image_size", 64)
+        if not resize_shorter and report.min_side is not None and image_size > report.min_side:
+            raise ConfigError(
+                f"data.image_size={image_size}: larger than the shorter side of {report.min_side_path} "
+                f"({report.min_side} px, the smallest); set data.image_size <= {report.min_side} or "
+                f"data.resize_shorter >= {image_size}"
+            )
+
     def make_dataset(self, transform=None, indices=None) -> FolderDataset | CachedFolderDataset:
         if self.cache:
             return CachedFolderDataset(self.root / CACHE_DIR, transform, indices)
-        return FolderDataset(self.root, transform, indices)
+        return FolderDataset(self.root, transform, indices, pairs=self.pairs)
 
     def split_indices(self) -> tuple[list[int], list[int]]:
         if self.split != "lists":

@@ -9,43 +9,24 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from misseg.data.scan import IMAGE_SUFFIXES, bad_files_message, pair_files, read_class_names
 from misseg.data.transforms import apply
+from misseg.errors import DatasetError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class DatasetError(ValueError):
-    """A dataset on disk is missing or malformed; the message names the path and what to do."""
+__all__ = ["IMAGE_SUFFIXES", "DatasetError", "FolderDataset", "list_pairs", "load_image", "load_mask", "read_classes"]
 
 
 def read_classes(root: Path) -> list[str]:
-    path = root / "classes.txt"
-    if not path.is_file():
-        raise DatasetError(f"{path}: missing. A folder dataset needs classes.txt (one class name per line).")
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if len(names) < 2:
-        raise DatasetError(f"{path}: lists {len(names)} class(es); at least 2 are needed.")
-    return names
+    return read_class_names(root)
 
 
 def list_pairs(root: Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs sorted by id; every image needs its mask."""
-    images_dir, masks_dir = root / "images", root / "masks"
-    if not images_dir.is_dir():
-        raise DatasetError(
-            f"{images_dir}: not found. Point data.root at a folder with images/, masks/ and classes.txt "
-            "(for COCO, make one with `python -m misseg.data.prepare`)."
-        )
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise DatasetError(f"{images_dir}: holds no .jpg/.jpeg/.png image.")
-    missing = [p.name for p in images if not (masks_dir / f"{p.stem}.png").is_file()]
-    if missing:
-        raise DatasetError(
-            f"{masks_dir}: no mask for {len(missing)} image(s), e.g. {missing[:3]}; "
-            "each images/<id>.* needs masks/<id>.png."
-        )
-    return [(p, masks_dir / f"{p.stem}.png") for p in images]
+    """(image, mask) pairs sorted by id; every image needs its mask (the full check is misseg.data.scan)."""
+    pairs, bad = pair_files(root)
+    bad = [b for b in bad if b.path.parent.name == "images"]  # a mask without an image is harmless here
+    if bad:
+        raise DatasetError(bad_files_message(root, bad))
+    return pairs
 
 
 def load_image(path: Path) -> torch.Tensor:
@@ -66,9 +47,16 @@ def load_mask(path: Path) -> torch.Tensor:
 class FolderDataset(Dataset):
     """Returns {"image": (3, h, w) float, "mask": (h, w) int64, "index": int} after `transform`."""
 
-    def __init__(self, root: str | Path, transform=None, indices: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        transform=None,
+        indices: list[int] | None = None,
+        pairs: list[tuple[Path, Path]] | None = None,
+    ) -> None:
+        """pairs: the (image, mask) files from a start-up scan (misseg.data.scan); None lists root again."""
         self.root = Path(root)
-        pairs = list_pairs(self.root)
+        pairs = list_pairs(self.root) if pairs is None else pairs
         self.classes = read_classes(self.root)
         self.pairs = pairs if indices is None else [pairs[i] for i in indices]
         self.ids = [image.stem for image, _ in self.pairs]

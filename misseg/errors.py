@@ -1,0 +1,59 @@
+"""Errors a user can fix, and how the entry points report them: one line on stderr, an exit status, no traceback.
+
+| exit | error                                 |
+|------|---------------------------------------|
+| 2    | ConfigError (incl. RunDirError), DatasetError: fix the key / file named in the message |
+| 3    | NonFiniteLossError: training diverged; the last good checkpoint is kept |
+| 143  | Interrupted: SIGTERM (e.g. SLURM preemption); a checkpoint was saved, resume with ckpt_path=last |
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class UserError(Exception):
+    """Base of the errors reported as one `error: ...` line; `exit_code` is the process exit status."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError, ValueError):
+    """A config key has a bad value; the message names the key, the value and the allowed range."""
+
+
+class RunDirError(ConfigError):
+    """The run directory holds a previous run and resuming was not asked for."""
+
+
+class DatasetError(UserError, ValueError):
+    """A dataset on disk is missing or malformed; the message names the path and what to do."""
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """The loss (or a weight about to be checkpointed) is NaN/inf; training stops before saving it."""
+
+    exit_code = 3
+
+
+class Interrupted(UserError):
+    """SIGTERM received: a checkpoint was saved and the run stopped on purpose."""
+
+    exit_code = 143  # 128 + SIGTERM, the shell's convention, so schedulers see "not finished"
+
+
+def one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+@contextmanager
+def reported_errors(prefix: str = "error") -> Iterator[None]:
+    """Turn a UserError into `prefix: message` on stderr and SystemExit(exit_code) (SystemExit passes Hydra)."""
+    try:
+        yield
+    except UserError as e:
+        label = "interrupted" if isinstance(e, Interrupted) else prefix
+        print(f"{label}: {one_line(str(e))}", file=sys.stderr, flush=True)
+        raise SystemExit(e.exit_code) from None

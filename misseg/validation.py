@@ -1,0 +1,248 @@
+"""Config validation before any compute: explicit checks over the composed Hydra config.
+
+Every check raises ConfigError with one line naming the key, the bad value and the allowed range. The entry
+points run `precheck` on the command line before Hydra creates a run directory (so a typo leaves nothing
+behind) and `validate_train_cfg` / `validate_evaluate_cfg` again inside the job (multirun, --flags, compose API).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from misseg.errors import ConfigError
+
+MATCHINGS = ("hungarian", "majority")
+SPLITS = ("transductive", "holdout", "lists")
+MISSING = object()
+
+
+def _get(cfg: DictConfig, key: str, default: Any = MISSING) -> Any:
+    value = OmegaConf.select(cfg, key, default=default, throw_on_missing=False)
+    if value is MISSING:
+        raise ConfigError(f"{key}: missing from the config")
+    return value
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_int(key: str, value: Any, low: int, why: str = "") -> None:
+    if not is_int(value) or value < low:
+        raise ConfigError(f"{key}={value!r}: must be an integer >= {low}{why}")
+
+
+def check_positive(key: str, value: Any, allow_none: bool = False, none_means: str = "") -> None:
+    if value is None and allow_none:
+        return
+    if not is_number(value) or value <= 0:
+        alt = f" or null ({none_means})" if allow_none else ""
+        raise ConfigError(f"{key}={value!r}: must be a number > 0{alt}")
+
+
+def check_choice(key: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r}: use one of {', '.join(choices)}")
+
+
+def check_model(model: DictConfig, prefix: str = "model") -> None:
+    K = model.get("K")
+    if K is not None:
+        check_int(f"{prefix}.K", K, 2, " (number of clusters) or null (= number of classes of the data)")
+    if "P" in model:
+        check_int(f"{prefix}.P", model.P, 1, " (feature dimension)")
+    if "tau" in model:
+        check_positive(f"{prefix}.tau", model.tau, allow_none=True, none_means="= 1/sqrt(P)")
+    if "d" in model:
+        d = model.d
+        if not is_int(d) or d < 1 or d & (d - 1):
+            raise ConfigError(f"{prefix}.d={d!r}: the downsampling factor must be a power of 2 (1, 2, 4, 8, ...)")
+    if "lr" in model:
+        check_positive(f"{prefix}.lr", model.lr)
+    wd = model.get("weight_decay", 0.0)
+    if not is_number(wd) or wd < 0:
+        raise ConfigError(f"{prefix}.weight_decay={wd!r}: must be a number >= 0")
+    if "matching" in model:
+        check_choice(f"{prefix}.matching", model.matching, MATCHINGS)
+
+
+def check_data(data: DictConfig, prefix: str = "data", training: bool = True) -> None:
+    if training:
+        check_int(
+            f"{prefix}.batch_size",
+            data.get("batch_size"),
+            2,
+            ": the JSD bound takes its negatives from the other images of the batch, so a batch needs >= 2 images",
+        )
+    if data.get("eval_batch_size") is not None:
+        check_int(f"{prefix}.eval_batch_size", data.eval_batch_size, 1)
+    image_size = data.get("image_size")
+    check_int(f"{prefix}.image_size", image_size, 1, " (crop size in pixels)")
+    resize = data.get("resize_shorter")
+    if resize is not None:
+        check_int(f"{prefix}.resize_shorter", resize, 1, " or null (no resize)")
+        if image_size > resize:
+            raise ConfigError(
+                f"{prefix}.image_size={image_size}: the crop is larger than the pre-scaled image "
+                f"({prefix}.resize_shorter={resize}); use {prefix}.image_size <= {resize}"
+            )
+    elif "native_size" in data and image_size > data.native_size:
+        raise ConfigError(
+            f"{prefix}.image_size={image_size}: the crop is larger than the image "
+            f"({prefix}.native_size={data.native_size}); use {prefix}.image_size <= {data.native_size}"
+        )
+    if "num_workers" in data:
+        check_int(f"{prefix}.num_workers", data.num_workers, 0)
+    split = data.get("split", "transductive")
+    check_choice(f"{prefix}.split", split, SPLITS)
+    if split == "holdout":
+        vf = data.get("val_fraction")
+        if not is_number(vf) or not 0 < vf < 1:
+            raise ConfigError(f"{prefix}.val_fraction={vf!r}: must be a number in (0, 1) with {prefix}.split=holdout")
+    if "on_bad_file" in data:
+        check_choice(f"{prefix}.on_bad_file", data.on_bad_file, ("stop", "skip"))
+    if "num_images" in data:
+        check_int(f"{prefix}.num_images", data.num_images, 2)
+    if "root" in data and "_target_" in data and "Folder" in str(data._target_):
+        root = Path(str(data.root)).expanduser()
+        if not root.is_dir():
+            raise ConfigError(
+                f"data.root={root}: no such directory. Point data.root at a folder with images/, masks/ and "
+                "classes.txt (for COCO, make one with `python -m misseg.data.prepare`)."
+            )
+
+
+def data_num_classes(data: DictConfig) -> int | None:
+    """Number of classes known without touching images: synthetic num_classes, or lines of classes.txt."""
+    if is_int(data.get("num_classes")):
+        return data.num_classes
+    root = data.get("root")
+    if root:
+        path = Path(str(root)).expanduser() / "classes.txt"
+        if path.is_file():
+            return len([line for line in path.read_text().splitlines() if line.strip()])
+    return None
+
+
+def check_clusters_match_classes(K: int | None, num_classes: int | None, matching: str, key: str = "model.K") -> None:
+    """Hungarian matching is one-to-one: it needs exactly one cluster per class (the thesis's protocol)."""
+    if K is None or num_classes is None or matching != "hungarian" or K == num_classes:
+        return
+    raise ConfigError(
+        f"{key}={K}: Hungarian matching (one-to-one) needs K = the number of classes of the data ({num_classes}); "
+        f"set {key}={num_classes} or null, or use model.matching=majority (many-to-one) for K > classes"
+    )
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    for key in ("max_epochs", "max_steps"):
+        if key in trainer and trainer[key] is not None:
+            check_int(f"trainer.{key}", trainer[key], -1)
+    if "log_every_n_steps" in trainer:
+        check_int("trainer.log_every_n_steps", trainer.log_every_n_steps, 1)
+
+
+def check_ckpt_path(value: Any, allow_last: bool, key: str = "ckpt_path") -> None:
+    if value is None or (allow_last and value == "last"):
+        return
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        hint = " (or 'last' to resume the run in hydra.run.dir, or null to start fresh)" if allow_last else ""
+        raise ConfigError(f"{key}={value}: no such checkpoint file{hint}")
+
+
+def validate_train_cfg(cfg: DictConfig) -> None:
+    """Checks for python -m misseg.train; raises ConfigError on the first bad key."""
+    check_int("seed", cfg.get("seed", 0), 0)
+    check_model(_get(cfg, "model"))
+    check_data(_get(cfg, "data"))
+    check_trainer(_get(cfg, "trainer"))
+    check_clusters_match_classes(cfg.model.get("K"), data_num_classes(cfg.data), cfg.model.get("matching", "hungarian"))
+    check_ckpt_path(cfg.get("ckpt_path"), allow_last=True)
+
+
+def validate_evaluate_cfg(cfg: DictConfig) -> None:
+    """Checks for python -m misseg.evaluate (the model's own keys come from the checkpoint)."""
+    check_int("seed", cfg.get("seed", 0), 0)
+    check_choice("matching", cfg.get("matching", "hungarian"), MATCHINGS)
+    data = _get(cfg, "data")
+    if data.get("eval_batch_size") is None:
+        check_int("data.batch_size", data.get("batch_size"), 1)
+    check_data(data, training=False)
+    check_ckpt_path(cfg.get("ckpt_path"), allow_last=False)
+
+
+# ------------------------------------------------------------------ command line, before Hydra starts
+
+
+def split_overrides(argv: Sequence[str]) -> list[str] | None:
+    """The key=value overrides of a plain run, or None when Hydra flags (-m, --cfg, -cn ...) are present:
+    those are left to Hydra, and the job validates itself."""
+    if any(a.startswith("-") for a in argv):
+        return None
+    return list(argv)
+
+
+def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose like Hydra would; unknown config group options and unknown keys become one-line ConfigErrors."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    check_group_choices(config_dir, overrides)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            return compose(config_name, overrides=overrides, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as e:
+        cause = f" ({str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
+        raise ConfigError(str(e).split("\n\nAvailable options")[0] + cause) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def check_group_choices(config_dir: str, overrides: list[str]) -> None:
+    """group=name for a config group (experiment, data, model, trainer ...) must name a file of that group."""
+    root = Path(config_dir)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.lstrip("+~")
+        if not sep or not (root / key).is_dir() or value in ("", "null"):
+            continue
+        valid = sorted(p.stem for p in (root / key).glob("*.yaml"))
+        if value not in valid:
+            raise ConfigError(f"{key}={value}: unknown {key}; valid: {', '.join(valid)}")
+
+
+def precheck(
+    config_dir: str,
+    config_name: str,
+    argv: Sequence[str],
+    validate: Callable[[DictConfig], None],
+    run_dir_check: Callable[[DictConfig], None] | None = None,
+) -> DictConfig | None:
+    """Compose + validate the command line before Hydra runs (so nothing is created for a bad config)."""
+    overrides = split_overrides(argv)
+    if overrides is None:
+        return None
+    cfg = compose_or_error(config_dir, config_name, overrides)
+    try:
+        validate(cfg)
+        if run_dir_check is not None:
+            run_dir_check(cfg)
+    except ConfigError:
+        raise
+    except Exception as e:  # an interpolation that cannot resolve, a wrong type: still the user's config
+        raise ConfigError(f"config: {type(e).__name__}: {e}") from None
+    return cfg
