@@ -21,8 +21,9 @@ class IICSegModule(SegmentationModule):
     pixels with `loss_at_input_size`), weighted by `lamb`. `K_over`: an optional over-clustering head
     trained jointly (loss summed; IIC alternates the heads by epoch), not used for prediction.
 
-    tau, head_width, head_shared_layers, head_pool, detach_assignment: keys of the MI method that the
-    shared experiment configs set; accepted and ignored, so `experiment=X model=iic` composes.
+    tau, head_width, head_shared_layers, head_pool, detach_assignment, views, view_jitter, view_hue: keys of
+    the MI method that the shared experiment configs set; accepted and ignored (IIC always trains on two
+    views, set by `jitter`, `hue`, `flip`), so `experiment=X model=iic` composes.
     """
 
     def __init__(
@@ -52,6 +53,9 @@ class IICSegModule(SegmentationModule):
         head_shared_layers: int | None = None,
         head_pool: int | None = None,
         detach_assignment: bool | None = None,
+        views: int | None = None,
+        view_jitter: float | None = None,
+        view_hue: float | None = None,
     ) -> None:
         super().__init__()
         K = K or num_classes

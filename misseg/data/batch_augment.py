@@ -9,22 +9,11 @@ hue is a rotation of the chroma plane in YIQ space (an approximation of torchvis
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.utils.data import Dataset
 
+from misseg.augment import color_jitter
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-_GREY = (0.299, 0.587, 0.114)
-_RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
-
-
-def _factors(n: int, strength: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Per-image factors uniform in [max(0, 1 - s), 1 + s], shaped (n, 1, 1, 1) to broadcast over images."""
-    lo = max(0.0, 1.0 - strength)
-    u = torch.rand(n, generator=generator).to(device)
-    return (lo + u * (1.0 + strength - lo)).view(n, 1, 1, 1)
 
 
 def augment_batch(
@@ -36,30 +25,16 @@ def augment_batch(
     """(B, 3, H, W) uint8 -> (B, 3, H, W) float32 jittered and ImageNet-normalised, on images' device.
 
     jitter: brightness, contrast and saturation strength (as in train_transform); hue: max hue shift in
-    turns (0.1 = +-36 degrees). Random numbers come from `generator` on the CPU, so a seed gives the same
-    batch on every device.
+    turns (0.1 = +-36 degrees). The jitter is misseg.augment.color_jitter (one implementation for the
+    second views and for cached batches); `generator` must live on the images' device.
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"augment_batch expects (B, 3, H, W) uint8 images, got {images.dtype} {tuple(images.shape)}")
-    B, dev = images.shape[0], images.device
     x = images.float().div_(255.0)
-    grey_w = torch.tensor(_GREY, device=dev).view(1, 3, 1, 1)
-    if jitter > 0:
-        x = (x * _factors(B, jitter, generator, dev)).clamp_(0, 1)  # brightness
-        mean = (x * grey_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
-        x = torch.lerp(mean, x, _factors(B, jitter, generator, dev)).clamp_(0, 1)  # contrast
-        grey = (x * grey_w).sum(1, keepdim=True)
-        x = torch.lerp(grey, x, _factors(B, jitter, generator, dev)).clamp_(0, 1)  # saturation
-    if hue > 0:
-        theta = (torch.rand(B, generator=generator) * 2 - 1).to(dev) * (hue * 2 * math.pi)
-        yiq = torch.tensor(_RGB_TO_YIQ, device=dev)
-        cos, sin = theta.cos(), theta.sin()
-        rot = torch.zeros(B, 3, 3, device=dev)
-        rot[:, 0, 0], rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = 1, cos, -sin, sin, cos
-        m = torch.linalg.inv(yiq) @ rot @ yiq  # (B, 3, 3): RGB -> YIQ, rotate I/Q, back to RGB
-        x = torch.einsum("bij,bjhw->bihw", m, x).clamp_(0, 1)
-    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1)
+    if jitter > 0 or hue > 0:
+        x = color_jitter(x, jitter, jitter, jitter, hue, generator)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std
 
 
