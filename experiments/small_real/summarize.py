@@ -17,7 +17,8 @@ def main(root: str) -> None:
         if seconds is None:  # the K-means CLI reports fit + eval time in metrics.json
             seconds = (metrics.get("fit_seconds") or 0) + (metrics.get("eval_seconds") or 0)
         dataset, seed, method = run.parts[-3], run.parts[-2], run.parts[-1]
-        rows.append(f"| {dataset} | {method} | {seed[4:]} | {metrics['pa']:.3f} | {metrics['miou']:.3f} | {seconds:.0f} |")
+        pa, miou = metrics["pa"], metrics["miou"]
+        rows.append(f"| {dataset} | {method} | {seed[4:]} | {pa:.3f} | {miou:.3f} | {seconds:.0f} |")
     print("| dataset | method | seed | PA | mIoU | time (s) |\n|---|---|---|---|---|---|")
     print("\n".join(rows))
 
