@@ -10,6 +10,16 @@ from PIL import Image
 os.environ.setdefault("WANDB_MODE", "disabled")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# a model small enough for a CLI run of a few steps on CPU in seconds (tests that train through the CLI)
+TINY = [
+    "model.P=8",
+    "model.encoder_depth=2",
+    "model.encoder_width=4",
+    "model.head_width=2",
+    "model.d=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+]
 
 
 def make_folder_dataset(root: Path, n: int = 6, size: tuple[int, int] = (40, 52), classes=("a", "b", "c")) -> Path:

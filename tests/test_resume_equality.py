@@ -5,16 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY as BASE_TINY
 from conftest import run_cli
 
 TINY = [
-    "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
-    "model.head_width=2",
-    "model.d=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
+    *BASE_TINY,
     "data.num_images=8",
     "data.batch_size=4",
     "trainer.deterministic=true",

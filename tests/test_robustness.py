@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import REPO, make_folder_dataset
+from conftest import REPO, TINY, make_folder_dataset
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
@@ -29,16 +29,6 @@ from misseg.errors import NonFiniteLossError
 from misseg.objectives.mi import mi_objective
 from misseg.resume import check_run_dir, find_last_checkpoint
 from misseg.runs import new_file, write_metrics
-
-TINY = [
-    "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
-    "model.head_width=2",
-    "model.d=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
-]
 
 
 def run_main(entry, argv: list[str], capsys) -> tuple[int, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from conftest import TINY as BASE_TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -18,13 +19,7 @@ from misseg.provenance import git_info
 from misseg.sweep import collect_jobs, write_summary
 
 TINY = [
-    "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
-    "model.head_width=2",
-    "model.d=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
+    *BASE_TINY,
     "trainer.max_steps=2",
     "data.num_images=8",
     "data.batch_size=4",

@@ -2,20 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import TINY, run_cli
 from hydra import compose, initialize_config_dir
 
 from misseg.config import config_dir
-
-TINY = [
-    "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
-    "model.head_width=2",
-    "model.d=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
-]
 
 
 def experiments() -> list[str]:
