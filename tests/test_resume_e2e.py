@@ -14,17 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, TINY, run_cli
 
 # 16 images / batch 4 = 4 steps per epoch, 6 epochs; deterministic kernels so two runs can be compared exactly
 E2E = [
-    "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
-    "model.head_width=2",
-    "model.d=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
+    *TINY,
     "trainer.deterministic=true",
     "data.num_images=16",
     "data.batch_size=4",
