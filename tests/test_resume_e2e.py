@@ -26,14 +26,18 @@ E2E = [
     "trainer.max_epochs=6",
 ]
 STEPS = 6 * 4
+# The SIGTERM victim trains longer (nothing compares it to the reference): on an idle machine a 6-epoch run can
+# finish training between its first checkpoint and the signal, and then the signal would miss the training loop.
+TERM = ["trainer.max_epochs=30"]
+TERM_STEPS = 30 * 4
 
 
-def start(run_dir: Path) -> subprocess.Popen:
+def start(run_dir: Path, extra: list[str] | None = None) -> subprocess.Popen:
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO))
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = open(run_dir.parent / f"{run_dir.name}.stderr", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "misseg.train", *E2E, f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "misseg.train", *E2E, *(extra or []), f"hydra.run.dir={run_dir}"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -66,7 +70,7 @@ def interrupted(tmp_path_factory):
     """Reference, kill -9 and SIGTERM runs started together; the victims are hit after their first checkpoint."""
     root = tmp_path_factory.mktemp("e2e")
     runs = {name: root / name for name in ("reference", "killed", "terminated")}
-    procs = {name: start(path) for name, path in runs.items()}
+    procs = {name: start(path, TERM if name == "terminated" else None) for name, path in runs.items()}
     for name, sig in (("killed", signal.SIGKILL), ("terminated", signal.SIGTERM)):
         wait_for_checkpoint(runs[name], procs[name])
         procs[name].send_signal(sig)
@@ -103,8 +107,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(interrupted):
     step = torch.load(saved, weights_only=True)["global_step"]
     assert lines[0].startswith(f"interrupted: SIGTERM at step {step}: saved {saved}.")
     assert f"hydra.run.dir={run} ckpt_path=last" in lines[0]
-    assert 0 < step < STEPS
+    assert 0 < step < TERM_STEPS
 
-    r = run_cli("-m", "misseg.train", *E2E, f"hydra.run.dir={run}", "ckpt_path=last", timeout=600)
+    r = run_cli("-m", "misseg.train", *E2E, *TERM, f"hydra.run.dir={run}", "ckpt_path=last", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert torch.load(saved, weights_only=True)["global_step"] == STEPS and (run / "metrics.json").is_file()
+    assert torch.load(saved, weights_only=True)["global_step"] == TERM_STEPS and (run / "metrics.json").is_file()
