@@ -117,7 +117,7 @@ class ResumeCheckpoint(Checkpoint):
         return self.dirpath / LAST_NAME
 
     def _save(self, trainer: pl.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # full state: resume needs the optimizer
         self.last_saved_step = trainer.global_step
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -57,3 +57,20 @@ def reported_errors(prefix: str = "error") -> Iterator[None]:
         label = "interrupted" if isinstance(e, Interrupted) else prefix
         print(f"{label}: {one_line(str(e))}", file=sys.stderr, flush=True)
         raise SystemExit(e.exit_code) from None
+
+
+@contextmanager
+def sigterm_raises(message: str) -> Iterator[None]:
+    """Inside the block, SIGTERM raises Interrupted(message) instead of killing the process (exit -15, no
+    message); the previous handler comes back on exit. For the work after trainer.fit (final evaluation,
+    report), where Lightning's own SIGTERM handling no longer applies. Main thread only (Python's rule)."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(message)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

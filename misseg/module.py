@@ -17,7 +17,8 @@ class MISegModule(SegmentationModule):
     negatives: "local" (this rank's batch) or "global" (gathered from all DDP ranks) for the JSD term.
     ignore_in_loss: mask label 255 removes pixels from the loss (COCO-Stuff things); labels are never
     used otherwise in training.
-    entropy_weight, in_image_weight, views: levers beyond the thesis, off by default (MIObjective).
+    entropy_weight, in_image_weight, views: levers beyond the thesis, off by default (MIObjective);
+    region_heads, h_bottleneck: levers in the model, off by default (MISegmenter).
     num_classes: ground-truth classes for evaluation (set from the data).
     backbone: None (scratch encoder) or "timm:<name>"; backbone_weights: a local file loaded when training
     starts (not when a checkpoint is loaded for inference, which holds the weights already).
@@ -45,6 +46,8 @@ class MISegModule(SegmentationModule):
         entropy_weight: float = 0.0,
         in_image_weight: float = 0.0,
         views: int = 1,
+        region_heads: bool = False,
+        h_bottleneck: int | None = None,
         view_jitter: float = 0.4,
         view_hue: float = 0.1,
         lr: float = 1e-4,
@@ -78,6 +81,8 @@ class MISegModule(SegmentationModule):
             head_pool,
             backbone=backbone,
             freeze_backbone=freeze_backbone,
+            region_heads=region_heads,
+            h_bottleneck=h_bottleneck,
         )
         if backbone_weights and not backbone:
             raise ValueError(f"model.backbone_weights={backbone_weights!r} needs model.backbone=timm:<name>")

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from misseg.config import config_dir
-from misseg.errors import ConfigError, Interrupted, UserError, reported_errors
+from misseg.errors import ConfigError, Interrupted, UserError, reported_errors, sigterm_raises
 from misseg.provenance import update_run_info, write_run_info
 from misseg.resume import CHECKPOINT_DIR, check_run_dir, resolve_ckpt_path
 from misseg.sweep import run_task
@@ -103,13 +103,22 @@ def train(cfg: DictConfig) -> dict:
             f"<same overrides> hydra.run.dir={run_dir} ckpt_path=last"
         ) from None
     result: dict = {}
+    interrupted = (
+        f"SIGTERM during the final evaluation: training finished and {last.path} holds it. "
+        "Evaluate (no further training) with: python -m misseg.train <same overrides> "
+        f"hydra.run.dir={run_dir} ckpt_path=last"
+    )
     if cfg.evaluate:
-        trainer.validate(model, datamodule=datamodule, verbose=False)
-        result = dict(model.last_eval)
-        if trainer.is_global_zero:
-            write_metrics(run_dir, result, datamodule.classes)
-            if cfg.get("report", True):
-                write_report(run_dir, model.predict_maps, datamodule, result, loggers, title=type(model).__name__)
+        with sigterm_raises(interrupted):
+            try:  # Lightning composes our handler with its own during validate; either may fire first
+                trainer.validate(model, datamodule=datamodule, verbose=False)
+            except SIGTERMException:
+                raise Interrupted(interrupted) from None
+            result = dict(model.last_eval)
+            if trainer.is_global_zero:
+                write_metrics(run_dir, result, datamodule.classes)
+                if cfg.get("report", True):
+                    write_report(run_dir, model.predict_maps, datamodule, result, loggers, title=type(model).__name__)
     if trainer.is_global_zero:
         update_run_info(run_dir, status="done", duration_s=round(time.time() - start, 3))
         print(f"run directory: {run_dir}")

@@ -1,9 +1,11 @@
+import pytest
 import torch
 
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
 from misseg.models.segmenter import MISegmenter
 from misseg.models.sobel import SobelInput
+from misseg.objectives.mi import region_conditioned
 
 
 def test_shapes_and_stride():
@@ -38,3 +40,42 @@ def test_sobel_channels():
     assert y.shape == (1, 5, 6, 6)
     assert y[0, 3].abs().sum() > 0 and y[0, 4].abs().sum() == 0
     assert LocalEncoder(in_channels=5, P=4, d=2, depth=2, width=4)(y).shape == (1, 4, 3, 3)
+
+
+def test_bottleneck_heads_pass_through_b_dims():
+    torch.manual_seed(0)
+    K, P, b = 3, 16, 2
+    heads = HighLevelHeads(K, P, width=4, pool=2, bottleneck=b).eval()
+    L = torch.randn(4, P, 8, 8)
+    H = heads(L)
+    assert H.shape == (4, K, P) and heads.weight.shape == (K, 4 * 2 * 2, b)
+    # before the LayerNorm, every H_k lies in the b-dim column space of the shared up-projection
+    z = heads.pool(heads.per_class(heads.shared(L))).reshape(4, K, -1)
+    pre = heads.up(torch.einsum("bkf,kfp->bkp", z, heads.weight) + heads.bias)
+    centred = pre.reshape(-1, P) - heads.up.bias
+    assert torch.linalg.matrix_rank(centred, atol=1e-4) == b
+    with pytest.raises(ValueError, match="model.h_bottleneck=0"):
+        HighLevelHeads(K, P, bottleneck=0)
+
+
+def test_region_conditioned_H_adds_the_p_weighted_mean_of_L():
+    torch.manual_seed(0)
+    B, K, P, U, V, tau = 2, 3, 5, 4, 6, 0.7
+    L, H = torch.randn(B, P, U, V), torch.randn(B, K, P)
+    out = region_conditioned(L, H, tau)
+    for b in range(B):
+        for k in range(K):
+            p = torch.softmax(tau * torch.einsum("kp,puv->kuv", H[b], L[b]), 0)[k]
+            R = (p * L[b]).sum((1, 2)) / p.sum()
+            assert torch.allclose(out[b, k], H[b, k] + R, atol=1e-5)
+
+
+def test_region_heads_segmenter_trains_and_predicts():
+    m = MISegmenter(K=3, P=16, d=4, encoder_depth=3, encoder_width=8, head_width=4, region_heads=True, h_bottleneck=4)
+    x = torch.randn(2, 3, 32, 32)
+    L, H = m(x)
+    H0 = m.heads(L)
+    assert H.shape == (2, 3, 16) and not torch.allclose(H, H0)
+    assert torch.allclose(H, region_conditioned(L, H0, m.tau), atol=1e-5)
+    classes, _, _ = m.eval().predict(x)
+    assert classes.shape == (2, 32, 32)

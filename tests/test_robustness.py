@@ -25,7 +25,7 @@ from misseg.callbacks import NonFiniteGuard
 from misseg.checkpointing import AtomicCheckpointIO, RNGStateCheckpoint, atomic_torch_save
 from misseg.data.datamodule import FolderDataModule
 from misseg.data.scan import BadFilesError, scan_folder
-from misseg.errors import NonFiniteLossError
+from misseg.errors import Interrupted, NonFiniteLossError, sigterm_raises
 from misseg.objectives.mi import mi_objective
 from misseg.resume import check_run_dir, find_last_checkpoint
 from misseg.runs import new_file, write_metrics
@@ -399,3 +399,13 @@ def test_no_shell_commands_in_misseg():
                 ):
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
     assert offenders == []
+
+
+def test_sigterm_after_training_raises_interrupted_and_restores_the_handler():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="final evaluation"):
+        with sigterm_raises("SIGTERM during the final evaluation"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs between bytecodes; never reached
+            pytest.fail("SIGTERM did not interrupt the block")
+    assert signal.getsignal(signal.SIGTERM) is before

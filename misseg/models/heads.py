@@ -17,11 +17,15 @@ class HighLevelHeads(nn.Module):
     K * `width` output channels (K convolutions of the same input, stacked), followed by one BN, which
     is exactly K independent BNs. The per-class linear layers are one einsum over a (K, F, P) weight.
     An adaptive average pool to `pool` x `pool` makes the flatten size independent of the image size.
+    bottleneck (a lever beyond the thesis, None = off): the per-class linear maps to `bottleneck` dims and one
+    shared linear maps those to P, so each H_k can carry at most `bottleneck` numbers about its image.
 
     L: (B, P, U, V) -> H: (B, K, P)
     """
 
-    def __init__(self, K: int, P: int, width: int = 64, shared_layers: int = 1, pool: int = 4) -> None:
+    def __init__(
+        self, K: int, P: int, width: int = 64, shared_layers: int = 1, pool: int = 4, bottleneck: int | None = None
+    ) -> None:
         super().__init__()
         blocks, c = [], P
         for _ in range(shared_layers):
@@ -30,9 +34,12 @@ class HighLevelHeads(nn.Module):
         self.shared = nn.Sequential(*blocks)
         self.per_class = conv_block(c, K * width, 3, stride=1)
         self.pool = nn.AdaptiveAvgPool2d(pool)
-        fan_in = width * pool * pool
-        self.weight = nn.Parameter(torch.randn(K, fan_in, P) / fan_in**0.5)
-        self.bias = nn.Parameter(torch.zeros(K, P))
+        if bottleneck is not None and not 0 < bottleneck:
+            raise ValueError(f"model.h_bottleneck={bottleneck}: use a positive width (or null = no bottleneck)")
+        fan_in, out = width * pool * pool, bottleneck or P
+        self.weight = nn.Parameter(torch.randn(K, fan_in, out) / fan_in**0.5)
+        self.bias = nn.Parameter(torch.zeros(K, out))
+        self.up = nn.Linear(bottleneck, P) if bottleneck else nn.Identity()
         self.norm_weight = nn.Parameter(torch.ones(K, P))
         self.norm_bias = nn.Parameter(torch.zeros(K, P))
         self.K, self.P, self.width = K, P, width
@@ -41,6 +48,6 @@ class HighLevelHeads(nn.Module):
         B = L.shape[0]
         z = self.pool(self.per_class(self.shared(L)))  # (B, K*width, pool, pool)
         z = z.reshape(B, self.K, -1)  # (B, K, F): channel block k belongs to extractor k
-        H = torch.einsum("bkf,kfp->bkp", z, self.weight) + self.bias
+        H = self.up(torch.einsum("bkf,kfp->bkp", z, self.weight) + self.bias)
         H = F.layer_norm(H, (self.P,))
         return H * self.norm_weight + self.norm_bias

@@ -9,7 +9,7 @@ from misseg.models.backbone import TimmBackbone, parse_backbone
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
 from misseg.models.sobel import SobelInput
-from misseg.objectives.mi import soft_assignment
+from misseg.objectives.mi import region_conditioned, soft_assignment
 
 
 class MISegmenter(nn.Module):
@@ -18,6 +18,8 @@ class MISegmenter(nn.Module):
     backbone: None = the thesis's scratch encoder; "timm:<name>" = a timm network (misseg/models/backbone.py)
     with its stride-d feature map projected to P, frozen when freeze_backbone. Its weights are loaded by
     load_backbone_weights (random init otherwise).
+    region_heads, h_bottleneck: levers beyond the thesis (off by default): H_k conditioned on the region it
+    claims (objectives.mi.region_conditioned), and a `h_bottleneck`-dim bottleneck in each F_k (heads.py).
     """
 
     def __init__(
@@ -36,6 +38,8 @@ class MISegmenter(nn.Module):
         head_pool: int = 4,
         backbone: str | None = None,
         freeze_backbone: bool = False,
+        region_heads: bool = False,
+        h_bottleneck: int | None = None,
     ) -> None:
         super().__init__()
         self.inputs = SobelInput(sobel)
@@ -47,7 +51,8 @@ class MISegmenter(nn.Module):
             self.encoder = LocalEncoder(
                 self.inputs.out_channels, P, d, encoder_depth, encoder_width, encoder_max_width, kernel
             )
-        self.heads = HighLevelHeads(K, P, head_width, head_shared_layers, head_pool)
+        self.heads = HighLevelHeads(K, P, head_width, head_shared_layers, head_pool, h_bottleneck)
+        self.region_heads = region_heads
         self.K, self.P, self.d = K, P, d
         self.tau = P**-0.5 if tau is None else float(tau)
 
@@ -58,7 +63,8 @@ class MISegmenter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         L = self.encoder(self.inputs(x))
-        return L, self.heads(L)
+        H = self.heads(L)
+        return L, region_conditioned(L, H, self.tau) if self.region_heads else H
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

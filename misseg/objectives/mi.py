@@ -35,6 +35,16 @@ def soft_global(p: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     return torch.bmm(H.transpose(1, 2), p.reshape(B, K, U * V)).view(B, H.shape[2], U, V)
 
 
+def region_conditioned(L: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tensor:
+    """A lever beyond the thesis: H_k + R_k, with R_k = sum_ij p'_ijk L_ij / sum_ij p'_ijk the mean local feature
+    of the region that the image-level H_k claims (p' from eq. 4.8 with the unconditioned H). It ties each
+    high-level feature to a region of its own image, which eq. 4.10 alone does not.  -> (B, K, P)"""
+    B, K, U, V = H.shape[0], H.shape[1], L.shape[2], L.shape[3]
+    p = soft_assignment(L, H, tau).reshape(B, K, U * V)
+    R = torch.bmm(p, L.reshape(B, L.shape[1], U * V).transpose(1, 2))  # (B, K, P)
+    return H + R / p.sum(2, keepdim=True).clamp_min(1e-6)
+
+
 def pool_valid(valid: torch.Tensor, size: tuple[int, int], min_fraction: float = 0.5) -> torch.Tensor:
     """(B, H, W) bool pixel mask -> (B, U, V) bool: a patch counts when >= min_fraction of its pixels do."""
     frac = F.adaptive_avg_pool2d(valid[:, None].float(), size)[:, 0]

@@ -1,0 +1,69 @@
+"""mIoU vs training time from curve.sh's runs: one panel per dataset, one line per method, K-means and the
+trivial baseline (from the table's runs, when given) as horizontal lines. Writes figures/curve.png and prints
+the points as a markdown table.
+
+Usage: python experiments/small_real/plot_curve.py CURVE_DIR [TABLE_DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FIGURE = Path(__file__).parent / "figures" / "curve.png"
+
+
+def load(curve_dir: Path) -> dict:
+    """{dataset: {method: [(steps, seconds, miou), ...]}} sorted by steps."""
+    points: dict = defaultdict(lambda: defaultdict(list))
+    for path in sorted(curve_dir.glob("steps*/*/seed*/*/metrics.json")):
+        run = path.parent
+        steps = int(run.parts[-4].removeprefix("steps"))
+        seconds = json.loads((run / "run_info.json").read_text()).get("duration_s")
+        points[run.parts[-3]][run.parts[-1]].append((steps, seconds, json.loads(path.read_text())["miou"]))
+    return {ds: {m: sorted(v) for m, v in methods.items()} for ds, methods in points.items()}
+
+
+def baselines(table_dir: Path | None, dataset: str) -> dict[str, float]:
+    """mean mIoU over seeds of the table's kmeans and trivial runs for this dataset."""
+    out: dict[str, float] = {}
+    for method in ("kmeans", "trivial"):
+        runs = table_dir.glob(f"{dataset}/seed*/{method}/metrics.json") if table_dir else []
+        values = [json.loads(p.read_text())["miou"] for p in runs]
+        if values:
+            out[method] = sum(values) / len(values)
+    return out
+
+
+def main(curve_dir: str, table_dir: str | None = None) -> None:
+    points = load(Path(curve_dir))
+    if not points:
+        raise SystemExit(f"{curve_dir}: no steps*/<dataset>/seed*/<method>/metrics.json; run curve.sh first")
+    fig, axes = plt.subplots(1, len(points), figsize=(5 * len(points), 3.6), squeeze=False)
+    print("| dataset | method | steps | time (s) | mIoU |\n|---|---|---|---|---|")
+    for ax, (dataset, methods) in zip(axes[0], sorted(points.items()), strict=True):
+        for method, rows in sorted(methods.items()):
+            ax.plot([r[1] for r in rows], [r[2] for r in rows], "o-", label=method)
+            for steps, seconds, miou in rows:
+                ax.annotate(str(steps), (seconds, miou), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                print(f"| {dataset} | {method} | {steps} | {seconds:.0f} | {miou:.3f} |")
+        styles = {"kmeans": "--", "trivial": ":"}
+        for name, value in baselines(Path(table_dir) if table_dir else None, dataset).items():
+            ax.axhline(value, color="gray", linestyle=styles[name], label=f"{name} (mean)")
+        ax.set(title=dataset, xlabel="wall-clock seconds, 2 CPU cores (labels: steps)", ylabel="mIoU", xscale="log")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    FIGURE.parent.mkdir(exist_ok=True)
+    fig.savefig(FIGURE, dpi=120)
+    print(f"\nwrote {FIGURE}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
