@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from misseg.data.cache import CACHE_DIR, CachedFolderDataset
@@ -72,10 +74,17 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.val_set = self.make_dataset(eval_transform(self.image_size, self.resize_shorter), val_idx)
 
     def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
+        sampler = None
+        if not train and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # every image exactly once over the ranks: Lightning's default DistributedSampler pads the set
+            # with repeats to a multiple of the world size, which would count those images twice in the
+            # whole-set confusion matrix. Lightning keeps a DistributedSampler it is given.
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train and self.drop_last and len(dataset) >= batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
