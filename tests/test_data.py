@@ -94,3 +94,26 @@ def test_synthetic_datamodule_batches():
     dm.setup()
     b = next(iter(dm.train_dataloader()))
     assert b["image"].shape == (4, 3, 24, 24) and b["mask"].max() < 4
+
+
+def test_augment_on_device_moves_colour_work_to_the_batch_hook():
+    kwargs = dict(num_images=8, native_size=32, image_size=24, batch_size=8, augment=dict(flip=False, hue=0.0))
+    dm_dev = SyntheticDataModule(**{**kwargs, "augment": dict(flip=False, hue=0.0, jitter=0.0, on_device=True)})
+    dm_off = SyntheticDataModule(**{**kwargs, "augment": dict(flip=False, hue=0.0, jitter=0.0)})
+    for m in (dm_dev, dm_off):
+        m.setup()
+    torch.manual_seed(1)
+    raw = next(iter(dm_dev.train_dataloader()))
+    assert raw["image"].dtype == torch.uint8  # the workers only crop (and flip)
+    torch.manual_seed(1)
+    ref = next(iter(dm_off.train_dataloader()))
+    # without jitter, the hook's normalisation gives the per-sample pipeline's float images (same crops)
+    out = dm_dev.on_after_batch_transfer(dict(raw), 0)
+    assert out["image"].dtype == torch.float32 and torch.equal(out["mask"], ref["mask"])
+    assert torch.allclose(out["image"], ref["image"], atol=1e-5)
+    # with jitter the hook changes the colours of every image, leaves eval (float) batches alone
+    dm_jit = SyntheticDataModule(**{**kwargs, "augment": dict(flip=False, hue=0.0, jitter=0.8, on_device=True)})
+    jittered = dm_jit.on_after_batch_transfer(dict(raw), 0)["image"]
+    assert (jittered - out["image"]).abs().flatten(1).amax(1).min() > 1e-3
+    evaluated = {"image": out["image"].clone(), "mask": out["mask"]}
+    assert torch.equal(dm_jit.on_after_batch_transfer(dict(evaluated), 0)["image"], out["image"])

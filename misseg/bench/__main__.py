@@ -153,6 +153,10 @@ def section_data(p: dict, device: torch.device, root: Path) -> tuple[dict, str]:
         best = max(r["images_per_s"] for r in res["rows"] if r["num_workers"] == w and not r["path"].startswith("jpeg"))
         res[f"speedup_workers{w}"] = best / jpeg
         md += f"\n\nnum_workers={w}: fastest cached path vs JPEG {verdict(best / jpeg, TARGETS['data'])}"
+        wired = [r["images_per_s"] for r in res["rows"] if r["num_workers"] == w and "on_device" in r["path"]]
+        if wired:  # the path a training run takes with data.cache=true data.augment.on_device=true
+            res[f"speedup_on_device_workers{w}"] = wired[0] / jpeg
+            md += f"; the training path (data.augment.on_device) vs JPEG {wired[0] / jpeg:.1f}x"
     for note in res["notes"]:
         md += f"\n\nNote: {note}."
     return res, md

@@ -74,10 +74,18 @@ def bench_data(root: Path, image_size: int, batch_size: int, batches: int, worke
         if has_cache_module():
             from misseg.data.cache import CachedFolderDataset, write_cache
 
-            cached = CachedFolderDataset(write_cache(root, Path(tmp) / "cache"), transform)
+            cache_dir = write_cache(root, Path(tmp) / "cache")
+            cached = CachedFolderDataset(cache_dir, transform)
             for w in workers:
                 rows.append({"path": "cache: misseg.data.cache + per-sample v2 augment", "num_workers": w,
                              "images_per_s": images_per_s(cached, batch_size, w, batches, device)})  # fmt: skip
+            # what data.cache=true data.augment.on_device=true trains on: workers crop/flip uint8, the
+            # datamodule's on_after_batch_transfer jitters + normalises the batch on the device
+            crop_only = CachedFolderDataset(cache_dir, train_transform(image_size, jitter=0, hue=0, to_float=False))
+            for w in workers:
+                rate = images_per_s(crop_only, batch_size, w, batches, device, augment_batch)
+                rows.append({"path": "cache + uint8 crop/flip + batched device jitter (data.augment.on_device)",
+                             "num_workers": w, "images_per_s": rate})  # fmt: skip
         else:
             notes.append("misseg.data.cache is not in this checkout: the cache row is the in-memory uint8 array only")
         side = image_size + image_size // 8  # room for the random crop

@@ -10,6 +10,7 @@ import torch.distributed as dist
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from misseg.data.batch_augment import augment_batch
 from misseg.data.cache import CACHE_DIR, CachedFolderDataset
 from misseg.data.folder import FolderDataset
 from misseg.data.scan import BadFilesError, bad_files_message, read_class_names, scan_folder
@@ -20,6 +21,10 @@ from misseg.errors import ConfigError, DatasetError
 
 class SegmentationDataModule(pl.LightningDataModule):
     """Train view: (resize) + random crop + flip + colour jitter. Eval view: (resize) + centre crop.
+
+    augment: {flip, jitter, hue, on_device}. on_device=true: the loader workers only crop and flip (uint8),
+    and the colour jitter + normalisation run once per batch on the training device after the transfer
+    (misseg.data.batch_augment; its hue shift is a YIQ rotation, close to but not torchvision's HSV shift).
 
     split="transductive": train and evaluate on the same unlabeled images (IIC's protocol).
     split="holdout": a seeded random `val_fraction` of the images is held out for evaluation only.
@@ -46,6 +51,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.split, self.val_fraction, self.seed = num_workers, split, val_fraction, seed
         self.augment = dict(augment or {})
+        self.augment_on_device = bool(self.augment.pop("on_device", False))
         self.drop_last = drop_last
         scan = self.make_dataset()  # scans the data now: bad paths fail before any compute
         self.num_images, self.classes = len(scan), list(scan.classes)
@@ -69,9 +75,20 @@ class SegmentationDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         train_idx, val_idx = self.split_indices()
         self.train_set = self.make_dataset(
-            train_transform(self.image_size, self.resize_shorter, **self.augment), train_idx
+            train_transform(self.image_size, self.resize_shorter, **self._per_sample_augment()), train_idx
         )
         self.val_set = self.make_dataset(eval_transform(self.image_size, self.resize_shorter), val_idx)
+
+    def _per_sample_augment(self) -> dict:
+        if not self.augment_on_device:
+            return self.augment
+        return {**self.augment, "jitter": 0.0, "hue": 0.0, "to_float": False}
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        if self.augment_on_device and batch["image"].dtype == torch.uint8:  # training batches only
+            jitter, hue = self.augment.get("jitter", 0.4), self.augment.get("hue", 0.1)
+            batch["image"] = augment_batch(batch["image"], jitter, hue)
+        return batch
 
     def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
         sampler = None

@@ -54,10 +54,13 @@ def train_transform(
     flip: bool = True,
     jitter: float = 0.4,
     hue: float = 0.1,
+    to_float: bool = True,
 ) -> v2.Compose:
     """Resize shorter side (optional) -> random crop -> horizontal flip -> colour jitter -> normalise.
 
     jitter sets brightness, contrast and saturation strength together (one key to sweep); hue apart.
+    to_float=False stops at the flip and returns uint8 images, for colour work done per batch on the device
+    (data.augment.on_device, misseg.data.batch_augment).
     """
     ops: list = []
     if resize_shorter:
@@ -67,7 +70,7 @@ def train_transform(
         ops.append(v2.RandomHorizontalFlip())
     if jitter > 0 or hue > 0:
         ops.append(v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=hue))
-    return v2.Compose(ops + _to_float())
+    return v2.Compose(ops + (_to_float() if to_float else []))
 
 
 def eval_transform(image_size: int, resize_shorter: int | None = None) -> v2.Compose:
