@@ -1,0 +1,65 @@
+"""Are the clusters the same across images? Whole-set vs per-image matching for trained runs.
+
+The MI objective's high-level features H_k are computed per image, so nothing forces cluster k of one image
+to mean what cluster k means in another; the evaluation matches clusters to classes once for the whole set.
+For each run this prints: the whole-set Hungarian mIoU (equal to the run's metrics.json, a check), the mean
+per-image mIoU under that whole-set mapping, and the mean per-image mIoU when each image gets its own
+Hungarian mapping (an oracle). A large oracle gap means the clusters segment each image but are permuted
+between images. Usage: python experiments/small_real/consistency.py RUN_DIR [RUN_DIR ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from misseg.evaluate import load_module
+from misseg.metrics.matching import hungarian_mapping, scores_from_confusion
+from misseg.train import make_datamodule
+
+BINS = 256  # label range of uint8 masks, as misseg.metrics.matching
+
+
+def per_image_confusions(module, loader, K: int, C: int) -> np.ndarray:
+    """(N, K, C) confusion matrix of every evaluation image, one bincount per batch (ignore = 255 dropped)."""
+    out = []
+    for batch in loader:
+        classes, _, _ = module.predict(batch["image"])
+        B = classes.shape[0]
+        image = torch.arange(B)[:, None, None].expand_as(classes)
+        index = (image * K + classes.long()) * BINS + batch["mask"].long()
+        counts = torch.bincount(index.reshape(-1), minlength=B * K * BINS).reshape(B, K, BINS)
+        out.append(counts[:, :, :C].numpy())
+    return np.concatenate(out)
+
+
+def mean_miou(confusions: np.ndarray, mappings: list[np.ndarray]) -> float:
+    values = [scores_from_confusion(c, m)["miou"] for c, m in zip(confusions, mappings, strict=True)]
+    return float(np.nanmean(values))
+
+
+def main(run_dirs: list[str]) -> None:
+    print("| run | whole-set mIoU | per-image mIoU, whole-set mapping | per-image mIoU, per-image mapping | gap |")
+    print("|---|---|---|---|---|")
+    for run in map(Path, run_dirs):
+        cfg = OmegaConf.load(run / "config_resolved.yaml")
+        datamodule = make_datamodule(cfg.data, str(run))
+        datamodule.setup("validate")
+        module = load_module(run / "checkpoints" / "last.ckpt", num_classes=datamodule.num_classes).eval()
+        K, C = module.hparams.K, datamodule.num_classes
+        with torch.no_grad():
+            conf = per_image_confusions(module, datamodule.val_dataloader(), K, C)
+        whole = conf.sum(0)
+        mapping = hungarian_mapping(whole)
+        set_miou = scores_from_confusion(whole, mapping)["miou"]
+        shared = mean_miou(conf, [mapping] * len(conf))
+        oracle = mean_miou(conf, [hungarian_mapping(c) for c in conf])
+        print(f"| {run} | {set_miou:.3f} | {shared:.3f} | {oracle:.3f} | {oracle - shared:+.3f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

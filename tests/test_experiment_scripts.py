@@ -1,0 +1,45 @@
+"""The analysis scripts of experiments/ that compute numbers (not just tables) are tested like library code."""
+
+import importlib.util
+
+import numpy as np
+import torch
+from conftest import REPO
+
+from misseg.metrics.matching import confusion_matrix
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / "small_real" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FixedPredictions:
+    def __init__(self, classes: torch.Tensor) -> None:
+        self.classes, self.at = classes, 0
+
+    def predict(self, x: torch.Tensor):
+        out = self.classes[self.at : self.at + x.shape[0]]
+        self.at += x.shape[0]
+        return out, None, None
+
+
+def test_per_image_confusions_sum_to_the_whole_set_matrix_and_oracle_beats_shared_mapping():
+    consistency = load_script("consistency")
+    g = torch.Generator().manual_seed(0)
+    K, C, N = 3, 3, 5
+    masks = torch.randint(0, C, (N, 6, 7), generator=g)
+    masks[0, :2] = 255
+    # every image is segmented perfectly but with its own permutation of the clusters
+    perms = [torch.randperm(K, generator=g) for _ in range(N)]
+    classes = torch.stack([perms[i][masks[i].clamp_max(C - 1)] for i in range(N)])
+    loader = [{"image": torch.zeros(n, 3, 6, 7), "mask": m} for n, m in ((2, masks[:2]), (3, masks[2:]))]
+    conf = consistency.per_image_confusions(FixedPredictions(classes), loader, K, C)
+    assert conf.shape == (N, K, C)
+    for i in range(N):
+        assert np.array_equal(conf[i], confusion_matrix(classes[i], masks[i], K, C).numpy())
+    oracle = consistency.mean_miou(conf, [consistency.hungarian_mapping(c) for c in conf])
+    shared = consistency.mean_miou(conf, [consistency.hungarian_mapping(conf.sum(0))] * N)
+    assert oracle == 1.0 and shared < 1.0
