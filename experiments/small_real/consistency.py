@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 from misseg.evaluate import load_module
-from misseg.metrics.matching import hungarian_mapping, scores_from_confusion
+from misseg.metrics.matching import hungarian_mapping, majority_mapping, scores_from_confusion
 from misseg.train import make_datamodule
 
 BINS = 256  # label range of uint8 masks, as misseg.metrics.matching
@@ -54,7 +54,8 @@ def main(run_dirs: list[str]) -> None:
         with torch.no_grad():
             conf = per_image_confusions(module, datamodule.val_dataloader(), K, C)
         whole = conf.sum(0)
-        mapping = hungarian_mapping(whole)
+        # the run's own matching for the whole set (metrics.json); the per-image oracle is always one-to-one
+        mapping = majority_mapping(whole) if cfg.model.get("matching") == "majority" else hungarian_mapping(whole)
         set_miou = scores_from_confusion(whole, mapping)["miou"]
         shared = mean_miou(conf, [mapping] * len(conf))
         oracle = mean_miou(conf, [hungarian_mapping(c) for c in conf])

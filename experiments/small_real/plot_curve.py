@@ -1,6 +1,6 @@
-"""mIoU vs training time from curve.sh's runs: one panel per dataset, one line per method, K-means and the
-trivial baseline (from the table's runs, when given) as horizontal lines. Writes figures/curve.png and prints
-the points as a markdown table.
+"""mIoU vs training time from curve.sh's runs (time = wall clock of the whole run: start-up, training and
+evaluation): one panel per dataset, one line per method, K-means and the trivial baseline (from the table's
+runs, when given) as horizontal lines. Writes figures/curve.png and prints the points as a markdown table.
 
 Usage: python experiments/small_real/plot_curve.py CURVE_DIR [TABLE_DIR]
 """
@@ -27,6 +27,9 @@ def load(curve_dir: Path) -> dict:
         run = path.parent
         steps = int(run.parts[-4].removeprefix("steps"))
         seconds = json.loads((run / "run_info.json").read_text()).get("duration_s")
+        if seconds is None:  # metrics written, but the run was stopped before it recorded its duration
+            print(f"skipped {run}: no duration_s in run_info.json", file=sys.stderr)
+            continue
         points[run.parts[-3]][run.parts[-1]].append((steps, seconds, json.loads(path.read_text())["miou"]))
     return {ds: {m: sorted(v) for m, v in methods.items()} for ds, methods in points.items()}
 

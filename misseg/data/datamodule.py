@@ -88,11 +88,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.augment_on_device and batch["image"].dtype == torch.uint8:  # training batches only
             jitter, hue = self.augment.get("jitter", 0.4), self.augment.get("hue", 0.1)
             batch["image"] = augment_batch(batch["image"], jitter, hue)
+            if self.trainer is not None:  # Lightning cast the inputs before the transfer, when they were uint8
+                batch = self.trainer.precision_plugin.convert_input(batch)
         return batch
 
     def _loader(self, dataset: Dataset, batch_size: int, train: bool) -> DataLoader:
         sampler = None
-        if not train and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if not train and 1 < world <= len(dataset):  # (fewer images than ranks: Lightning's padding sampler)
             # every image exactly once over the ranks: Lightning's default DistributedSampler pads the set
             # with repeats to a multiple of the world size, which would count those images twice in the
             # whole-set confusion matrix. Lightning keeps a DistributedSampler it is given.
