@@ -1,13 +1,21 @@
-"""Markdown table of every metrics.json under a results dir: dataset | method | seed | PA | mIoU | time."""
+"""Markdown tables of every metrics.json under a results dir (OUT/<dataset>/seed<S>/<method>/metrics.json).
+
+Default: one row per run (dataset | method | seed | PA | mIoU | time). --mean: one row per dataset, one column
+per method, cells "PA / mIoU +- std (n seeds)" with the mean over the seeds found (std over seeds, n >= 2).
+--methods a,b,c picks and orders the columns of --mean.
+Usage: python experiments/small_real/summarize.py [RESULTS_DIR] [--mean] [--methods a,b]
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import statistics
+from collections import defaultdict
 from pathlib import Path
 
 
-def main(root: str) -> None:
+def load(root: str) -> list[dict]:
     rows = []
     for path in sorted(Path(root).glob("*/seed*/*/metrics.json")):
         run = path.parent
@@ -17,11 +25,52 @@ def main(root: str) -> None:
         if seconds is None:  # the K-means CLI reports fit + eval time in metrics.json
             seconds = (metrics.get("fit_seconds") or 0) + (metrics.get("eval_seconds") or 0)
         dataset, seed, method = run.parts[-3], run.parts[-2], run.parts[-1]
-        pa, miou = metrics["pa"], metrics["miou"]
-        rows.append(f"| {dataset} | {method} | {seed[4:]} | {pa:.3f} | {miou:.3f} | {seconds:.0f} |")
-    print("| dataset | method | seed | PA | mIoU | time (s) |\n|---|---|---|---|---|---|")
-    print("\n".join(rows))
+        rows.append(dict(dataset=dataset, seed=int(seed[4:]), method=method, pa=metrics["pa"],
+                         miou=metrics["miou"], seconds=seconds))  # fmt: skip
+    return rows
+
+
+def per_run(rows: list[dict]) -> str:
+    lines = ["| dataset | method | seed | PA | mIoU | time (s) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['pa']:.3f} | {r['miou']:.3f} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def mean_table(rows: list[dict], methods: list[str] | None = None) -> str:
+    cells: dict = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        cells[r["dataset"]][r["method"]].append(r)
+    methods = methods or sorted({r["method"] for r in rows})
+    lines = ["| dataset | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    for dataset in sorted(cells):
+        out = []
+        for method in methods:
+            runs = cells[dataset].get(method, [])
+            if not runs:
+                out.append("-")
+                continue
+            pa, miou = [r["pa"] for r in runs], [r["miou"] for r in runs]
+            spread = f" ± {statistics.stdev(miou):.3f}" if len(runs) > 1 else ""
+            seconds = statistics.mean(r["seconds"] for r in runs)
+            out.append(
+                f"{statistics.mean(pa):.3f} / {statistics.mean(miou):.3f}{spread} (n={len(runs)}, {seconds:.0f} s)"
+            )
+        lines.append(f"| {dataset} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", nargs="?", default="logs/small_real")
+    ap.add_argument("--mean", action="store_true")
+    ap.add_argument("--methods", default=None)
+    args = ap.parse_args(argv)
+    rows = load(args.root)
+    print(mean_table(rows, args.methods.split(",") if args.methods else None) if args.mean else per_run(rows))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "logs/small_real")
+    main()
