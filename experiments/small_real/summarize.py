@@ -2,8 +2,9 @@
 
 Default: one row per run (dataset | method | seed | PA | mIoU | time). --mean: one row per dataset, one column
 per method, cells "PA / mIoU +- std (n seeds)" with the mean over the seeds found (std over seeds, n >= 2).
---methods a,b,c picks and orders the columns of --mean.
-Usage: python experiments/small_real/summarize.py [RESULTS_DIR] [--mean] [--methods a,b]
+--methods a,b,c picks and orders the columns of --mean. --levers: levers.sh's screen, one row per lever, one
+column per dataset, cells "mIoU (change vs mi_paper of the same seed)", for --seed (default 0).
+Usage: python experiments/small_real/summarize.py [RESULTS_DIR] [--mean] [--methods a,b] [--levers]
 """
 
 from __future__ import annotations
@@ -62,13 +63,37 @@ def mean_table(rows: list[dict], methods: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def lever_table(rows: list[dict], seed: int = 0) -> str:
+    by = {(r["dataset"], r["method"]): r["miou"] for r in rows if r["seed"] == seed}
+    datasets = sorted({d for d, m in by if m.startswith("lever_")})
+    levers = ["mi_paper"] + sorted({m for _, m in by if m.startswith("lever_")}, key=lambda m: m.lower())
+    lines = [f"| lever (seed {seed}) | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+    for lever in levers:
+        out = []
+        for d in datasets:
+            value, base = by.get((d, lever)), by.get((d, "mi_paper"))
+            if value is None:
+                out.append("-")
+            elif lever == "mi_paper" or base is None:
+                out.append(f"{value:.3f}")
+            else:
+                out.append(f"{value:.3f} ({value - base:+.3f})")
+        lines.append(f"| {lever.removeprefix('lever_')} | " + " | ".join(out) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", nargs="?", default="logs/small_real")
     ap.add_argument("--mean", action="store_true")
     ap.add_argument("--methods", default=None)
+    ap.add_argument("--levers", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     rows = load(args.root)
+    if args.levers:
+        print(lever_table(rows, args.seed))
+        return
     print(mean_table(rows, args.methods.split(",") if args.methods else None) if args.mean else per_run(rows))
 
 
