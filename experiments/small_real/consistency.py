@@ -11,6 +11,7 @@ between images. Usage: python experiments/small_real/consistency.py RUN_DIR [RUN
 from __future__ import annotations
 
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ def mean_miou(confusions: np.ndarray, mappings: list[np.ndarray]) -> float:
 def main(run_dirs: list[str]) -> None:
     print("| run | whole-set mIoU | per-image mIoU, whole-set mapping | per-image mIoU, per-image mapping | gap |")
     print("|---|---|---|---|---|")
+    groups: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
     for run in map(Path, run_dirs):
         cfg = OmegaConf.load(run / "config_resolved.yaml")
         datamodule = make_datamodule(cfg.data, str(run))
@@ -60,6 +62,14 @@ def main(run_dirs: list[str]) -> None:
         shared = mean_miou(conf, [mapping] * len(conf))
         oracle = mean_miou(conf, [hungarian_mapping(c) for c in conf])
         print(f"| {run} | {set_miou:.3f} | {shared:.3f} | {oracle:.3f} | {oracle - shared:+.3f} |")
+        groups[(run.parts[-3], run.parts[-1])].append((set_miou, shared, oracle))  # OUT/<dataset>/seed<S>/<method>
+    print(
+        "\nmean over seeds:\n\n| dataset | method | n | whole-set mIoU | per image, whole-set mapping | "
+        "per image, own mapping | gap |\n|---|---|---|---|---|---|---|"
+    )
+    for (dataset, method), values in sorted(groups.items()):
+        a, b, c = (float(np.mean(column)) for column in zip(*values, strict=True))
+        print(f"| {dataset} | {method} | {len(values)} | {a:.3f} | {b:.3f} | {c:.3f} | {c - b:+.3f} |")
 
 
 if __name__ == "__main__":
