@@ -109,11 +109,9 @@ def train(cfg: DictConfig) -> dict:
         f"hydra.run.dir={run_dir} ckpt_path=last"
     )
     if cfg.evaluate:
+        # during validate Lightning runs its own handler (it only sets a flag) and then ours, which raises
         with sigterm_raises(interrupted):
-            try:  # Lightning composes our handler with its own during validate; either may fire first
-                trainer.validate(model, datamodule=datamodule, verbose=False)
-            except SIGTERMException:
-                raise Interrupted(interrupted) from None
+            trainer.validate(model, datamodule=datamodule, verbose=False)
             result = dict(model.last_eval)
             if trainer.is_global_zero:
                 write_metrics(run_dir, result, datamodule.classes)

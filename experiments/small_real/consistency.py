@@ -19,23 +19,17 @@ import torch
 from omegaconf import OmegaConf
 
 from misseg.evaluate import load_module
-from misseg.metrics.matching import hungarian_mapping, majority_mapping, scores_from_confusion
+from misseg.metrics.matching import confusion_matrix, hungarian_mapping, majority_mapping, scores_from_confusion
 from misseg.train import make_datamodule
-
-BINS = 256  # label range of uint8 masks, as misseg.metrics.matching
 
 
 def per_image_confusions(module, loader, K: int, C: int) -> np.ndarray:
-    """(N, K, C) confusion matrix of every evaluation image, one bincount per batch (ignore = 255 dropped)."""
+    """(N, K, C) confusion matrix of every evaluation image (misseg's confusion_matrix, ignore = 255 dropped)."""
     out = []
     for batch in loader:
         classes, _, _ = module.predict(batch["image"])
-        B = classes.shape[0]
-        image = torch.arange(B)[:, None, None].expand_as(classes)
-        index = (image * K + classes.long()) * BINS + batch["mask"].long()
-        counts = torch.bincount(index.reshape(-1), minlength=B * K * BINS).reshape(B, K, BINS)
-        out.append(counts[:, :, :C].numpy())
-    return np.concatenate(out)
+        out += [confusion_matrix(c, m, K, C).numpy() for c, m in zip(classes, batch["mask"], strict=True)]
+    return np.stack(out)
 
 
 def mean_miou(confusions: np.ndarray, mappings: list[np.ndarray]) -> float:

@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from summarize import load as load_table  # noqa: E402  (this folder is on sys.path when run as a script)
 
 FIGURE = Path(__file__).parent / "figures" / "curve.png"
 
@@ -36,13 +37,9 @@ def load(curve_dir: Path) -> dict:
 
 def baselines(table_dir: Path | None, dataset: str) -> dict[str, float]:
     """mean mIoU over seeds of the table's kmeans and trivial runs for this dataset."""
-    out: dict[str, float] = {}
-    for method in ("kmeans", "trivial"):
-        runs = table_dir.glob(f"{dataset}/seed*/{method}/metrics.json") if table_dir else []
-        values = [json.loads(p.read_text())["miou"] for p in runs]
-        if values:
-            out[method] = sum(values) / len(values)
-    return out
+    rows = [r for r in load_table(str(table_dir)) if r["dataset"] == dataset] if table_dir else []
+    values = {m: [r["miou"] for r in rows if r["method"] == m] for m in ("kmeans", "trivial")}
+    return {m: sum(v) / len(v) for m, v in values.items() if v}
 
 
 def main(curve_dir: str, table_dir: str | None = None) -> None:
