@@ -11,6 +11,7 @@ import math
 import torch
 
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from misseg.objectives.views import unflip
 
 _GREY = (0.299, 0.587, 0.114)
 # RGB -> YIQ; a hue shift is a rotation of the (I, Q) chroma plane
@@ -57,11 +58,6 @@ def random_flip(
     """Flip each image horizontally with probability p. -> (flipped batch, (B,) bool which were flipped)."""
     flipped = torch.rand(x.shape[0], device=x.device, generator=generator) < p
     return unflip(x, flipped), flipped
-
-
-def unflip(y: torch.Tensor, flipped: torch.Tensor) -> torch.Tensor:
-    """Undo (or apply: a flip is its own inverse) the horizontal flip of the images marked in `flipped`."""
-    return torch.where(flipped.view(-1, *([1] * (y.dim() - 1))), y.flip(-1), y)
 
 
 def jittered_flipped_view(

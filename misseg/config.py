@@ -1,8 +1,20 @@
-"""Where the Hydra configs live, for a source checkout and for an installed package alike."""
+"""Hydra glue: where the configs live, and the typed schemas (types, no values) of the model's config groups.
+
+The schemas are dataclasses in Hydra's ConfigStore. Each YAML option of `conf/model/{encoder,heads,objective}/`
+and each method (`conf/model/{mi,iic}.yaml`) starts from one of them (its defaults list names `_<schema>`), so a
+misspelled key or a value of the wrong type is refused by Hydra while composing, before torch is imported.
+Ranges and rules across keys that a type cannot express are checked in misseg/validation.py.
+This module imports no torch: `import misseg.config` registers the schemas.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Optional  # noqa: UP035 (OmegaConf reads Optional[...] annotations, not X | None)
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
 
 
 def config_dir() -> str:
@@ -12,3 +24,153 @@ def config_dir() -> str:
         if (candidate / "train.yaml").is_file():
             return str(candidate)
     raise FileNotFoundError(f"misseg configs not found next to {package}: reinstall misseg (pip install .)")
+
+
+# ---------------------------------------------------------------- encoder C (conf/model/encoder/)
+# Every encoder is built by the method as encoder(in_channels=..., P=model.P, d=model.d): x -> L (B, P, H/d, W/d).
+
+
+@dataclass
+class ThesisEncoder:
+    """The thesis's scratch CNN C (models/encoder.py): `depth` Conv/BN/ReLU blocks, widths doubling per stride."""
+
+    _target_: str = "misseg.models.encoder.LocalEncoder"
+    _partial_: bool = True
+    depth: int = MISSING
+    width: int = MISSING
+    max_width: int = MISSING
+    kernel: int = MISSING
+
+
+@dataclass
+class TimmEncoder:
+    """A timm network (models/backbone.py), random init; `weights`: a local state dict loaded when training starts."""
+
+    _target_: str = "misseg.models.backbone.TimmBackbone"
+    _partial_: bool = True
+    name: str = MISSING
+    weights: Optional[str] = MISSING  # noqa: UP045
+    freeze: bool = MISSING
+
+
+# ---------------------------------------------------------------- heads F_k (conf/model/heads/)
+
+
+@dataclass
+class ThesisHeads:
+    """F_1..F_K (models/heads.py), built as heads(K=..., P=...): L -> H (B, K, P)."""
+
+    _target_: str = "misseg.models.heads.HighLevelHeads"
+    _partial_: bool = True
+    width: int = MISSING
+    shared_layers: int = MISSING
+    pool: int = MISSING
+    bottleneck: Optional[int] = MISSING  # noqa: UP045  lever: each F_k maps to this many dims, then one shared linear
+    region: bool = MISSING  # lever: H_k + the mean of L over the region p'_k claims
+
+
+# ---------------------------------------------------------------- objectives (conf/model/objective/)
+
+
+@dataclass
+class MIObjectiveConf:
+    """The JSD bound of the thesis (objectives/mi.py), built as objective(tau=...); levers off by default."""
+
+    _target_: str = "misseg.objectives.mi.MIObjective"
+    _partial_: bool = True
+    detach_assignment: bool = MISSING
+    negatives: str = MISSING
+    entropy_weight: float = MISSING
+    in_image_weight: float = MISSING
+    views: int = MISSING
+    view_jitter: float = MISSING
+    view_hue: float = MISSING
+
+
+@dataclass
+class IICObjectiveConf:
+    """IIC's dense MI between two views (objectives/iic.py)."""
+
+    _target_: str = "misseg.objectives.iic.IICObjective"
+    T: int = MISSING
+    lamb: float = MISSING
+    jitter: float = MISSING
+    hue: float = MISSING
+    flip: bool = MISSING
+    loss_at_input_size: bool = MISSING
+
+
+# ---------------------------------------------------------------- methods (conf/model/{mi,iic}.yaml)
+
+
+@dataclass
+class MethodConf:
+    """Keys every method has; the shared LightningModule base (lit/base.py) uses lr, weight_decay, matching."""
+
+    _target_: str = MISSING
+    K: Optional[int] = MISSING  # noqa: UP045  null = the number of classes of the data
+    P: int = MISSING
+    d: int = MISSING
+    sobel: bool = MISSING
+    ignore_in_loss: bool = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    matching: str = MISSING
+    encoder: Any = MISSING
+
+
+@dataclass
+class MIConf(MethodConf):
+    _target_: str = "misseg.module.MISegModule"
+    tau: Optional[float] = MISSING  # noqa: UP045  null = 1/sqrt(P)
+    channels_last: bool = MISSING
+    compile: bool = MISSING
+    heads: Any = MISSING
+    objective: Any = MISSING
+
+
+@dataclass
+class IICConf(MethodConf):
+    _target_: str = "misseg.iic_module.IICSegModule"
+    K_over: Optional[int] = MISSING  # noqa: UP045
+    objective: Any = MISSING
+
+
+SCHEMAS = {
+    ("model", "_mi_schema"): MIConf,
+    ("model", "_iic_schema"): IICConf,
+    ("model/encoder", "_thesis_schema"): ThesisEncoder,
+    ("model/encoder", "_timm_schema"): TimmEncoder,
+    ("model/heads", "_thesis_schema"): ThesisHeads,
+    ("model/objective", "_mi_schema"): MIObjectiveConf,
+    ("model/objective", "_iic_schema"): IICObjectiveConf,
+}
+
+
+def register_schemas() -> None:
+    store = ConfigStore.instance()
+    for (group, name), node in SCHEMAS.items():
+        store.store(group=group, name=name, node=node)
+
+
+register_schemas()
+
+# Keys of the flat model config before the model was composed from groups (issue 12): an old command line gets
+# an error naming the new key, and a checkpoint written with them still loads (lit/build.py).
+RENAMED = {
+    "encoder_depth": "encoder.depth",
+    "encoder_width": "encoder.width",
+    "encoder_max_width": "encoder.max_width",
+    "kernel": "encoder.kernel",
+    "backbone": "encoder",  # model/encoder=timm model.encoder.name=<name>
+    "backbone_weights": "encoder.weights",
+    "freeze_backbone": "encoder.freeze",
+    "head_width": "heads.width",
+    "head_shared_layers": "heads.shared_layers",
+    "head_pool": "heads.pool",
+    "h_bottleneck": "heads.bottleneck",
+    "region_heads": "heads.region",
+    **{k: f"objective.{k}" for k in ("detach_assignment", "negatives", "entropy_weight", "in_image_weight")},
+    **{k: f"objective.{k}" for k in ("views", "view_jitter", "view_hue")},
+    **{k: f"objective.{k}" for k in ("T", "lamb", "jitter", "hue", "flip", "loss_at_input_size")},
+}

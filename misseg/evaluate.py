@@ -3,50 +3,17 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from misseg.build import load_module, make_datamodule
 from misseg.config import config_dir
-from misseg.errors import ConfigError, reported_errors
+from misseg.errors import reported_errors
 from misseg.resume import check_run_dir
 from misseg.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
-
-# Classes a checkpoint may name (SegmentationModule.on_save_checkpoint records it): the name is untrusted
-# input, so it selects from this list and is never imported freely.
-METHOD_CLASSES = {
-    "misseg.module.MISegModule": ("misseg.module", "MISegModule"),
-    "misseg.iic_module.IICSegModule": ("misseg.iic_module", "IICSegModule"),
-}
-
-
-def load_module(ckpt_path: str | Path, **overrides):
-    """Any misseg method's checkpoint. weights_only=True: a checkpoint is untrusted input; ours hold only
-    tensors and plain values."""
-    import importlib
-
-    import torch
-
-    from misseg.segmodule import DEFAULT_CLASS
-
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={path}: no such checkpoint file")
-    try:
-        class_path = torch.load(path, map_location="cpu", weights_only=True).get("misseg_class", DEFAULT_CLASS)
-    except Exception as e:  # truncated file, not a checkpoint, or one that needs arbitrary code to unpickle
-        raise ConfigError(f"ckpt_path={path}: not a loadable misseg checkpoint ({type(e).__name__}: {e})") from None
-    if class_path not in METHOD_CLASSES:
-        raise ConfigError(f"ckpt_path={path}: records method {class_path!r}; known: {sorted(METHOD_CLASSES)}")
-    module_name, class_name = METHOD_CLASSES[class_path]
-    cls = getattr(importlib.import_module(module_name), class_name)
-    try:
-        return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True, **overrides)
-    except Exception as e:
-        raise ConfigError(f"ckpt_path={path}: not a loadable misseg checkpoint ({type(e).__name__}: {e})") from None
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -54,7 +21,6 @@ def evaluate(cfg: DictConfig) -> dict:
 
     from misseg.report import write_report
     from misseg.runs import write_metrics
-    from misseg.train import make_datamodule
 
     validate_evaluate_cfg(cfg)
     run_dir = HydraConfig.get().runtime.output_dir

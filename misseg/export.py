@@ -20,9 +20,9 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.nn import functional as F
 
+from misseg.build import load_module
 from misseg.config import config_dir
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from misseg.evaluate import load_module
 from misseg.inference import load_mapping
 from misseg.objectives.mi import soft_assignment
 

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from misseg import inference as inf
+from misseg.build import load_module
 from misseg.config import config_dir
-from misseg.evaluate import load_module
 
 DEFAULT_SIZE = 128
 

@@ -1,8 +1,9 @@
 """Lightning glue shared by every trained method: evaluation, prediction for figures, optimizer, checkpoints.
 
-A method subclasses `SegmentationModule`, builds its network, implements `predict` and `training_step`,
-and calls `init_evaluation`; validation is then the same code for all methods (one Hungarian/majority
-metric on the whole-set confusion matrix), so their numbers are comparable by construction.
+A method subclasses `SegmentationModule`, builds its network from the parts it is given (conf/model/ groups),
+implements `predict` and `training_step` (its loss) and nothing else; validation is the same code for all
+methods (one Hungarian/majority metric on the whole-set confusion matrix), so their numbers are comparable by
+construction.
 """
 
 from __future__ import annotations
@@ -13,21 +14,44 @@ import torch
 from misseg.metrics.segmentation import HungarianSegmentationMetric
 
 DEFAULT_CLASS = "misseg.module.MISegModule"  # checkpoints written before the class was recorded
+MATCHINGS = ("hungarian", "majority")
+
+
+def resolve_classes(K: int | None, num_classes: int | None) -> tuple[int, int]:
+    """K: clusters (None = the number of classes of the data); num_classes: ground-truth classes (None = K)."""
+    K = K or num_classes
+    if K is None:
+        raise ValueError("model.K is not set and the data gives no number of classes: set model.K")
+    return K, num_classes or K
 
 
 class SegmentationModule(pl.LightningModule):
-    """Base class. Subclasses set hparams lr / weight_decay (save_hyperparameters) and implement predict."""
+    """Base class. Subclasses save hyperparameters lr, weight_decay, matching, ignore_in_loss, K, num_classes
+    (save_hyperparameters) and call `init_evaluation`."""
+
+    # the composed model config (conf/model/), set by misseg.build.build_module and stored in every checkpoint,
+    # so a checkpoint path alone rebuilds the module (misseg.build.load_module)
+    model_config: dict | None = None
 
     def init_evaluation(self, num_pred: int, num_classes: int, matching: str = "hungarian") -> None:
         """num_pred: clusters predicted (K); num_classes: ground-truth classes; matching: hungarian|majority."""
-        if matching not in ("hungarian", "majority"):
+        if matching not in MATCHINGS:
             raise ValueError(f"matching={matching!r}: use 'hungarian' (one-to-one) or 'majority' (many-to-one)")
         self.val_metric = HungarianSegmentationMetric(num_pred, num_classes, matching=matching)
         self.last_eval: dict | None = None
 
+    def valid_pixels(self, batch: dict) -> torch.Tensor | None:
+        """Pixels that take part in the loss: all, or with model.ignore_in_loss those not labelled 255 (COCO-Stuff
+        things; the only use of labels in training)."""
+        return batch["mask"] != 255 if self.hparams.ignore_in_loss else None
+
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: (B, 3, H, W) -> class map (B, H, W) long, confidence (B, H, W), probabilities (B, K, H, W)."""
         raise NotImplementedError
+
+    def local_features(self, x: torch.Tensor) -> torch.Tensor:
+        """L (B, P, U, V): the encoder's output, the representation the diagnostics probe."""
+        return self.model.encoder(self.model.inputs(x))
 
     @torch.no_grad()
     def predict_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,5 +78,7 @@ class SegmentationModule(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # lets misseg.evaluate.load_module rebuild the right class from a checkpoint path alone
+        # lets misseg.build.load_module rebuild the right class, with its parts, from a checkpoint path alone
         checkpoint["misseg_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        if self.model_config is not None:
+            checkpoint["misseg_model"] = self.model_config

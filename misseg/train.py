@@ -12,8 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from misseg.build import build_module, instantiate_dict, make_datamodule
 from misseg.config import config_dir
-from misseg.errors import ConfigError, Interrupted, UserError, reported_errors, sigterm_raises
+from misseg.errors import Interrupted, reported_errors, sigterm_raises
 from misseg.provenance import update_run_info, write_run_info
 from misseg.resume import CHECKPOINT_DIR, check_run_dir, resolve_ckpt_path
 from misseg.sweep import run_task
@@ -23,43 +24,6 @@ from misseg.validation import check_clusters_match_classes, precheck, validate_t
 # takes seconds to tens of seconds, and a bad command line should be refused before that.
 
 log = logging.getLogger(__name__)
-
-
-def instantiate_dict(cfg: DictConfig | None) -> list:
-    return [instantiate(v) for v in (cfg or {}).values() if v is not None and "_target_" in v]
-
-
-def instantiate_checked(cfg: DictConfig, **kwargs):
-    """instantiate(), but a UserError or ValueError raised by the constructor (misseg's name the key and
-    value) reaches the user as itself (one line), not wrapped in Hydra's InstantiationException."""
-    from hydra.errors import InstantiationException
-
-    try:
-        return instantiate(cfg, **kwargs)
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, UserError):
-            raise cause from None
-        if isinstance(cause, ValueError):
-            raise ConfigError(str(cause)) from None
-        raise
-
-
-def make_datamodule(data_cfg: DictConfig, run_dir: str | Path):
-    """Instantiate the data; the start-up scan's bad files go to RUN_DIR/bad_files.txt (skipped or fatal)."""
-    from misseg.data.scan import BadFilesError, write_bad_files
-
-    try:
-        datamodule = instantiate_checked(data_cfg)
-    except BadFilesError as e:
-        path = write_bad_files(Path(run_dir) / "bad_files.txt", e.bad)
-        raise BadFilesError(f"{e} Full list: {path}", e.bad) from None
-    skipped = getattr(datamodule, "skipped", [])
-    if skipped:
-        path = write_bad_files(Path(run_dir) / "bad_files.txt", skipped)
-        log.warning("data.on_bad_file=skip: skipped %d bad file(s), listed in %s", len(skipped), path)
-        print(f"skipped {len(skipped)} bad file(s), listed in {path}", file=sys.stderr)
-    return datamodule
 
 
 def train(cfg: DictConfig) -> dict:
@@ -85,7 +49,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = make_datamodule(cfg.data, run_dir)
     check_clusters_match_classes(cfg.model.get("K"), datamodule.num_classes, cfg.model.get("matching", "hungarian"))
-    model = instantiate_checked(cfg.model, num_classes=datamodule.num_classes)
+    model = build_module(cfg.model, num_classes=datamodule.num_classes)
     loggers = instantiate_dict(cfg.get("logger"))
     last = ResumeCheckpoint(Path(run_dir) / CHECKPOINT_DIR)
     # after cfg.callbacks: Lightning runs Checkpoint callbacks last, in this order (ModelCheckpoint, then last)

@@ -50,9 +50,9 @@ def check_positive(key: str, value: Any, allow_none: bool = False, none_means: s
         raise ConfigError(f"{key}={value!r}: must be a number > 0{alt}")
 
 
-def check_choice(key: str, value: Any, choices: Sequence[str]) -> None:
+def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
-        raise ConfigError(f"{key}={value!r}: use one of {', '.join(choices)}")
+        raise ConfigError(f"{key}={value!r}: use one of {', '.join(map(str, choices))}")
 
 
 def check_model(model: DictConfig, prefix: str = "model") -> None:
@@ -74,6 +74,46 @@ def check_model(model: DictConfig, prefix: str = "model") -> None:
         raise ConfigError(f"{prefix}.weight_decay={wd!r}: must be a number >= 0")
     if "matching" in model:
         check_choice(f"{prefix}.matching", model.matching, MATCHINGS)
+    check_model_parts(model, prefix)
+
+
+def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
+    """Ranges and cross-key rules of the encoder / heads / objective groups (their types are Hydra's business)."""
+    encoder, heads, objective = (model.get(k) or {} for k in ("encoder", "heads", "objective"))
+    for key in ("depth", "width", "max_width", "kernel"):
+        if key in encoder:
+            check_int(f"{prefix}.encoder.{key}", encoder[key], 1)
+    d = model.get("d")
+    if "depth" in encoder and is_int(d) and d > 0 and encoder.depth < max(d.bit_length() - 1, 1):
+        raise ConfigError(
+            f"{prefix}.encoder.depth={encoder.depth} must be >= log2({prefix}.d)={d.bit_length() - 1} "
+            "(one stride-2 block each)"
+        )
+    for key in ("width", "shared_layers", "pool"):
+        if key in heads:
+            check_int(f"{prefix}.heads.{key}", heads[key], 0 if key == "shared_layers" else 1)
+    if heads.get("bottleneck") is not None:
+        check_int(f"{prefix}.heads.bottleneck", heads.bottleneck, 1, " or null (no bottleneck)")
+    if "views" in objective:
+        check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
+    if "negatives" in objective:
+        check_choice(f"{prefix}.objective.negatives", objective.negatives, ("local", "global"))
+    if "T" in objective:
+        check_int(f"{prefix}.objective.T", objective.T, 0, " (displacement half-width)")
+    if model.get("K_over") is not None:
+        check_int(f"{prefix}.K_over", model.K_over, 2, " or null (no over-clustering head)")
+
+
+def check_renamed_keys(overrides: Sequence[str]) -> None:
+    """An override of a model key that was renamed when the model became config groups names the new key."""
+    from misseg.config import RENAMED
+
+    for item in overrides:
+        key = item.partition("=")[0].lstrip("+~")
+        head, _, name = key.rpartition(".")
+        if head == "model" and name in RENAMED:
+            new = "model/encoder=timm model.encoder.name=<name>" if name == "backbone" else f"model.{RENAMED[name]}"
+            raise ConfigError(f"{key} was renamed: use {new}")
 
 
 def check_data(data: DictConfig, prefix: str = "data", training: bool = True) -> None:
@@ -201,6 +241,7 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
     from omegaconf.errors import OmegaConfBaseException
 
     check_group_choices(config_dir, overrides)
+    check_renamed_keys(overrides)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):

@@ -13,13 +13,26 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # a model small enough for a CLI run of a few steps on CPU in seconds (tests that train through the CLI)
 TINY = [
     "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
-    "model.head_width=2",
+    "model.encoder.depth=2",
+    "model.encoder.width=4",
+    "model.heads.width=2",
     "model.d=2",
     "trainer.enable_progress_bar=false",
     "trainer.accelerator=cpu",
 ]
+
+
+def tiny_module(method: str = "mi", *overrides: str, num_classes: int | None = None):
+    """A tiny method built the product's way: conf/model/<method>.yaml composed with `overrides` (relative to
+    model, e.g. "K=3", "heads.width=2", "model/encoder=timm"), then misseg.build.build_module."""
+    from misseg.build import build_module, compose_model
+
+    base = ["P=8", "d=2"]
+    if not any(o.startswith("model/encoder=") for o in overrides):
+        base += ["encoder.depth=2", "encoder.width=4"]
+    if method == "mi":
+        base.append("heads.width=2")
+    return build_module(compose_model(method, [*base, *overrides]), num_classes)
 
 
 def make_folder_dataset(root: Path, n: int = 6, size: tuple[int, int] = (40, 52), classes=("a", "b", "c")) -> Path:

@@ -1,30 +1,33 @@
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, tiny_module
 
-from misseg.models.backbone import BackboneError, TimmBackbone, parse_backbone
-from misseg.models.segmenter import MISegmenter
+from misseg.errors import ConfigError
+from misseg.models.backbone import BackboneError, TimmBackbone
 from misseg.objectives.mi import mi_objective
 
-TINY = ["model.P=8", "model.head_width=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+def timm_segmenter(*overrides: str, K: int = 3, d: int = 8):
+    return tiny_module("mi", f"K={K}", f"d={d}", "model/encoder=timm", *overrides).model
+
+
+TINY = ["model.P=8", "model.heads.width=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
 def test_timm_backbone_gives_local_features_at_stride_d():
-    m = MISegmenter(K=3, P=8, d=8, backbone="timm:resnet18")
+    m = timm_segmenter()
     L, H = m(torch.randn(2, 3, 32, 48))
     assert L.shape == (2, 8, 4, 6) and H.shape == (2, 3, 8)
     assert not any(isinstance(x, torch.nn.Conv2d) and x.in_channels == 256 for x in m.modules())  # deeper cut off
-    with pytest.raises(BackboneError, match="stride"):
-        MISegmenter(K=3, P=8, d=64, backbone="timm:resnet18")
-    with pytest.raises(BackboneError, match="timm:<name>"):
-        parse_backbone("resnet18")
-    with pytest.raises(BackboneError, match="no model"):
-        MISegmenter(K=3, P=8, d=8, backbone="timm:not_a_model")
+    with pytest.raises(ConfigError, match="stride"):
+        timm_segmenter(d=64)
+    with pytest.raises(ConfigError, match="no model"):
+        timm_segmenter("encoder.name=not_a_model")
 
 
 def test_frozen_backbone_keeps_weights_and_bn_stats_while_the_rest_trains():
     torch.manual_seed(0)
-    m = MISegmenter(K=2, P=8, d=8, backbone="timm:resnet18", freeze_backbone=True).train()
+    m = timm_segmenter("encoder.freeze=true", K=2).train()
     body = {k: v.clone() for k, v in m.encoder.body.state_dict().items()}
     proj = m.encoder.project.weight.clone()
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
@@ -45,17 +48,17 @@ def test_backbone_weights_from_a_local_file(tmp_path):
     wrapped = {f"module.backbone.{k}": v for k, v in source.body.state_dict().items()}
     wrapped["module.head.weight"] = torch.zeros(3)
     torch.save({"teacher": wrapped}, tmp_path / "dino.pth")
-    m = MISegmenter(K=2, P=8, d=8, backbone="timm:resnet18")
-    m.load_backbone_weights(str(tmp_path / "dino.pth"))
+    m = timm_segmenter(K=2)
+    m.encoder.load_weights(str(tmp_path / "dino.pth"))
     assert all(torch.equal(v, m.encoder.body.state_dict()[k]) for k, v in source.body.state_dict().items())
     missing = tmp_path / "weights" / "dino_resnet18.pth"
     with pytest.raises(BackboneError, match=f"put the file at {missing}"):
-        m.load_backbone_weights(str(missing))
+        m.encoder.load_weights(str(missing))
     torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(BackboneError, match="none of its keys"):
-        m.load_backbone_weights(str(tmp_path / "other.pth"))
-    with pytest.raises(ValueError, match="model.backbone is null"):
-        MISegmenter(K=2, P=8, d=2, encoder_depth=2).load_backbone_weights(str(tmp_path / "dino.pth"))
+        m.encoder.load_weights(str(tmp_path / "other.pth"))
+    with pytest.raises(ConfigError, match="model.encoder.weights"):  # the thesis encoder has no weights key
+        tiny_module("mi", "K=2", "encoder.weights=x.pth")
 
 
 def test_backbone_trains_two_steps_on_cpu(tmp_path):
@@ -65,10 +68,10 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
         "-m",
         "misseg.train",
         *TINY,
-        "model.backbone=timm:resnet18",
+        "model/encoder=timm",
         "model.d=8",
-        f"model.backbone_weights={tmp_path}/r18.pth",
-        "model.freeze_backbone=true",
+        f"model.encoder.weights={tmp_path}/r18.pth",
+        "model.encoder.freeze=true",
         "trainer.max_steps=2",
         "data.num_images=8",
         "data.batch_size=4",
@@ -77,16 +80,16 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["backbone"] == "timm:resnet18"
+    assert ckpt["global_step"] == 2 and ckpt["misseg_model"]["encoder"]["name"] == "resnet18"
     trained = ckpt["state_dict"]["model.encoder.body.conv1.weight"]
     assert torch.equal(trained, source.body.state_dict()["conv1.weight"])  # loaded, then frozen
     r = run_cli(
         "-m",
         "misseg.train",
         *TINY,
-        "model.backbone=timm:resnet18",
+        "model/encoder=timm",
         "model.d=8",
-        f"model.backbone_weights={tmp_path}/absent.pth",
+        f"model.encoder.weights={tmp_path}/absent.pth",
         "trainer.max_steps=1",
         "data.num_images=4",
         "data.batch_size=2",

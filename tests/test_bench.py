@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import tiny_module
 
 from misseg.bench.metric import iic_votes
 from misseg.bench.naive import NaiveConfusion, NaiveHeads, naive_mi_loss
@@ -8,7 +9,6 @@ from misseg.data.batch_augment import UInt8CropDataset, augment_batch
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from misseg.metrics.matching import confusion_matrix
 from misseg.models.heads import HighLevelHeads
-from misseg.module import MISegModule
 from misseg.objectives.mi import mi_objective
 
 
@@ -93,8 +93,8 @@ def test_uint8_crop_dataset_crops_image_and_mask_together():
 
 
 def test_module_channels_last_option_trains_one_step_with_same_state_keys():
-    plain = MISegModule(K=3, P=8, encoder_width=4, head_width=2)
-    fast = MISegModule(K=3, P=8, encoder_width=4, head_width=2, channels_last=True)
+    plain = tiny_module("mi", "K=3", "d=4")
+    fast = tiny_module("mi", "K=3", "d=4", "channels_last=true")
     assert plain.state_dict().keys() == fast.state_dict().keys()
     fast.on_fit_start()
     L, H = fast.features(torch.randn(2, 3, 16, 16))

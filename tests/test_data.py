@@ -121,8 +121,7 @@ def test_augment_on_device_moves_colour_work_to_the_batch_hook():
 
 def test_fit_trains_on_jittered_float_batches_with_augment_on_device():
     import pytorch_lightning as pl
-
-    from misseg.module import MISegModule
+    from conftest import tiny_module
 
     seen = []
 
@@ -131,7 +130,7 @@ def test_fit_trains_on_jittered_float_batches_with_augment_on_device():
             seen.append(batch["image"].dtype)
 
     dm = SyntheticDataModule(num_images=8, native_size=32, image_size=24, batch_size=4, augment=dict(on_device=True))
-    module = MISegModule(K=4, P=8, encoder_depth=2, encoder_width=4, head_width=2, d=2)
+    module = tiny_module("mi", "K=4")
     trainer = pl.Trainer(
         accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Record()],

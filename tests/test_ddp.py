@@ -11,13 +11,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from conftest import tiny_module
 
 from misseg.data.datamodule import SyntheticDataModule
 from misseg.metrics.segmentation import HungarianSegmentationMetric
-from misseg.module import MISegModule
 from misseg.objectives.mi import jsd_bound, mi_objective, soft_assignment, soft_global
 
-TINY = dict(K=4, P=8, d=2, encoder_depth=2, encoder_width=4, head_width=2, lr=1e-3)
+TINY = ("K=4", "lr=1e-3")
 
 
 def free_port() -> int:
@@ -101,7 +101,7 @@ def test_global_negatives_equal_local_without_a_process_group():
     local = mi_objective(L, H, 0.5, valid, negatives="local")
     glob = mi_objective(L, H, 0.5, valid, negatives="global")
     assert torch.equal(local["loss"], glob["loss"])
-    with pytest.raises(ValueError, match="model.negatives='batch'"):
+    with pytest.raises(ValueError, match="model.objective.negatives='batch'"):
         mi_objective(L, H, 0.5, negatives="batch")
 
 
@@ -163,9 +163,9 @@ def tiny_datamodule(num_images: int = 8) -> SyntheticDataModule:
     )
 
 
-def validate(devices: int, num_images: int = 8, **module_kwargs) -> dict:
+def validate(devices: int, num_images: int = 8) -> dict:
     pl.seed_everything(0)
-    module = MISegModule(**TINY, **module_kwargs)
+    module = tiny_module("mi", *TINY)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=devices,
@@ -191,7 +191,7 @@ def test_ddp_two_processes_give_the_one_process_pa_and_miou(num_images):
 
 def test_ddp_trains_with_gathered_negatives(tmp_path):
     pl.seed_everything(0)
-    module = MISegModule(**TINY, negatives="global")
+    module = tiny_module("mi", *TINY, "objective.negatives=global")
     before = {k: v.clone() for k, v in module.state_dict().items()}
     trainer = pl.Trainer(
         accelerator="cpu",

@@ -24,8 +24,8 @@ from misseg.viz.figures import (
 
 TINY = [
     "model.P=8",
-    "model.encoder_depth=2",
-    "model.encoder_width=4",
+    "model.encoder.depth=2",
+    "model.encoder.width=4",
     "model.d=2",
     "trainer.enable_progress_bar=false",
     "trainer.accelerator=cpu",
@@ -130,7 +130,7 @@ def test_iic_trains_via_the_cli_and_evaluate_reloads_it_with_majority_matching(t
         *TINY,
         "model.K=6",
         "model.K_over=8",
-        "model.T=2",
+        "model.objective.T=2",
         "model.matching=majority",
         "trainer.max_steps=2",
         "data.num_images=8",

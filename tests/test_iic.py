@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_module
 
 from misseg.augment import color_jitter, jittered_flipped_view, unflip
 from misseg.iic_module import IICSegModule
@@ -106,9 +107,8 @@ def test_second_view_flip_is_undone_and_jitter_stays_in_range():
 
 
 def test_module_training_step_is_finite_and_validation_uses_the_shared_metric():
-    module = IICSegModule(
-        K=3, K_over=6, T=1, P=8, d=2, encoder_depth=2, encoder_width=4, num_classes=3, tau=0.1, head_width=2
-    )  # MI-only keys are accepted and ignored
+    module = tiny_module("iic", "K=3", "K_over=6", "objective.T=1", num_classes=3)
+    assert isinstance(module, IICSegModule)
     batch = {"image": torch.randn(2, 3, 16, 16), "mask": torch.randint(0, 3, (2, 16, 16))}
     loss = module.training_step(batch, 0)
     loss.backward()

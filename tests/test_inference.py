@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_module
 from PIL import Image
 from torch.nn import functional as F
 
@@ -10,9 +11,9 @@ from misseg import inference as inf
 from misseg.models.segmenter import MISegmenter
 
 
-def tiny_model(**kw) -> MISegmenter:
+def tiny_model(*overrides: str) -> MISegmenter:
     torch.manual_seed(0)
-    return MISegmenter(K=3, P=8, d=2, encoder_depth=2, encoder_width=4, head_width=2, **kw).eval()
+    return tiny_module("mi", "K=3", *overrides).model.eval()
 
 
 @pytest.mark.parametrize("shape,size", [((3, 5, 7), (23, 41)), ((4, 9, 6), (9, 6)), ((2, 3, 3), (100, 17))])

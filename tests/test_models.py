@@ -1,5 +1,6 @@
 import pytest
 import torch
+from conftest import tiny_module
 
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
@@ -9,7 +10,8 @@ from misseg.objectives.mi import region_conditioned
 
 
 def test_shapes_and_stride():
-    m = MISegmenter(K=3, P=16, d=4, encoder_depth=3, encoder_width=8, head_width=4)
+    m = tiny_module("mi", "K=3", "P=16", "d=4", "encoder.depth=3", "encoder.width=8", "heads.width=4").model
+    assert isinstance(m, MISegmenter)
     L, H = m(torch.randn(2, 3, 32, 48))
     assert L.shape == (2, 16, 8, 12) and H.shape == (2, 3, 16)
     classes, conf, p = m.eval().predict(torch.randn(2, 3, 32, 48))
@@ -54,7 +56,7 @@ def test_bottleneck_heads_pass_through_b_dims():
     pre = heads.up(torch.einsum("bkf,kfp->bkp", z, heads.weight) + heads.bias)
     centred = pre.reshape(-1, P) - heads.up.bias
     assert torch.linalg.matrix_rank(centred, atol=1e-4) == b
-    with pytest.raises(ValueError, match="model.h_bottleneck=0"):
+    with pytest.raises(ValueError, match="model.heads.bottleneck=0"):
         HighLevelHeads(K, P, bottleneck=0)
 
 
@@ -71,7 +73,17 @@ def test_region_conditioned_H_adds_the_p_weighted_mean_of_L():
 
 
 def test_region_heads_segmenter_trains_and_predicts():
-    m = MISegmenter(K=3, P=16, d=4, encoder_depth=3, encoder_width=8, head_width=4, region_heads=True, h_bottleneck=4)
+    m = tiny_module(
+        "mi",
+        "K=3",
+        "P=16",
+        "d=4",
+        "encoder.depth=3",
+        "encoder.width=8",
+        "heads.width=4",
+        "heads.region=true",
+        "heads.bottleneck=4",
+    ).model
     x = torch.randn(2, 3, 32, 32)
     L, H = m(x)
     H0 = m.heads(L)

@@ -5,16 +5,13 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import run_cli
+from conftest import run_cli, tiny_module
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from misseg.config import config_dir
 from misseg.export import MatrixAdaptiveAvgPool2d, export, export_onnx, onnx_parity
-from misseg.module import MISegModule
 from misseg.predict import predict
-
-TINY_MODEL = dict(K=3, P=8, d=2, encoder_depth=2, encoder_width=4, head_width=2)
 
 
 def save_checkpoint(module: pl.LightningModule, path: Path) -> Path:
@@ -23,6 +20,8 @@ def save_checkpoint(module: pl.LightningModule, path: Path) -> Path:
         {
             "state_dict": module.state_dict(),
             "hyper_parameters": dict(module.hparams),
+            "misseg_class": "misseg.module.MISegModule",
+            "misseg_model": module.model_config,
             "pytorch-lightning_version": pl.__version__,
         },
         path,
@@ -33,7 +32,7 @@ def save_checkpoint(module: pl.LightningModule, path: Path) -> Path:
 @pytest.fixture
 def tiny_ckpt(tmp_path) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(MISegModule(**TINY_MODEL), tmp_path / "tiny.ckpt")
+    return save_checkpoint(tiny_module("mi", "K=3"), tmp_path / "tiny.ckpt")
 
 
 def config(name: str, overrides: list[str]):
@@ -116,7 +115,7 @@ def test_matrix_pool_equals_adaptive_avg_pool():
 
 def test_onnx_parity_with_dynamic_batch_and_size(tmp_path):
     torch.manual_seed(0)
-    model = MISegModule(**TINY_MODEL).model.eval()
+    model = tiny_module("mi", "K=3").model.eval()
     path = export_onnx(model, tmp_path / "m.onnx", example_size=(32, 32), metadata={"misseg.K": "3"})
     # shapes other than the traced one, odd sizes included
     assert onnx_parity(model, path, sizes=((2, 32, 32), (1, 40, 58), (3, 21, 17))) < 1e-4

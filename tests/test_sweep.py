@@ -227,19 +227,19 @@ def test_submitit_local_runs_sweep_points_and_records_a_failing_one(tmp_path):
         "-m",
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=10",
-        "model.negatives=local,bogus",
+        "model.objective.negatives=local,bogus",
         f"hydra.sweep.dir={tmp_path}/sub",
     )
     assert r.returncode == 0, r.stderr[-3000:]  # the failing point did not kill the sweep
     rows = read_csv(tmp_path / "sub" / "summary.csv")
-    assert [(row["model.negatives"], row["status"]) for row in rows] == [("local", "ok"), ("bogus", "failed")]
-    assert "model.negatives='bogus'" in rows[1]["error"] and rows[1]["miou"] == ""
+    assert [(row["model.objective.negatives"], row["status"]) for row in rows] == [("local", "ok"), ("bogus", "failed")]
+    assert "model.objective.negatives='bogus'" in rows[1]["error"] and rows[1]["miou"] == ""
     failed = json.loads((tmp_path / "sub" / "1" / "failed.json").read_text())
-    assert failed["error"].startswith("ValueError") and "Traceback" in failed["traceback"]
+    assert failed["error"].startswith("ConfigError") and "Traceback" in failed["traceback"]
     assert "1 failed" in (tmp_path / "sub" / "summary.md").read_text()
 
 
 def test_a_single_run_still_fails_loudly(tmp_path):
-    r = run_train(tmp_path, "model.negatives=bogus", f"hydra.run.dir={tmp_path}/run")
-    assert r.returncode != 0 and "model.negatives='bogus'" in r.stderr
+    r = run_train(tmp_path, "model.objective.negatives=bogus", f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode != 0 and "model.objective.negatives='bogus'" in r.stderr
     assert not (tmp_path / "run" / "failed.json").exists()

@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 
 data="experiment=folder data.resize_shorter=80 data.image_size=64 data.batch_size=16 data.num_workers=1 seed=$SEED"
 budget="trainer.accelerator=cpu trainer.max_steps=$STEPS trainer.max_epochs=100000 trainer.check_val_every_n_epoch=100000"
-budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder_width=32 model.lr=1e-3"
+budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder.width=32 model.lr=1e-3"
 # name:root:K:ignore_in_loss
 SPECS="coco_persons:$SHARED/coco_persons:2:false human_seg:$SHARED/human_seg:2:false \
 camvid:$SHARED/camvid:11:false coco_stuff15:$OUT/coco_stuff15:15:true"

@@ -15,7 +15,7 @@ one() {  # name K ignore
   python -m misseg.baselines.kmeans $data data.root=.gpu/data/$name kmeans.K=$K report=false hydra.run.dir=$d/kmeans > $d/kmeans.log 2>&1
   python -m misseg.baselines.kmeans $data data.root=.gpu/data/$name kmeans.K=1 matching=majority report=false hydra.run.dir=$d/trivial > $d/trivial.log 2>&1
   python -m misseg.train -m $data $train data.root=.gpu/data/$name model.K=$K model.ignore_in_loss=$ign model.P=256 \
-    model.views=1,2 model.view_jitter=0.8 model.view_hue=0.5 hydra.sweep.dir=$d/mi > $d/mi.log 2>&1
+    model.objective.views=1,2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5 hydra.sweep.dir=$d/mi > $d/mi.log 2>&1
   python -m misseg.train $data $train model=iic data.root=.gpu/data/$name model.K=$K model.ignore_in_loss=$ign \
     hydra.run.dir=$d/iic > $d/iic.log 2>&1
 }

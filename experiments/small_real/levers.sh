@@ -8,7 +8,7 @@ OUT=${1:-logs/small_real}
 source experiments/small_real/common.sh
 DATASETS=${DATASETS:-coco_persons camvid coco_stuff15}
 # name=overrides (commas stand for spaces)
-LEVER_LIST="region=model.region_heads=true bottleneck8=model.h_bottleneck=8 tau1=model.tau=1.0 \
+LEVER_LIST="region=model.heads.region=true bottleneck8=model.heads.bottleneck=8 tau1=model.tau=1.0 \
 sobel=model.sobel=true jitter0.8=data.augment.jitter=0.8,data.augment.hue=0.3 P64=model.P=64 d8=model.d=8 \
 d2=model.d=2 tau0.25=model.tau=0.25 jitter0=data.augment.jitter=0,data.augment.hue=0 lr1e-4=model.lr=1e-4 \
 iic_sobel=model=iic,model.sobel=true"  # the last row is IIC with Sobel input, for a fair look at the Sobel row

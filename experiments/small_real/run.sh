@@ -15,7 +15,7 @@ for spec in $SPECS; do
   run kmeans misseg.baselines.kmeans $data data.root="$root" kmeans.K="$K"
   run mi_paper misseg.train $data $budget data.root="$root" model.K="$K" model.ignore_in_loss="$ignore"
   [ "$LEVERS" = 0 ] || run mi_views2 misseg.train $data $budget data.root="$root" model.K="$K" model.ignore_in_loss="$ignore" \
-      model.views=2 model.view_jitter=0.8 model.view_hue=0.5 report=false
+      model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5 report=false
   run iic misseg.train $data $budget model=iic data.root="$root" model.K="$K" model.ignore_in_loss="$ignore" report=false
 done
 $PY experiments/small_real/summarize.py "$OUT"

@@ -191,7 +191,7 @@ def kmeans_rgb_baseline(loader, K: int, num_classes: int, iters: int = 10, seed:
 
 def encoder_features(ckpt_path: str | Path, device: str | torch.device = "cpu") -> FeatureFn:
     """The local features L = C(inputs(x)) of a trained misseg checkpoint (MI or IIC), as a feature_fn."""
-    from misseg.evaluate import load_module
+    from misseg.build import load_module
 
     module = load_module(ckpt_path).to(device).eval()
     net = module.model
@@ -225,9 +225,9 @@ def run(cfg) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from misseg.build import instantiate_dict
     from misseg.report import write_report
     from misseg.runs import write_metrics
-    from misseg.train import instantiate_dict
 
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = HydraConfig.get().runtime.output_dir

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from misseg.bench.naive import NaiveHeads, naive_mi_loss
-from misseg.models.segmenter import MISegmenter
+from misseg.module import MISegModule
 from misseg.objectives.mi import mi_objective
 
 
@@ -56,7 +56,7 @@ def make_step(
 ) -> Callable[[], torch.Tensor]:
     """One optimisation step on a fixed random batch. impl: 'misseg' (batched) or 'naive' (loops)."""
     torch.manual_seed(0)
-    model = MISegmenter(s.K, s.P, sobel=sobel)
+    model = MISegModule(K=s.K, P=s.P, sobel=sobel).model  # the thesis's parts at their defaults
     heads = NaiveHeads(s.K, s.P).load_from(model.heads) if impl == "naive" else model.heads
     net = nn.ModuleDict({"inputs": model.inputs, "encoder": model.encoder, "heads": heads}).to(device)
     x = torch.randn(s.B, 3, s.side, s.side, device=device)
@@ -88,7 +88,7 @@ def check_same_math(device: torch.device) -> float:
     """|loss_misseg - loss_naive| on one small batch with shared weights: the reference computes the same."""
     s = Setting(4, 32, 64, 5)
     torch.manual_seed(0)
-    model = MISegmenter(s.K, s.P, sobel=True).to(device).eval()
+    model = MISegModule(K=s.K, P=s.P, sobel=True).model.to(device).eval()
     naive = NaiveHeads(s.K, s.P).load_from(model.heads).to(device).eval()
     x = torch.randn(s.B, 3, s.side, s.side, device=device)
     with torch.no_grad():

@@ -1,9 +1,9 @@
 """Pretrained-backbone option: a timm network in place of the scratch encoder C, giving L: (B, P, H/d, W/d).
 
-`model.backbone=timm:<name>` builds the timm model with features_only=True and random init (nothing is
-downloaded at run time), takes its deepest feature map whose stride equals `model.d`, and maps it to P
-channels with a linear 1x1 conv (no BN/ReLU, as in the scratch encoder, so L can take any sign).
-Self-supervised weights (e.g. DINO) come from a local file: `model.backbone_weights=PATH`.
+`model/encoder=timm model.encoder.name=<name>` builds the timm model with features_only=True and random init
+(nothing is downloaded at run time), takes its deepest feature map whose stride equals `model.d`, and maps it to
+P channels with a linear 1x1 conv (no BN/ReLU, as in the scratch encoder, so L can take any sign).
+Self-supervised weights (e.g. DINO) come from a local file: `model.encoder.weights=PATH`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-PREFIX = "timm:"
 # wrappers that checkpoints of self-supervised methods put around the backbone's own keys
 _STRIP_PREFIXES = ("module.", "teacher.", "student.", "backbone.", "encoder.", "model.")
 _NESTED_KEYS = ("state_dict", "model", "teacher", "student", "backbone")
@@ -21,15 +20,6 @@ _NESTED_KEYS = ("state_dict", "model", "teacher", "student", "backbone")
 
 class BackboneError(ValueError):
     """A bad backbone name, stride or weights file; the message names the key/path and what to do."""
-
-
-def parse_backbone(spec: str) -> str:
-    """'timm:resnet18' -> 'resnet18'."""
-    if not isinstance(spec, str) or not spec.startswith(PREFIX) or len(spec) == len(PREFIX):
-        raise BackboneError(
-            f"model.backbone={spec!r}: use null (the thesis's scratch encoder) or 'timm:<name>', e.g. timm:resnet18"
-        )
-    return spec[len(PREFIX) :]
 
 
 def create_timm_features(name: str, in_channels: int, **extra) -> nn.Module:
@@ -44,7 +34,7 @@ def create_timm_features(name: str, in_channels: int, **extra) -> nn.Module:
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise BackboneError(
-                f"model.backbone=timm:{name}: timm has no model {name!r} "
+                f"model.encoder.name={name}: timm has no model {name!r} "
                 "(list them with python -c \"import timm; print(timm.list_models('*resnet*'))\")"
             ) from e
         raise
@@ -55,11 +45,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise BackboneError(
-            f"model.backbone_weights={str(path)!r}: file not found (absolute: {path.resolve()}). Nothing is "
+            f"model.encoder.weights={str(path)!r}: file not found (absolute: {path.resolve()}). Nothing is "
             "downloaded at run time: fetch the weights on a machine with internet (e.g. DINO's "
             "dino_resnet50_pretrain.pth or a timm model's model.safetensors from the Hugging Face Hub) and put "
-            f"the file at {path.resolve()}, or point model.backbone_weights at where it is; "
-            "or set model.backbone_weights=null to start from random init."
+            f"the file at {path.resolve()}, or point model.encoder.weights at where it is; "
+            "or set model.encoder.weights=null to start from random init."
         )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -74,7 +64,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 break
             state = state[nested[0]]
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BackboneError(f"model.backbone_weights={str(path)!r}: holds no state dict of tensors")
+        raise BackboneError(f"model.encoder.weights={str(path)!r}: holds no state dict of tensors")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
@@ -95,15 +85,23 @@ def match_keys(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor])
 class TimmBackbone(nn.Module):
     """x: (B, C_in, H, W) -> L: (B, P, H/d, W/d) from the deepest timm feature map of stride d."""
 
-    def __init__(self, name: str, in_channels: int = 3, P: int = 2048, d: int = 8, freeze: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        in_channels: int = 3,
+        P: int = 2048,
+        d: int = 8,
+        freeze: bool = False,
+        weights: str | None = None,
+    ) -> None:
         super().__init__()
-        self.name = name
+        self.name, self.weights = name, weights
         self.body = create_timm_features(name, in_channels)
         strides = list(self.body.feature_info.reduction())
         levels = [i for i, s in enumerate(strides) if s == d]
         if not levels:
             raise BackboneError(
-                f"model.d={d}: timm:{name} has feature maps of stride {sorted(set(strides))} only; "
+                f"model.d={d}: timm {name} has feature maps of stride {sorted(set(strides))} only; "
                 f"set model.d to one of them (larger = deeper, more semantic features, coarser L)"
             )
         self.level = levels[-1]  # the deepest of that stride (a ViT has all its blocks at stride 16)
@@ -129,7 +127,7 @@ class TimmBackbone(nn.Module):
         state = match_keys(own, read_state_dict(path))
         if not state:
             raise BackboneError(
-                f"model.backbone_weights={str(path)!r}: none of its keys matches timm:{self.name} "
+                f"model.encoder.weights={str(path)!r}: none of its keys matches timm:{self.name} "
                 f"(file keys e.g. {list(read_state_dict(path))[:3]}, model keys e.g. {list(own)[:3]}); "
                 "is it the weights of that architecture?"
             )
@@ -141,7 +139,7 @@ class TimmBackbone(nn.Module):
         missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
         if wrong or missing:
             raise BackboneError(
-                f"model.backbone_weights={str(path)!r} does not fit timm:{self.name}: "
+                f"model.encoder.weights={str(path)!r} does not fit timm:{self.name}: "
                 f"{len(wrong)} shape mismatch(es) {wrong[:3]}, {len(missing)} missing key(s) {missing[:3]} "
                 "(with model.sobel=true the first conv has 5 input channels: use model.sobel=false)"
             )

@@ -42,7 +42,7 @@ class LocalEncoder(nn.Module):
         if 2**n_down != d:
             raise ValueError(f"model.d={d}: the downsampling factor must be a power of 2 (1, 2, 4, 8, ...)")
         if depth < max(n_down, 1):
-            raise ValueError(f"model.depth={depth} must be >= log2(model.d)={n_down} (one stride-2 block each)")
+            raise ValueError(f"model.encoder.depth={depth} must be >= log2(model.d)={n_down} (one stride-2 block each)")
         layers, c = [], in_channels
         for i in range(depth):
             stride = 2 if i < n_down else 1

@@ -19,12 +19,21 @@ class HighLevelHeads(nn.Module):
     An adaptive average pool to `pool` x `pool` makes the flatten size independent of the image size.
     bottleneck (a lever beyond the thesis, None = off): the per-class linear maps to `bottleneck` dims and one
     shared linear maps those to P, so each H_k can carry at most `bottleneck` numbers about its image.
+    region (a lever beyond the thesis, off): MISegmenter conditions each H_k on the region it claims; the flag
+    lives here because it is a property of how H is made (conf/model/heads/).
 
     L: (B, P, U, V) -> H: (B, K, P)
     """
 
     def __init__(
-        self, K: int, P: int, width: int = 64, shared_layers: int = 1, pool: int = 4, bottleneck: int | None = None
+        self,
+        K: int,
+        P: int,
+        width: int = 64,
+        shared_layers: int = 1,
+        pool: int = 4,
+        bottleneck: int | None = None,
+        region: bool = False,
     ) -> None:
         super().__init__()
         blocks, c = [], P
@@ -35,14 +44,14 @@ class HighLevelHeads(nn.Module):
         self.per_class = conv_block(c, K * width, 3, stride=1)
         self.pool = nn.AdaptiveAvgPool2d(pool)
         if bottleneck is not None and not 0 < bottleneck:
-            raise ValueError(f"model.h_bottleneck={bottleneck}: use a positive width (or null = no bottleneck)")
+            raise ValueError(f"model.heads.bottleneck={bottleneck}: use a positive width (or null = no bottleneck)")
         fan_in, out = width * pool * pool, bottleneck or P
         self.weight = nn.Parameter(torch.randn(K, fan_in, out) / fan_in**0.5)
         self.bias = nn.Parameter(torch.zeros(K, out))
         self.up = nn.Linear(bottleneck, P) if bottleneck else nn.Identity()
         self.norm_weight = nn.Parameter(torch.ones(K, P))
         self.norm_bias = nn.Parameter(torch.zeros(K, P))
-        self.K, self.P, self.width = K, P, width
+        self.K, self.P, self.width, self.region = K, P, width, region
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         B = L.shape[0]

@@ -1,4 +1,4 @@
-"""IIC's segmenter on misseg's backbone: input channels -> C -> L, then 1x1 conv heads to K (and K_over) logits."""
+"""IIC's segmenter on misseg's encoder: input channels -> C -> L, then 1x1 conv heads to K (and K_over) logits."""
 
 from __future__ import annotations
 
@@ -6,38 +6,22 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from misseg.models.encoder import LocalEncoder
-from misseg.models.sobel import SobelInput
-
 
 class IICSegmenter(nn.Module):
     """x: (B, 3, H, W) -> {"logits": (B, K, U, V), "logits_over": (B, K_over, U, V) when K_over is set}.
 
-    The encoder is the same LocalEncoder (and Sobel option) as the MI method, so the two objectives are
-    compared on one backbone. The heads act on L (P channels); L's last 1x1 projection is linear, so P
-    is a bottleneck width rather than extra capacity.
+    inputs and encoder are the same parts as the MI method's (conf/model/encoder/), so the two objectives are
+    compared on one backbone. The heads act on L (P channels); L's last 1x1 projection is linear, so P is a
+    bottleneck width rather than extra capacity.
     """
 
-    def __init__(
-        self,
-        K: int,
-        K_over: int | None = None,
-        P: int = 256,
-        d: int = 4,
-        sobel: bool = False,
-        encoder_depth: int = 4,
-        encoder_width: int = 64,
-        encoder_max_width: int = 512,
-        kernel: int = 3,
-    ) -> None:
+    def __init__(self, inputs: nn.Module, encoder: nn.Module, K: int, K_over: int | None = None) -> None:
         super().__init__()
-        self.inputs = SobelInput(sobel)
-        self.encoder = LocalEncoder(
-            self.inputs.out_channels, P, d, encoder_depth, encoder_width, encoder_max_width, kernel
-        )
+        self.inputs, self.encoder = inputs, encoder
+        P = encoder.P
         self.head = nn.Conv2d(P, K, kernel_size=1)
         self.head_over = nn.Conv2d(P, K_over, kernel_size=1) if K_over else None
-        self.K, self.K_over, self.P, self.d = K, K_over, P, d
+        self.K, self.K_over, self.P, self.d = K, K_over, P, encoder.d
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         L = self.encoder(self.inputs(x))

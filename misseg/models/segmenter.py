@@ -5,66 +5,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from misseg.models.backbone import TimmBackbone, parse_backbone
-from misseg.models.encoder import LocalEncoder
-from misseg.models.heads import HighLevelHeads
-from misseg.models.sobel import SobelInput
+# p' (eq. 4.8) is both the prediction and a term of the objective; it is computed once, in objectives/mi.py,
+# so the model imports it from there rather than keeping a second copy of the equation.
 from misseg.objectives.mi import region_conditioned, soft_assignment
 
 
 class MISegmenter(nn.Module):
     """x: (B, 3, H, W) -> L: (B, P, U, V), H: (B, K, P).
 
-    backbone: None = the thesis's scratch encoder; "timm:<name>" = a timm network (misseg/models/backbone.py)
-    with its stride-d feature map projected to P, frozen when freeze_backbone. Its weights are loaded by
-    load_backbone_weights (random init otherwise).
-    region_heads, h_bottleneck: levers beyond the thesis (off by default): H_k conditioned on the region it
-    claims (objectives.mi.region_conditioned), and a `h_bottleneck`-dim bottleneck in each F_k (heads.py).
+    inputs: the input layer (models/sobel.py: RGB, or RGB + Sobel); encoder: C, any module mapping the inputs to
+    L with stride d (models/encoder.py, models/backbone.py); heads: F_1..F_K (models/heads.py). When
+    `heads.region` is set (a lever beyond the thesis, off by default), each H_k is conditioned on the region it
+    claims (objectives.mi.region_conditioned).
     """
 
-    def __init__(
-        self,
-        K: int,
-        P: int = 2048,
-        d: int = 4,
-        tau: float | None = None,
-        sobel: bool = False,
-        encoder_depth: int = 4,
-        encoder_width: int = 64,
-        encoder_max_width: int = 512,
-        kernel: int = 3,
-        head_width: int = 64,
-        head_shared_layers: int = 1,
-        head_pool: int = 4,
-        backbone: str | None = None,
-        freeze_backbone: bool = False,
-        region_heads: bool = False,
-        h_bottleneck: int | None = None,
-    ) -> None:
+    def __init__(self, inputs: nn.Module, encoder: nn.Module, heads: nn.Module, tau: float | None = None) -> None:
         super().__init__()
-        self.inputs = SobelInput(sobel)
-        if backbone:
-            self.encoder = TimmBackbone(parse_backbone(backbone), self.inputs.out_channels, P, d, freeze_backbone)
-        else:
-            if freeze_backbone:
-                raise ValueError("model.freeze_backbone=true needs model.backbone=timm:<name> (null = scratch encoder)")
-            self.encoder = LocalEncoder(
-                self.inputs.out_channels, P, d, encoder_depth, encoder_width, encoder_max_width, kernel
-            )
-        self.heads = HighLevelHeads(K, P, head_width, head_shared_layers, head_pool, h_bottleneck)
-        self.region_heads = region_heads
-        self.K, self.P, self.d = K, P, d
-        self.tau = P**-0.5 if tau is None else float(tau)
-
-    def load_backbone_weights(self, path: str) -> None:
-        if not isinstance(self.encoder, TimmBackbone):
-            raise ValueError(f"model.backbone_weights={path!r} is set but model.backbone is null: set model.backbone")
-        self.encoder.load_weights(path)
+        self.inputs, self.encoder, self.heads = inputs, encoder, heads
+        self.K, self.P, self.d = heads.K, heads.P, encoder.d
+        self.tau = self.P**-0.5 if tau is None else float(tau)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         L = self.encoder(self.inputs(x))
         H = self.heads(L)
-        return L, region_conditioned(L, H, self.tau) if self.region_heads else H
+        return L, region_conditioned(L, H, self.tau) if getattr(self.heads, "region", False) else H
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

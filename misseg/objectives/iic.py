@@ -75,3 +75,26 @@ def iic_segmentation_loss(
     out = iic_loss_from_joint(joint, lamb, eps)
     out["joint"] = joint
     return out
+
+
+class IICObjective:
+    """IIC's loss with its settings (conf/model/objective/iic.yaml): displacement half-width T, lambda `lamb`,
+    the second view's colour jitter / hue / flip (drawn by the method), and whether p is upsampled to the input
+    size before the loss (`loss_at_input_size`: T then counts input pixels)."""
+
+    def __init__(
+        self,
+        T: int = 1,
+        lamb: float = 1.0,
+        jitter: float = 0.4,
+        hue: float = 0.1,
+        flip: bool = True,
+        loss_at_input_size: bool = False,
+    ) -> None:
+        self.T, self.lamb, self.jitter, self.hue, self.flip = T, lamb, jitter, hue, flip
+        self.loss_at_input_size = loss_at_input_size
+
+    def __call__(
+        self, p1: torch.Tensor, p2: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        return iic_segmentation_loss(p1, p2, self.T, self.lamb, valid)

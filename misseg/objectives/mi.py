@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from misseg.augment import unflip
+from misseg.objectives.views import unflip
 
 NEGATIVES = ("local", "global")
 # The contractions below are written as torch.bmm on BLAS-friendly layouts rather than einsum: on CPU,
@@ -115,7 +115,7 @@ def jsd_with_negatives(
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global")."""
     if negatives not in NEGATIVES:
-        raise ValueError(f"model.negatives={negatives!r}: use one of {NEGATIVES}")
+        raise ValueError(f"model.objective.negatives={negatives!r}: use one of {NEGATIVES}")
     if negatives == "local":
         return jsd_bound(L, S, valid)
     B, _, U, V = L.shape
@@ -176,6 +176,8 @@ class MIObjective(nn.Module):
     symmetrised over the two views.
     negatives: "local" (this process's batch, the thesis) or "global" (gathered from all DDP ranks).
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
+    views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
+    jitter of that strength + a random flip, and passes it as forward's `second`).
     """
 
     def __init__(
@@ -186,11 +188,14 @@ class MIObjective(nn.Module):
         entropy_weight: float = 0.0,
         in_image_weight: float = 0.0,
         negatives: str = "local",
+        views: int = 1,
+        view_jitter: float = 0.4,
+        view_hue: float = 0.1,
     ) -> None:
         super().__init__()
         if negatives not in NEGATIVES:
-            raise ValueError(f"model.negatives={negatives!r}: use one of {NEGATIVES}")
-        self.negatives = negatives
+            raise ValueError(f"model.objective.negatives={negatives!r}: use one of {NEGATIVES}")
+        self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
 
