@@ -1,54 +1,71 @@
 """Batched augmentations on the device, one random draw per image (no loop over images or pixels).
 
-Used to make IIC's second view inside the training step: colour jitter changes appearance only, the
-horizontal flip is geometric and is undone on the network output (`unflip`).
+Used to make the second views inside the training step (MI's `model.views=2`, IIC) and, through
+misseg.data.batch_augment, the colour jitter of `data.augment.on_device=true`. Colour jitter changes
+appearance only; the horizontal flip is geometric and is undone on the network output (`unflip`).
+
+The colour jitter is kornia's `kornia.augmentation.ColorJitter`, which implements torchvision's ColorJitter
+(the worker path, misseg.data.transforms.train_transform) batched: the same factor ranges, the same four
+formulas (brightness multiplies, contrast and saturation blend with the grayscale mean / grayscale, hue is an
+HSV hue shift in turns), clamped to [0, 1], a random order of the four steps. Two differences remain, both
+outside one image's distribution: kornia draws the order once per batch where torchvision draws it per image
+(each image's order is still uniform over the 24), and the worker path rounds to uint8 after every step
+(tests/test_augment.py checks each step against torchvision.transforms.v2.functional).
 """
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
 
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
-_GREY = (0.299, 0.587, 0.114)
-# RGB -> YIQ; a hue shift is a rotation of the (I, Q) chroma plane
-_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+Range = float | tuple[float, float]  # a strength s (factor uniform in [1 - s, 1 + s], hue in [-s, s]) or (lo, hi)
 
 
-def _uniform(B: int, strength: float, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    """(B, 1, 1, 1) factors uniform in [1 - strength, 1 + strength] (torchvision's convention)."""
-    r = torch.rand(B, 1, 1, 1, device=device, generator=generator)
-    return 1 + (2 * r - 1) * strength
+@functools.lru_cache(maxsize=16)
+def _jitter_module(
+    brightness: Range, contrast: Range, saturation: Range, hue: Range, device: torch.device, dtype: torch.dtype
+) -> torch.nn.Module:
+    # imported here: objectives/ import `unflip` from this module and need not pay for kornia's import
+    from kornia.augmentation import ColorJitter
+
+    aug = ColorJitter(brightness, contrast, saturation, hue, p=1.0)
+    # kornia draws its per-image factors on the CPU by default, then copies them over; draw them where x is
+    aug.set_rng_device_and_dtype(device, dtype)
+    return aug
+
+
+def _seeded_devices(device: torch.device) -> list[int]:
+    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
 
 
 def color_jitter(
     x: torch.Tensor,
-    brightness: float = 0.4,
-    contrast: float = 0.4,
-    saturation: float = 0.4,
-    hue: float = 0.1,
+    brightness: Range = 0.4,
+    contrast: Range = 0.4,
+    saturation: Range = 0.4,
+    hue: Range = 0.1,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """x: (B, 3, H, W) RGB in [0, 1] -> jittered copy in [0, 1]; hue in [0, 0.5] is a fraction of a full turn."""
-    B, device = x.shape[0], x.device
-    grey_w = torch.tensor(_GREY, device=device, dtype=x.dtype).view(1, 3, 1, 1)
-    x = x * _uniform(B, brightness, device, generator)
-    mean = (x * grey_w).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)
-    x = (x - mean) * _uniform(B, contrast, device, generator) + mean
-    grey = (x * grey_w).sum(1, keepdim=True)
-    x = (x - grey) * _uniform(B, saturation, device, generator) + grey
-    if hue > 0:
-        angle = (2 * torch.rand(B, device=device, generator=generator) - 1) * hue * 2 * math.pi
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        rot = torch.zeros(B, 3, 3, device=device, dtype=x.dtype)
-        rot[:, 0, 0] = 1
-        rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        yiq = torch.tensor(_YIQ, device=device, dtype=x.dtype)
-        m = torch.linalg.inv(yiq) @ rot @ yiq  # (B, 3, 3)
-        x = torch.einsum("bij,bjhw->bihw", m, x)
-    return x.clamp(0, 1)
+    """x: (B, 3, H, W) RGB in [0, 1] -> jittered copy in [0, 1], one draw per image (torchvision's ColorJitter).
+
+    hue: max shift as a fraction of a full turn, in [0, 0.5]. kornia takes no torch.Generator: with `generator`
+    the global RNGs (CPU and x's device) are seeded from it inside torch.random.fork_rng and restored afterwards,
+    so the result is a function of the generator's state and the global streams are left untouched.
+    """
+    aug = _jitter_module(brightness, contrast, saturation, hue, x.device, x.dtype)
+    if generator is None:
+        return aug(x)
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
+    devices = _seeded_devices(x.device)
+    with torch.random.fork_rng(devices=devices):
+        torch.default_generator.manual_seed(seed)  # kornia draws the order of the four steps on the CPU
+        if devices:
+            with torch.cuda.device(devices[0]):
+                torch.cuda.manual_seed(seed)
+        return aug(x)
 
 
 def random_flip(
