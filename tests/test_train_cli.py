@@ -48,7 +48,7 @@ def test_demo_trains_two_steps_and_writes_metrics(tmp_path):
     m = read_metrics(tmp_path / "run")
     assert m["num_images"] == 8 and m["num_pixels"] == 8 * 64 * 64
     assert_consistent_metrics(m)
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["last.ckpt"]  # label-free default
     assert f"run directory: {tmp_path}/run" in r.stdout
 
     r = run_cli(
