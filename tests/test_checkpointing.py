@@ -84,3 +84,10 @@ def test_default_selects_no_weights_by_labels_and_gt_best_is_opt_in(tmp_path):
     state = next(v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint"))
     assert state["monitor"] == "val/miou"  # chosen by ground-truth labels, and named for it
     assert torch.load(tmp_path / "gt" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+
+
+def test_max_steps_mid_epoch_still_writes_the_final_step(tmp_path):
+    last = ResumeCheckpoint(tmp_path / "checkpoints")
+    trainer = pl.Trainer(max_steps=5, callbacks=[last], logger=False, enable_progress_bar=False, accelerator="cpu")
+    trainer.fit(Fails(at=-1, error=None))
+    assert saved_step(tmp_path) == 5
