@@ -25,20 +25,13 @@ Range = float | tuple[float, float]  # a strength s (factor uniform in [1 - s, 1
 
 
 @functools.lru_cache(maxsize=16)
-def _jitter_module(
-    brightness: Range, contrast: Range, saturation: Range, hue: Range, device: torch.device, dtype: torch.dtype
-) -> torch.nn.Module:
+def _jitter_module(brightness: Range, contrast: Range, saturation: Range, hue: Range) -> torch.nn.Module:
     # imported here: objectives/ import `unflip` from this module and need not pay for kornia's import
     from kornia.augmentation import ColorJitter
 
-    aug = ColorJitter(brightness, contrast, saturation, hue, p=1.0)
-    # kornia draws its per-image factors on the CPU by default, then copies them over; draw them where x is
-    aug.set_rng_device_and_dtype(device, dtype)
-    return aug
-
-
-def _seeded_devices(device: torch.device) -> list[int]:
-    return [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    # kornia draws the (B,) factors on the CPU (its default) and copies them to x's device without blocking.
+    # Drawn on a GPU instead, its per-step "is any factor not neutral" guard would sync the host 4 times a call.
+    return ColorJitter(brightness, contrast, saturation, hue, p=1.0)
 
 
 def color_jitter(
@@ -51,20 +44,17 @@ def color_jitter(
 ) -> torch.Tensor:
     """x: (B, 3, H, W) RGB in [0, 1] -> jittered copy in [0, 1], one draw per image (torchvision's ColorJitter).
 
-    hue: max shift as a fraction of a full turn, in [0, 0.5]. kornia takes no torch.Generator: with `generator`
-    the global RNGs (CPU and x's device) are seeded from it inside torch.random.fork_rng and restored afterwards,
-    so the result is a function of the generator's state and the global streams are left untouched.
+    Each strength is a float s (factor uniform in [1 - s, 1 + s]; hue shift uniform in [-s, s] turns, s <= 0.5)
+    or a (lo, hi) range, as in torchvision. kornia takes no torch.Generator and draws from the global CPU RNG:
+    with `generator`, that RNG is seeded from it inside torch.random.fork_rng and restored afterwards, so the
+    result is a function of the generator's state and the global stream is left untouched.
     """
-    aug = _jitter_module(brightness, contrast, saturation, hue, x.device, x.dtype)
+    aug = _jitter_module(brightness, contrast, saturation, hue)
     if generator is None:
         return aug(x)
     seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
-    devices = _seeded_devices(x.device)
-    with torch.random.fork_rng(devices=devices):
-        torch.default_generator.manual_seed(seed)  # kornia draws the order of the four steps on the CPU
-        if devices:
-            with torch.cuda.device(devices[0]):
-                torch.cuda.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would also reseed every GPU
         return aug(x)
 
 
