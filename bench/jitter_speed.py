@@ -58,8 +58,9 @@ def main() -> None:
             t = time.perf_counter()
             impls[name]()
             times[name].append(time.perf_counter() - t)
+    load = os.getloadavg()[0]
     print(f"batch {args.batch} x 3 x {args.size} x {args.size}, {args.rounds} interleaved rounds, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+          f"{torch.__version__}, {torch.get_num_threads()} thread(s), 1-min load {load:.1f}\n")  # fmt: skip
     print("| implementation | median ms | min - max ms |\n|---|---|---|")
     for name, ts in times.items():
         ms = [1e3 * t for t in ts]
