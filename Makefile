@@ -21,8 +21,10 @@ lint:
 demo:
 	$(PY) -m misseg.train experiment=demo
 
+# make bench [DATA=DIR] [OUT=DIR]: results go to a new logs/bench/<time> (or OUT; an existing one is refused),
+# never over the committed bench/results; DATA = a folder dataset for the data section
 bench:
-	$(PY) -m misseg.bench
+	$(PY) -m misseg.bench $(if $(DATA),--data-root $(DATA)) $(if $(OUT),--out-dir $(OUT))
 
 clean:
 	rm -rf logs outputs multirun .pytest_cache

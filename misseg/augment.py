@@ -1,55 +1,62 @@
 """Batched augmentations on the device, one random draw per image (no loop over images or pixels).
 
-Used to make IIC's second view inside the training step: colour jitter changes appearance only, the
-horizontal flip is geometric and is undone on the network output (`unflip`).
+Used to make the second views inside the training step (MI's `model.views=2`, IIC) and, through
+misseg.data.batch_augment, the colour jitter of `data.augment.on_device=true`. Colour jitter changes
+appearance only; the horizontal flip is geometric and is undone on the network output (`unflip`).
+
+The colour jitter is kornia's `kornia.augmentation.ColorJitter`, which implements torchvision's ColorJitter
+(the worker path, misseg.data.transforms.train_transform) batched: the same factor ranges, the same four
+formulas (brightness multiplies, contrast and saturation blend with the grayscale mean / grayscale, hue is an
+HSV hue shift in turns), clamped to [0, 1], a random order of the four steps. Two differences remain, both
+outside one image's distribution: kornia draws the order once per batch where torchvision draws it per image
+(each image's order is still uniform over the 24), and the worker path rounds to uint8 after every step
+(tests/test_augment.py checks each step against torchvision.transforms.v2.functional).
 """
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
 
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from misseg.objectives.views import unflip
 
-_GREY = (0.299, 0.587, 0.114)
-# RGB -> YIQ; a hue shift is a rotation of the (I, Q) chroma plane
-_YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+Range = float | tuple[float, float]  # a strength s (factor uniform in [1 - s, 1 + s], hue in [-s, s]) or (lo, hi)
 
 
-def _uniform(B: int, strength: float, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    """(B, 1, 1, 1) factors uniform in [1 - strength, 1 + strength] (torchvision's convention)."""
-    r = torch.rand(B, 1, 1, 1, device=device, generator=generator)
-    return 1 + (2 * r - 1) * strength
+@functools.lru_cache(maxsize=16)
+def _jitter_module(brightness: Range, contrast: Range, saturation: Range, hue: Range) -> torch.nn.Module:
+    # imported here: importing the modules need not pay for kornia's import until a view is jittered
+    from kornia.augmentation import ColorJitter
+
+    # kornia draws the (B,) factors on the CPU (its default) and copies them to x's device without blocking.
+    # Drawn on a GPU instead, its per-step "is any factor not neutral" guard would sync the host 4 times a call.
+    return ColorJitter(brightness, contrast, saturation, hue, p=1.0)
 
 
 def color_jitter(
     x: torch.Tensor,
-    brightness: float = 0.4,
-    contrast: float = 0.4,
-    saturation: float = 0.4,
-    hue: float = 0.1,
+    brightness: Range = 0.4,
+    contrast: Range = 0.4,
+    saturation: Range = 0.4,
+    hue: Range = 0.1,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """x: (B, 3, H, W) RGB in [0, 1] -> jittered copy in [0, 1]; hue in [0, 0.5] is a fraction of a full turn."""
-    B, device = x.shape[0], x.device
-    grey_w = torch.tensor(_GREY, device=device, dtype=x.dtype).view(1, 3, 1, 1)
-    x = x * _uniform(B, brightness, device, generator)
-    mean = (x * grey_w).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)
-    x = (x - mean) * _uniform(B, contrast, device, generator) + mean
-    grey = (x * grey_w).sum(1, keepdim=True)
-    x = (x - grey) * _uniform(B, saturation, device, generator) + grey
-    if hue > 0:
-        angle = (2 * torch.rand(B, device=device, generator=generator) - 1) * hue * 2 * math.pi
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        rot = torch.zeros(B, 3, 3, device=device, dtype=x.dtype)
-        rot[:, 0, 0] = 1
-        rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        yiq = torch.tensor(_YIQ, device=device, dtype=x.dtype)
-        m = torch.linalg.inv(yiq) @ rot @ yiq  # (B, 3, 3)
-        x = torch.einsum("bij,bjhw->bihw", m, x)
-    return x.clamp(0, 1)
+    """x: (B, 3, H, W) RGB in [0, 1] -> jittered copy in [0, 1], one draw per image (torchvision's ColorJitter).
+
+    Each strength is a float s (factor uniform in [1 - s, 1 + s]; hue shift uniform in [-s, s] turns, s <= 0.5)
+    or a (lo, hi) range, as in torchvision. kornia takes no torch.Generator and draws from the global CPU RNG:
+    with `generator`, that RNG is seeded from it inside torch.random.fork_rng and restored afterwards, so the
+    result is a function of the generator's state and the global stream is left untouched.
+    """
+    aug = _jitter_module(brightness, contrast, saturation, hue)
+    if generator is None:
+        return aug(x)
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=generator.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)  # CPU only: torch.manual_seed would also reseed every GPU
+        return aug(x)
 
 
 def random_flip(

@@ -1,4 +1,4 @@
-"""Checkpoints that survive kills: atomic writes, RNG state for exact resume, a checkpoint on SIGTERM."""
+"""Checkpoints that survive kills: atomic writes, RNG state for exact resume, last.ckpt every epoch and on SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
-from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from misseg.resume import LAST_NAME
@@ -93,42 +93,42 @@ def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-class ResumeCheckpoint(Checkpoint):
-    """Keeps `dirpath/last.ckpt` fresh for `ckpt_path=last`: written at the end of every training epoch
-    (after validation and after ModelCheckpoint, so its best-k state is current), at the end of training,
-    and on SIGTERM.
+class ResumeCheckpoint(ModelCheckpoint):
+    """Keeps `dirpath/last.ckpt` fresh for `ckpt_path=last`: Lightning's ModelCheckpoint with no monitor,
+    writing `last.ckpt` at the end of every training epoch (after validation, so the state of any monitored
+    checkpoint is current) and on SIGTERM.
 
-    Lightning 2.6's ModelCheckpoint(save_last=True, monitor=...) rewrites last.ckpt only in epochs where a
-    top-k checkpoint is saved, i.e. when the monitored metric improves: a run killed at epoch 50 could
-    resume from epoch 3. conf/callbacks/default.yaml therefore leaves last.ckpt to this callback.
+    Lightning 2.6.6 does all of it except one thing: its `save_on_exception=True` saves on *every* exception.
+    misseg's NonFiniteGuard stops a diverging run with an exception after the bad step; saving then would
+    overwrite the last good `last.ckpt` with the state of that step (NonFiniteGuard.on_save_checkpoint refuses
+    NaN weights, but a NaN loss with still-finite weights would be written). So `on_exception` saves only for
+    SIGTERMException (SLURM sends SIGTERM before preemption: Lightning's signal connector raises it after the
+    current batch; the entry point turns it into a one-line message and exit status 143).
 
-    SIGTERM (SLURM sends it before preemption): Lightning's signal connector notices it and raises
-    SIGTERMException after the current batch, then calls on_exception, where last.ckpt is written; the
-    entry point turns the exception into a one-line message and exit status 143.
+    `save_last` is not used for this: Lightning 2.6's ModelCheckpoint(save_last=True, monitor=...) rewrites
+    last.ckpt only in epochs where a top-k checkpoint is saved, i.e. when the monitored metric improves, so a
+    run killed at epoch 50 could resume from epoch 3.
     """
 
     def __init__(self, dirpath: str | Path) -> None:
-        self.dirpath = Path(dirpath)
-        self.last_saved_step: int | None = None
+        super().__init__(
+            dirpath=dirpath,
+            filename=Path(LAST_NAME).stem,
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,  # after the epoch's validation; also when there is no validation
+            save_on_exception=True,
+            enable_version_counter=False,  # always last.ckpt, never last-v1.ckpt next to a resumed one
+        )
         self.sigterm_step: int | None = None
 
     @property
     def path(self) -> Path:
-        return self.dirpath / LAST_NAME
-
-    def _save(self, trainer: pl.Trainer) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # full state: resume needs the optimizer
-        self.last_saved_step = trainer.global_step
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._save(trainer)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.last_saved_step != trainer.global_step:
-            self._save(trainer)
+        return Path(self.dirpath) / LAST_NAME
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             self.sigterm_step = trainer.global_step
-            self._save(trainer)
+            super().on_exception(trainer, pl_module, exception)

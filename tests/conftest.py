@@ -63,3 +63,27 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subproce
     return subprocess.run(
         [sys.executable, *args], cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def assert_consistent_metrics(m: dict) -> None:
+    """What is true of any metrics.json, recomputed here from its own confusion matrix and mapping.
+
+    Not `miou <= pa`: that is false in general (confusion [[25, 0, 25], [0, 1, 0], [25, 0, 24]] gives
+    PA 0.51, mIoU 0.559; tests/test_metrics.py).
+    """
+    conf = np.asarray(m["confusion"], dtype=np.int64)  # rows: clusters, columns: classes
+    mapping = np.asarray(m["mapping"])
+    K, C = conf.shape
+    assert len(mapping) == K and ((mapping >= -1) & (mapping < C)).all(), mapping
+    if m.get("matching", "hungarian") == "hungarian":  # one-to-one: no class receives two clusters
+        assert len(set(mapping[mapping >= 0].tolist())) == int((mapping >= 0).sum()) == min(K, C), mapping
+    assert m["num_pixels"] == conf.sum()
+    hit = sum(int(conf[k, c]) for k, c in enumerate(mapping) if c >= 0)
+    assert 0 <= m["pa"] <= 1 and abs(m["pa"] - hit / conf.sum()) < 1e-9
+    ious = []
+    for c in range(C):  # IoU of class c: pixels of the clusters mapped to c vs pixels of class c
+        pred_c = conf[mapping == c].sum(0)
+        tp, union = int(pred_c[c]), int(pred_c.sum() + conf[:, c].sum() - pred_c[c])
+        ious.append(tp / union if union else float("nan"))
+    assert np.allclose(m["per_class_iou"], ious, equal_nan=True)
+    assert 0 <= m["miou"] <= 1 and abs(m["miou"] - np.nanmean(ious)) < 1e-9

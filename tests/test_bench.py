@@ -2,9 +2,11 @@ import pytest
 import torch
 from conftest import tiny_module
 
+from misseg.bench.__main__ import compare
+from misseg.bench.__main__ import main as bench_main
 from misseg.bench.metric import iic_votes
-from misseg.bench.naive import NaiveConfusion, NaiveHeads, naive_mi_loss
-from misseg.bench.train_step import Setting, bench_step, check_same_math, fit_exponent
+from misseg.bench.naive import NaiveConfusion, NaiveHeads, einsum_mi_loss, naive_mi_loss
+from misseg.bench.train_step import Setting, bench_step, check_same_math, fit_exponent, separated
 from misseg.data.batch_augment import UInt8CropDataset, augment_batch
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from misseg.metrics.matching import confusion_matrix
@@ -21,9 +23,13 @@ def test_naive_reference_computes_misseg_math_with_gradients():
     assert torch.allclose(H_fast, H_naive, atol=1e-5)
     fast, ref = mi_objective(L, H_fast, 0.3)["loss"], naive_mi_loss(L, H_naive, 0.3)
     assert torch.allclose(fast, ref, atol=1e-5)
-    (g_fast,) = torch.autograd.grad(fast, L)
+    (g_fast,) = torch.autograd.grad(fast, L, retain_graph=True)
     (g_ref,) = torch.autograd.grad(ref, L)
     assert torch.allclose(g_fast, g_ref, atol=1e-5)
+    einsum = einsum_mi_loss(L, H_fast, 0.3)  # the one-einsum reference: same loss, same gradient
+    assert torch.allclose(fast, einsum, atol=1e-5)
+    (g_einsum,) = torch.autograd.grad(einsum, L)
+    assert torch.allclose(g_fast, g_einsum, atol=1e-5)
     assert check_same_math(torch.device("cpu")) < 1e-4
 
 
@@ -32,6 +38,33 @@ def test_bench_step_reports_positive_rate_and_the_fast_paths_run():
     for fast in ({}, {"channels_last": True}):
         row = bench_step(s, "misseg", torch.device("cpu"), warmup=1, steps=1, **fast)
         assert row["images_per_s"] > 0 and row["step_s"] > 0
+
+
+def test_overlapping_timings_are_flagged_not_reported():
+    assert separated([1.0, 1.1, 1.2], [2.0, 2.2, 2.1])
+    assert not separated([1.0, 1.5, 2.1], [2.0, 2.2, 2.1])  # the spread exceeds the difference
+    assert compare({"a": [1.0, 1.1], "b": [2.0, 2.2]}, "a", "b") == "2.00x"  # median ratio
+    assert "noise" in compare({"a": [1.0, 2.5], "b": [2.0, 2.2]}, "a", "b")
+
+
+def test_bench_writes_a_new_directory_and_refuses_an_existing_one(tmp_path, capsys):
+    out = tmp_path / "bench"
+    result = bench_main(["--quick", "--sections", "objective,scaling", "--out-dir", str(out), "--threads", "1"])
+    assert {p.name for p in out.iterdir()} == {"bench_cpu.md", "bench_cpu.json", "scaling_cpu.png"}
+    axes = result["sections"]["scaling"]["axes"]
+    for d in axes.values():  # every figure carries its spread and a verdict on it
+        assert d["exponent_min"] <= d["exponent_max"] and isinstance(d["trusted"], bool)
+        assert all(r["min"] <= r["median"] <= r["max"] and len(r["times"]) == 3 for r in d["rows"])
+    before = (out / "bench_cpu.md").read_text()
+    with pytest.raises(SystemExit) as e:
+        bench_main(["--quick", "--sections", "objective", "--out-dir", str(out)])
+    assert e.value.code == 2 and "exists" in capsys.readouterr().err
+    assert (out / "bench_cpu.md").read_text() == before
+    with pytest.raises(SystemExit) as e:
+        bench_main(
+            ["--quick", "--sections", "data", "--data-root", str(tmp_path / "nope"), "--out-dir", str(out) + "2"]
+        )
+    assert e.value.code == 2 and not (tmp_path / "bench2").exists()
 
 
 def test_fit_exponent_recovers_power_law():

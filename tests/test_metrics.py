@@ -8,36 +8,60 @@ from misseg.metrics.matching import confusion_matrix, match_and_score, scores_fr
 from misseg.metrics.segmentation import HungarianSegmentationMetric
 
 
-def brute_force_pa(pred, target, K):
+def brute_force(pred: torch.Tensor, target: torch.Tensor, K: int) -> tuple[float, float, tuple[int, ...]]:
+    """(PA, mIoU, mapping) of the PA-best one-to-one relabelling, by trying all K! permutations on the pixels."""
     keep = target != 255
-    best = 0.0
+    p, t = pred[keep], target[keep]
+    best = (-1.0, 0.0, ())
     for perm in itertools.permutations(range(K)):
-        mapped = torch.tensor(perm)[pred]
-        best = max(best, float((mapped[keep] == target[keep]).double().mean()))
+        mapped = torch.tensor(perm)[p]
+        pa = float((mapped == t).double().mean())
+        ious = []
+        for c in range(K):
+            union = int(((mapped == c) | (t == c)).sum())
+            if union:  # a class absent from both is left out of the mean (as in misseg)
+                ious.append(int(((mapped == c) & (t == c)).sum()) / union)
+        if pa > best[0] + 1e-12:
+            best = (pa, sum(ious) / len(ious), perm)
     return best
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_hungarian_matches_brute_force(seed):
+@pytest.mark.parametrize("seed, K", [(0, 2), (1, 3), (2, 4), (3, 4), (4, 5)])
+def test_hungarian_matches_brute_force(seed, K):
     g = torch.Generator().manual_seed(seed)
-    K = 4
     target = torch.randint(0, K, (3, 10, 10), generator=g)
     target[0, :2] = 255
-    pred = torch.where(torch.rand(3, 10, 10, generator=g) < 0.6, (target + 1) % K, torch.randint(0, K, (3, 10, 10)))
+    noise = torch.randint(0, K, (3, 10, 10), generator=g)
+    pred = torch.where(torch.rand(3, 10, 10, generator=g) < 0.6, (target + 1) % K, noise)
     pred[target == 255] = 0
     m = HungarianSegmentationMetric(K, K)
     m.update(pred[:2], target[:2])
     m.update(pred[2:], target[2:])
     out = m.compute()
-    assert out["pa"] == pytest.approx(brute_force_pa(pred, target, K), abs=1e-9)
+    pa, miou, mapping = brute_force(pred, target, K)
+    assert out["pa"] == pytest.approx(pa, abs=1e-9)
+    assert out["miou"] == pytest.approx(miou, abs=1e-9)
+    assert tuple(out["mapping"]) == mapping  # PA ties between permutations are improbable on 300 noisy pixels
     assert out["num_images"] == 3
     assert out["num_pixels"] == int((target != 255).sum())
+
+
+def test_miou_can_exceed_pa():
+    """The counterexample to `miou <= pa` (once asserted by three tests): a small class matched perfectly."""
+    conf = np.array([[25, 0, 25], [0, 1, 0], [25, 0, 24]])  # rows: clusters, columns: classes
+    out = match_and_score(conf)
+    pred = torch.repeat_interleave(torch.arange(3).repeat_interleave(3), torch.from_numpy(conf.reshape(-1)))
+    target = torch.repeat_interleave(torch.arange(3).repeat(3), torch.from_numpy(conf.reshape(-1)))
+    pa, miou, mapping = brute_force(pred, target, 3)
+    assert out["pa"] == pytest.approx(0.51) == pytest.approx(pa)
+    assert out["miou"] == pytest.approx((2 * 25 / 74 + 1) / 3) == pytest.approx(miou)
+    assert out["miou"] > out["pa"] and tuple(out["mapping"]) == mapping == (2, 1, 0)
 
 
 def test_invariant_to_relabelling_clusters():
     g = torch.Generator().manual_seed(7)
     target = torch.randint(0, 5, (2, 16, 16), generator=g)
-    pred = torch.where(torch.rand(2, 16, 16, generator=g) < 0.7, target, torch.randint(0, 5, (2, 16, 16)))
+    pred = torch.where(torch.rand(2, 16, 16, generator=g) < 0.7, target, torch.randint(0, 5, (2, 16, 16), generator=g))
     relabel = torch.tensor([3, 0, 4, 1, 2])
     a = match_and_score(confusion_matrix(pred, target, 5, 5))
     b = match_and_score(confusion_matrix(relabel[pred], target, 5, 5))

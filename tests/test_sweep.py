@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, assert_consistent_metrics
 from conftest import TINY as BASE_TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -126,7 +126,8 @@ def test_four_point_sweep_gives_four_run_dirs_and_one_summary(demo_sweep):
     assert runs == ["0", "1", "2", "3"]
     for run in runs:
         m = json.loads((sweep / run / "metrics.json").read_text())
-        assert 0 <= m["miou"] <= m["pa"] <= 1 and (sweep / run / "checkpoints" / "last.ckpt").is_file()
+        assert_consistent_metrics(m)
+        assert (sweep / run / "checkpoints" / "last.ckpt").is_file()
     rows = read_csv(sweep / "summary.csv")
     assert {(row["model.tau"], row["data.augment.jitter"]) for row in rows} == {
         ("0.05", "0.0"),

@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY, run_cli
+from conftest import TINY, assert_consistent_metrics, run_cli
 from hydra import compose, initialize_config_dir
 
 from misseg.config import config_dir
@@ -46,8 +46,9 @@ def test_demo_trains_two_steps_and_writes_metrics(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "run")
-    assert m["num_images"] == 8 and m["num_pixels"] == 8 * 64 * 64 and 0 <= m["miou"] <= m["pa"] <= 1
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert m["num_images"] == 8 and m["num_pixels"] == 8 * 64 * 64
+    assert_consistent_metrics(m)
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["last.ckpt"]  # label-free default
     assert f"run directory: {tmp_path}/run" in r.stdout
 
     r = run_cli(

@@ -1,8 +1,9 @@
-"""python -m misseg.bench [--device cpu|cuda] [--quick] [--out-dir DIR]: four benchmark sections.
+"""python -m misseg.bench [--device cpu|cuda] [--quick] [--out-dir DIR] [--data-root DIR]: benchmark sections.
 
 Prints markdown tables as each section finishes and writes DIR/bench_<device>.md (BENCHMARKS.md-ready),
-DIR/bench_<device>.json and DIR/scaling_<device>.png. Sizes differ by device: on a CPU the paper setting
-is timed with a reduced batch and few steps (the tables say exactly what was measured).
+DIR/bench_<device>.json and DIR/scaling_<device>.png into a new directory (default logs/bench/<time>; an
+existing one is refused, so committed results are never overwritten). Sizes differ by device: on a CPU the
+paper setting is timed with a reduced batch and few rounds (the tables say exactly what was measured).
 """
 
 from __future__ import annotations
@@ -19,33 +20,68 @@ import torch
 
 from misseg.bench import data as data_bench
 from misseg.bench import metric as metric_bench
-from misseg.bench.train_step import Setting, bench_step, check_same_math, plot_scaling, scaling
+from misseg.bench.train_step import (
+    AXES,
+    IMPLS,
+    Setting,
+    check_same_math,
+    fmt_spread,
+    interleaved,
+    make_objective_step,
+    make_step,
+    plot_scaling,
+    scaling,
+    separated,
+    spread,
+)
 
 TARGETS = {"train": 3.0, "metric": 5.0, "data": 10.0}
+TITLES = {"train": "Train step", "objective": "Objective", "scaling": "Scaling", "metric": "Metric",
+          "data": "Data pipeline"}  # fmt: skip
 
 
 def plan(device: str, quick: bool) -> dict:
-    """What each section measures on this device. CPU sizes keep `make bench` under 10 min on 2 cores."""
+    """What each section measures on this device. CPU sizes keep `make bench` near 10 min on 2 cores.
+
+    "*_rounds" = (warm-up calls, timed rounds); every timed figure is a median over the rounds with its spread.
+    """
     if device == "cuda":
         return {
             "train": [Setting(64, 128, 2048, 15), Setting(64, 128, 2048, 2), Setting(16, 64, 256, 15)],
-            "train_steps": (3, 10) if not quick else (2, 3),
+            "train_rounds": (3, 10) if not quick else (2, 3),
             "fast": ["channels_last", "bf16", "compile"] if not quick else ["channels_last", "bf16"],
+            "objective": [(64, 32, 2048, 15), (16, 16, 256, 15)],
+            "objective_rounds": (3, 10),
             "scaling_base": Setting(64, 128, 2048, 15),
-            "batches": (16, 32, 64, 128),
-            "scaling_steps": (2, 5) if not quick else (1, 2),
+            "axes": {**AXES, "B": (16, 32, 64, 128)},
+            "scaling_rounds": (2, 7) if not quick else (1, 3),
             "metric_batches": 12 if not quick else 3,
             "data_batches": 6,
         }
+    if quick:  # seconds: a smoke run (tests/test_bench.py)
+        return {
+            "train": [Setting(2, 16, 8, 3)],
+            "train_rounds": (1, 2),
+            "fast": [],
+            "objective": [(2, 4, 8, 3)],
+            "objective_rounds": (1, 3),
+            "scaling_base": Setting(2, 16, 8, 3),
+            "axes": {"K": (2, 3, 4), "P": (8, 16), "side": (16, 32), "B": (2, 4)},
+            "scaling_rounds": (1, 3),
+            "metric_batches": 3,
+            "data_batches": 1,
+        }
     return {
-        "train": [Setting(8, 128, 2048, 15), Setting(8, 128, 2048, 2), Setting(8, 64, 256, 15)],
-        "train_steps": (1, 1) if not quick else (1, 1),
+        "train": [Setting(8, 128, 2048, 15), Setting(8, 64, 256, 15)],
+        "train_rounds": (1, 3),
         "fast": ["channels_last"],
-        "scaling_base": Setting(8, 64, 256, 8) if not quick else Setting(4, 32, 128, 4),
-        "batches": (4, 8, 16, 32),
-        "scaling_steps": (1, 3) if not quick else (1, 1),
-        "metric_batches": 12 if not quick else 3,
-        "data_batches": 3 if not quick else 1,
+        "objective": [(8, 32, 2048, 15), (8, 16, 256, 15)],
+        "objective_rounds": (1, 5),
+        "scaling_base": Setting(8, 64, 256, 8),
+        "axes": {**AXES, "B": (4, 8, 16, 32)},
+        "scaling_rounds": (1, 5),
+        "metric_batches": 12,
+        "data_batches": 3,
     }
 
 
@@ -75,47 +111,83 @@ def verdict(value: float, target: float) -> str:
     return f"{value:.2f}x ({'met' if value >= target else 'missed'}, target >= {target:g}x)"
 
 
+def compare(times: dict, a: str, b: str) -> str:
+    """Median ratio b / a, or a flag when the two timings overlap (the spread exceeds the effect)."""
+    ratio = spread(times[b])["median"] / spread(times[a])["median"]
+    return f"{ratio:.2f}x" if separated(times[a], times[b]) else f"{ratio:.2f}x (noise: spreads overlap)"
+
+
 def section_train(p: dict, device: torch.device) -> tuple[dict, str]:
-    warmup, steps = p["train_steps"]
+    warmup, rounds = p["train_rounds"]
     diff = check_same_math(device)
     rows, results = [], []
     for s in p["train"]:
-        pair = {impl: bench_step(s, impl, device, warmup, steps) for impl in ("misseg", "naive")}
-        ratio = pair["naive"]["step_s"] / pair["misseg"]["step_s"]
-        results += [pair["misseg"], pair["naive"], {"setting": s.label(), "ratio": ratio}]
-        rows.append([s.label(), pair["misseg"]["step_s"], pair["misseg"]["images_per_s"], pair["naive"]["step_s"],
-                     pair["naive"]["images_per_s"], verdict(ratio, TARGETS["train"])])  # fmt: skip
-    md = (f"Forward + backward + Adam, random input, Sobel on, {warmup} warm-up step(s) then the mean of "
-          f"{steps} timed step(s). |loss_misseg - loss_naive| on a shared-weight batch: {diff:.1e}.\n\n")  # fmt: skip
-    md += table(["setting", "misseg s/step", "misseg img/s", "naive s/step", "naive img/s", "speed-up"], rows)
-    fast_rows = []
+        times = interleaved({impl: make_step(s, impl, device) for impl in IMPLS}, warmup, rounds, device)
+        med = {impl: spread(times[impl])["median"] for impl in IMPLS}
+        results.append({"setting": s.label(), **s.__dict__, "times": times, "median_s": med,
+                        "misseg_images_per_s": s.B / med["misseg"],
+                        "vs_einsum": med["einsum"] / med["misseg"], "vs_naive": med["naive"] / med["misseg"],
+                        "separated_einsum": separated(times["misseg"], times["einsum"]),
+                        "separated_naive": separated(times["misseg"], times["naive"])})  # fmt: skip
+        rows.append([s.label(), *(fmt_spread(times[i]) for i in IMPLS), f"{s.B / med['misseg']:.3g}",
+                     compare(times, "misseg", "einsum"), compare(times, "misseg", "naive")])  # fmt: skip
+    md = (f"Forward + backward + Adam, random input, Sobel on; {warmup} warm-up step(s) each, then {rounds} "
+          "interleaved rounds (every implementation once per round, order rotating): median s/step (min-max). "
+          "einsum = misseg's heads + the loss as one einsum per contraction; naive = a loop over the K heads and "
+          f"negatives image by image. Largest |loss - loss_misseg| on a shared-weight batch: {diff:.1e}. "
+          f"Speed-up target vs naive: >= {TARGETS['train']:g}x.\n\n")  # fmt: skip
+    md += table(["setting", "misseg s", "einsum s", "naive s", "misseg img/s", "misseg vs einsum", "misseg vs naive"],
+                rows)  # fmt: skip
     base = p["train"][0]
-    ref = next(r for r in results if r.get("impl") == "misseg" and r["setting"] == base.label())
+    fast_rows = []
     for opt in p["fast"]:
         try:
-            r = bench_step(base, "misseg", device, warmup + (1 if opt == "compile" else 0), steps, **{opt: True})
+            fns = {"plain": make_step(base, "misseg", device), opt: make_step(base, "misseg", device, **{opt: True})}
+            times = interleaved(fns, warmup + (1 if opt == "compile" else 0), rounds, device)
         except Exception as e:  # a fast path this machine cannot run is reported, not fatal
             fast_rows.append([opt, "failed", type(e).__name__, ""])
             continue
-        results.append(r)
-        fast_rows.append([opt, r["step_s"], r["images_per_s"], f"{ref['step_s'] / r['step_s']:.2f}x"])
+        results.append({"setting": base.label(), "option": opt, "times": times})
+        fast_rows.append([opt, fmt_spread(times[opt]), fmt_spread(times["plain"]), compare(times, opt, "plain")])
     if fast_rows:
-        md += f"\n\nFast paths on {base.label()} (misseg, vs the plain fp32 row above):\n\n"
-        md += table(["option", "s/step", "img/s", "speed-up"], fast_rows)
+        md += f"\n\nFast paths on {base.label()} (misseg, interleaved with the plain fp32 step):\n\n"
+        md += table(["option", "s/step", "plain s/step", "speed-up"], fast_rows)
     return {"rows": results, "loss_diff": diff}, md
 
 
+def section_objective(p: dict, device: torch.device) -> tuple[dict, str]:
+    warmup, rounds = p["objective_rounds"]
+    rows, results = [], []
+    for B, side, P, K in p["objective"]:
+        fns = {impl: make_objective_step(B, side, P, K, impl, device) for impl in IMPLS}
+        times = interleaved(fns, warmup, rounds, device)
+        label = f"B={B} {side}x{side} P={P} K={K}"
+        results.append({"setting": label, "times": times})
+        rows.append([label, *(fmt_spread(times[i]) for i in IMPLS), compare(times, "misseg", "einsum"),
+                     compare(times, "misseg", "naive")])  # fmt: skip
+    md = (f"The loss alone (eq. 4.8-4.12, forward + backward) from fixed features L (B, P, U, V) and H (B, K, P); "
+          f"{warmup} warm-up call(s), {rounds} interleaved rounds: median s (min-max).\n\n")  # fmt: skip
+    md += table(["features", "misseg s", "einsum s", "naive s", "misseg vs einsum", "misseg vs naive"], rows)
+    return {"rows": results}, md
+
+
 def section_scaling(p: dict, device: torch.device, out_dir: Path) -> tuple[dict, str]:
-    warmup, steps = p["scaling_steps"]
-    res = scaling(p["scaling_base"], p["batches"], device, warmup, steps)
+    warmup, rounds = p["scaling_rounds"]
+    res = scaling(p["scaling_base"], p["axes"], device, warmup, rounds)
     png = out_dir / f"scaling_{device.type}.png"
     plot_scaling(res, str(png), f"misseg train step vs one axis, base {res['base']} ({device.type})")
     res["plot"] = str(png)
-    rows = [[axis, ", ".join(f"{r['value']}: {r['step_s']:.3g}" for r in d["rows"]), f"{d['exponent']:.2f}"]
-            for axis, d in res["axes"].items()]  # fmt: skip
-    md = (f"misseg step time (s) varying one axis from base {res['base']}, {warmup} warm-up + fastest of {steps} "
-          f"step(s); exponent = least-squares slope of log(time) vs log(value). Plot: `{png.name}`.\n\n")  # fmt: skip
-    return res, md + table(["axis", "value: s/step", "exponent"], rows)
+    rows = []
+    for axis, d in res["axes"].items():
+        cells = [f"{r['value']}: {fmt_spread(r['times'])}{'' if r.get('separable', True) else ' *'}" for r in d["rows"]]
+        exponent = f"{d['exponent']:.2f} ({d['exponent_min']:.2f} to {d['exponent_max']:.2f})"
+        rows.append([axis, ", ".join(cells), exponent if d["trusted"] else f"{exponent}: noise, not a result"])
+    md = (f"misseg step time (s) varying one axis from base {res['base']}; every setting once per round, "
+          f"{warmup} warm-up + {rounds} interleaved rounds: median (min-max). * = overlaps the previous value "
+          "(the difference is within the spread). Exponent = least-squares slope of log(median time) vs "
+          "log(value), with its range over per-round fits; when that range is wider than |exponent| the exponent "
+          f"is noise, not a result. Plot: `{png.name}` (whiskers = min-max).\n\n")  # fmt: skip
+    return res, md + table(["axis", "value: median s (min-max)", "exponent (per-round range)"], rows)
 
 
 def section_metric(p: dict, device: torch.device) -> tuple[dict, str]:
@@ -166,21 +238,31 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m misseg.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help="fewer/smaller measurements (smoke run)")
-    ap.add_argument("--out-dir", default="bench/results", help="where the .md, .json and .png go")
-    ap.add_argument("--sections", default="train,scaling,metric,data")
+    ap.add_argument(
+        "--out-dir", default=None, help="a new directory for the .md, .json, .png (default logs/bench/<time>)"
+    )
+    ap.add_argument("--sections", default="train,objective,scaling,metric,data")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--data-root", default=None, help="folder dataset for the data section")
     args = ap.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
-        ap.error("--device cuda: no CUDA device visible to torch")
+        fail("--device cuda: no CUDA device visible to torch; run on a GPU machine or use --device cpu")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out_dir or f"logs/bench/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    if out_dir.exists():  # results are never overwritten, committed ones (bench/results) included
+        fail(f"--out-dir {out_dir} exists: pass a new directory (or leave --out-dir unset for logs/bench/<time>)")
+    sections = args.sections.split(",")
+    unknown = [n for n in sections if n not in TITLES]
+    if unknown:
+        fail(f"--sections: unknown section {unknown[0]!r}; valid: {','.join(TITLES)}")
     repo = Path(__file__).resolve().parents[2]
     candidates = [repo / "shared/data/coco_stuff27", repo.parent / "shared/data/coco_stuff27"]
     root = Path(args.data_root) if args.data_root else next((c for c in candidates if c.is_dir()), candidates[-1])
+    if args.data_root and "data" in sections and not (root / "images").is_dir():
+        fail(f"--data-root {root}: no images/ folder there; pass a folder dataset (DIR/images, DIR/masks)")
+    out_dir.mkdir(parents=True)
     p = plan(args.device, args.quick)
     info = machine_info(device)
     t0 = time.perf_counter()
@@ -189,11 +271,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"Command: `{cmd.strip()}`", "", table(list(info), [list(info.values())])]  # fmt: skip
     print("\n".join(md), flush=True)
     result: dict = {"machine": info, "command": cmd.strip(), "sections": {}}
-    titles = {"train": "Train step", "scaling": "Scaling", "metric": "Metric", "data": "Data pipeline"}
-    for name in args.sections.split(","):
+    for name in sections:
         t = time.perf_counter()
         if name == "train":
             res, text = section_train(p, device)
+        elif name == "objective":
+            res, text = section_objective(p, device)
         elif name == "scaling":
             res, text = section_scaling(p, device, out_dir)
         elif name == "metric":
@@ -203,11 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"\n#### Data pipeline\n\nskipped: {root}/images not found (pass --data-root)", flush=True)
                 continue
             res, text = section_data(p, device, root)
-        else:
-            ap.error(f"--sections: unknown section {name!r} (train, scaling, metric, data)")
         res["seconds"] = time.perf_counter() - t
         result["sections"][name] = res
-        block = f"\n#### {titles[name]} ({res['seconds']:.0f} s)\n\n{text}"
+        block = f"\n#### {TITLES[name]} ({res['seconds']:.0f} s)\n\n{text}"
         print(block, flush=True)
         md.append(block)
         write(out_dir, args.device, md, result)  # after every section: a timed-out run keeps what it measured
@@ -218,6 +299,12 @@ def main(argv: list[str] | None = None) -> dict:
     print(md[-1], flush=True)
     write(out_dir, args.device, md, result)
     return result
+
+
+def fail(message: str) -> None:
+    """The house contract for bad input: one line on stderr, exit status 2, nothing created."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def write(out_dir: Path, device: str, md: list[str], result: dict) -> None:

@@ -91,13 +91,8 @@ def bench_data(root: Path, image_size: int, batch_size: int, batches: int, worke
         side = image_size + image_size // 8  # room for the random crop
         images, masks = preload_uint8(root, side)
         memory = UInt8CropDataset(images, masks, image_size)
-        gen = torch.Generator().manual_seed(0)
-
-        def jitter(x: torch.Tensor) -> torch.Tensor:
-            return augment_batch(x, generator=gen)
-
-        for w in workers:
-            rate = images_per_s(memory, batch_size, w, batches, device, jitter)
+        for w in workers:  # no generator: training draws from the global RNG, as timed here
+            rate = images_per_s(memory, batch_size, w, batches, device, augment_batch)
             rows.append({"path": f"uint8 array ({side} px) + crop/flip slice + batched device jitter",
                          "num_workers": w, "images_per_s": rate})  # fmt: skip
     return {"rows": rows, "notes": notes, "root": str(root), "image_size": image_size, "batch_size": batch_size,

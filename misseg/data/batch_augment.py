@@ -3,8 +3,8 @@
 The per-sample torchvision pipeline (misseg.data.transforms.train_transform) costs milliseconds per image
 on a CPU worker. When images are already decoded (a uint8 cache or array), the crop/flip is a slice in
 the dataset and the colour jitter + normalisation run here once per batch, on the GPU when there is one.
-Colour jitter follows torchvision's brightness/contrast/saturation definitions with a fixed order;
-hue is a rotation of the chroma plane in YIQ space (an approximation of torchvision's HSV hue shift).
+The colour jitter is misseg.augment.color_jitter (kornia's batched port of torchvision's ColorJitter), so
+`data.augment.on_device=true` draws from the same per-image distribution as the worker path.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def augment_batch(
 
     jitter: brightness, contrast and saturation strength (as in train_transform); hue: max hue shift in
     turns (0.1 = +-36 degrees). The jitter is misseg.augment.color_jitter (one implementation for the
-    second views and for cached batches); `generator` must live on the images' device.
+    second views and for cached batches); a `generator` makes the draw reproducible.
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"augment_batch expects (B, 3, H, W) uint8 images, got {images.dtype} {tuple(images.shape)}")
