@@ -62,7 +62,9 @@ def evaluate(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = make_datamodule(cfg.data, run_dir)
     module = load_module(cfg.ckpt_path, num_classes=datamodule.num_classes, matching=cfg.matching)
-    check_clusters_match_classes(module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)")
+    check_clusters_match_classes(
+        module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)", matching_key="matching"
+    )
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.validate(module, datamodule=datamodule, verbose=False)
     result = dict(module.last_eval)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from misseg.config import config_dir
@@ -17,7 +17,7 @@ from misseg.errors import ConfigError, Interrupted, UserError, reported_errors, 
 from misseg.provenance import update_run_info, write_run_info
 from misseg.resume import CHECKPOINT_DIR, check_run_dir, resolve_ckpt_path
 from misseg.sweep import run_task
-from misseg.validation import check_clusters_match_classes, precheck, validate_train_cfg
+from misseg.validation import check_clusters_match_classes, precheck, unexpected_key_error, validate_train_cfg
 
 # torch / Lightning / the data stack are imported inside the functions that need them: importing them
 # takes seconds to tens of seconds, and a bad command line should be refused before that.
@@ -42,6 +42,9 @@ def instantiate_checked(cfg: DictConfig, **kwargs):
             raise cause from None
         if isinstance(cause, ValueError):
             raise ConfigError(str(cause)) from None
+        unexpected = unexpected_key_error(str(cfg._key()), get_object(cfg._target_), cause)  # `+model.tua=1`
+        if unexpected is not None:
+            raise unexpected from None
         raise
 
 
