@@ -40,7 +40,11 @@ def test_closest_key():
 
 @pytest.mark.parametrize(
     "override,suggestion",
-    [("model.tua=1", "model.tau"), ("data.num_imags=8", "data.num_images"), ("trainr.max_steps=1", "trainer.max_steps")],
+    [
+        ("model.tua=1", "model.tau"),
+        ("data.num_imags=8", "data.num_images"),
+        ("trainr.max_steps=1", "trainer.max_steps"),
+    ],
 )
 def test_wrong_key_suggests_the_closest_and_never_plus(override, suggestion, tmp_path, capsys):
     code, err = run_main(train_cli, [override, f"hydra.run.dir={tmp_path}/run"], capsys)
