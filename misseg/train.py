@@ -62,6 +62,10 @@ def make_datamodule(data_cfg: DictConfig, run_dir: str | Path):
         path = write_bad_files(Path(run_dir) / "bad_files.txt", skipped)
         log.warning("data.on_bad_file=skip: skipped %d bad file(s), listed in %s", len(skipped), path)
         print(f"skipped {len(skipped)} bad file(s), listed in {path}", file=sys.stderr)
+    ignored = getattr(datamodule, "ignored", [])
+    if ignored:  # notes.txt, .DS_Store: not errors, but never skipped without a word
+        path = write_bad_files(Path(run_dir) / "ignored_files.txt", ignored)
+        print(f"ignored {len(ignored)} file(s) that are not images/masks, listed in {path}", file=sys.stderr)
     return datamodule
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.errors import ConfigError
+from misseg.errors import ConfigError, UserError
 
 MATCHINGS = ("hungarian", "majority")
 SPLITS = ("transductive", "holdout", "lists")
@@ -348,7 +348,7 @@ def precheck(
         validate(cfg)
         if run_dir_check is not None:
             run_dir_check(cfg)
-    except ConfigError:
+    except UserError:
         raise
     except Exception as e:  # an interpolation that cannot resolve, a wrong type: still the user's config
         raise ConfigError(f"config: {type(e).__name__}: {e}") from None
