@@ -52,10 +52,12 @@ def load_module(ckpt_path: str | Path, **overrides):
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
+    from misseg.console import quiet_libraries
     from misseg.report import write_report
-    from misseg.runs import write_metrics
+    from misseg.runs import format_summary, metrics_record, write_metrics
     from misseg.train import make_datamodule
 
+    quiet_libraries()
     validate_evaluate_cfg(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
     check_run_dir(run_dir, None)
@@ -69,10 +71,12 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer.validate(module, datamodule=datamodule, verbose=False)
     result = dict(module.last_eval)
     if trainer.is_global_zero:
-        write_metrics(run_dir, result, datamodule.classes)
+        metrics = metrics_record(result, datamodule.classes, weights=f"ckpt_path={cfg.ckpt_path}")
+        metrics_path = write_metrics(run_dir, metrics)
+        figures = {}
         if cfg.get("report", True):
-            write_report(run_dir, module.predict_maps, datamodule, result, title=type(module).__name__)
-        print(f"run directory: {run_dir}")
+            figures = write_report(run_dir, module.predict_maps, datamodule, result, title=type(module).__name__)
+        print(format_summary(metrics, run_dir, metrics_path, figures))
     return result
 
 
