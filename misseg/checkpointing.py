@@ -119,6 +119,10 @@ class ResumeCheckpoint(Checkpoint):
     def _save(self, trainer: pl.Trainer) -> None:
         trainer.save_checkpoint(self.path, weights_only=False)  # full state: resume needs the optimizer
         self.last_saved_step = trainer.global_step
+        _flush_loggers(trainer)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _flush_loggers(trainer)  # the previous epoch's epoch-level rows, logged after its checkpoint
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -132,3 +136,10 @@ class ResumeCheckpoint(Checkpoint):
         if isinstance(exception, SIGTERMException):
             self.sigterm_step = trainer.global_step
             self._save(trainer)
+
+
+def _flush_loggers(trainer: pl.Trainer) -> None:
+    """Write the loggers' buffered rows (CSVLogger keeps up to 100 steps in memory): after a kill -9 the
+    metrics.csv history then reaches the checkpoint a resume starts from (misseg.loggers keeps it)."""
+    for logger in trainer.loggers:
+        logger.save()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from misseg.data.images import IMAGE_SUFFIXES, non_image_entries, rgb_array
@@ -267,15 +267,37 @@ def overlay(image: torch.Tensor, classes: torch.Tensor, colours: np.ndarray, alp
     return ((1 - alpha) * img + alpha * painted).round().clip(0, 255).astype(np.uint8)
 
 
+def legend_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at `size` px (a scalable font since Pillow 10.1; the fixed 11 px bitmap before)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
+
+
 def draw_legend(picture: np.ndarray, names: Sequence[str], colours: np.ndarray) -> np.ndarray:
-    """Colour boxes and names in the top-left corner of an (H, W, 3) uint8 picture."""
+    """Colour boxes and names in the top-left corner of an (H, W, 3) uint8 picture, sized with the picture:
+    a line is 1/30 of the shorter side (>= 12 px), so the legend reads the same on a thumbnail and on a
+    4000 px photo."""
     im = Image.fromarray(picture)
     draw = ImageDraw.Draw(im)
     line = max(12, min(im.size) // 30)
+    pad = max(4, line // 4)
+    font = legend_font(line)
+    stroke = max(1, line // 12)
     for k, name in enumerate(names):
-        y = 4 + k * (line + 4)
-        draw.rectangle([4, y, 4 + line, y + line], fill=tuple(int(c) for c in colours[k]), outline=(0, 0, 0))
-        draw.text((8 + line, y), str(name), fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+        y = pad + k * (line + pad)
+        draw.rectangle(
+            [pad, y, pad + line, y + line], fill=tuple(int(c) for c in colours[k]), outline=(0, 0, 0), width=stroke
+        )
+        draw.text(
+            (2 * pad + line, y),
+            str(name),
+            font=font,
+            fill=(255, 255, 255),
+            stroke_width=stroke,
+            stroke_fill=(0, 0, 0),
+        )
     return np.asarray(im)
 
 
