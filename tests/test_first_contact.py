@@ -4,12 +4,15 @@ formats, nothing lost on resume, and the small things (metrics.json notes, ONNX 
 Entry points run in-process (as in tests/test_robustness.py) except where an exit status or the files a
 process leaves behind are the point."""
 
+import csv
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, run_cli
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from test_predict_export import TINY_MODEL, save_checkpoint
@@ -18,10 +21,12 @@ from test_robustness import error_line, run_main
 from misseg import export as export_cli
 from misseg import predict as predict_cli
 from misseg import train as train_cli
+from misseg.callbacks import EpochTQDMProgressBar, bar_metrics, planned_epochs
 from misseg.config import config_dir
 from misseg.data.images import IMAGE_SUFFIXES
 from misseg.errors import ConfigError
 from misseg.module import MISegModule
+from misseg.runs import format_summary, metrics_record
 from misseg.validation import check_clusters_match_classes, closest_key, unexpected_key_error
 
 # ------------------------------------------------------------------ 1. error hints
@@ -228,3 +233,171 @@ def test_training_data_reports_ignored_files_in_the_run_dir(tmp_path, capsys):
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["image"].shape[1:] == (3, 16, 16)  # .webp/.bmp/.tif decode in training
+
+
+# ------------------------------------------------------------------ 2. progress bar, quiet output, summary
+
+
+def test_planned_epochs_counts_the_epochs_max_steps_allows():
+    assert planned_epochs(20, 20, 2) == 10  # the demo with max_steps: not 20
+    assert planned_epochs(20, -1, 2) == 20
+    assert planned_epochs(-1, 25, 4) == 7  # max_epochs unbounded: max_steps alone
+    assert planned_epochs(None, -1, 4) is None
+    assert planned_epochs(10, 7, 5, accumulate=2) == 3  # 3 optimizer steps an epoch (the last one partial)
+    assert planned_epochs(10, 5, float("inf")) == 10  # an iterable dataset of unknown length
+
+
+def test_progress_bar_shows_the_real_epoch_count_loss_and_mi():
+    trainer = SimpleNamespace(max_epochs=20, max_steps=20, num_training_batches=2, accumulate_grad_batches=1)
+    bar = EpochTQDMProgressBar()
+    assert bar.epoch_description(trainer, 9) == "Epoch 10/10"
+    assert bar.epoch_description(trainer, 0) == "Epoch 1/10"
+    metrics = {"train/loss_step": torch.tensor(1.234567), "train/mi_step": torch.tensor(-0.5), "train/loss": 9.0}
+    assert bar_metrics(metrics) == {"loss": "1.235", "mi": "-0.5"}
+    assert bar_metrics({"train/loss": torch.tensor(2.0)}) == {"loss": "2"}  # epoch value when no step value
+
+
+def test_format_summary_names_weights_classes_and_files(tmp_path):
+    result = {"pa": 0.81234, "miou": 0.5, "per_class_iou": [0.9, float("nan"), 0.1], "mapping": [2, 0, 1]}
+    result.update(matching="hungarian", num_images=12, confusion=[[1, 0, 0]] * 3)
+    metrics = metrics_record(result, ["sky", "person", "grass"], weights="last")
+    figures = {"iou": tmp_path / "figures" / "iou.png", "confusion": tmp_path / "figures" / "confusion.png"}
+    text = format_summary(metrics, tmp_path, tmp_path / "metrics.json", figures)
+    lines = text.splitlines()
+    assert lines[0] == "evaluation (weights: last, clusters matched by Hungarian (one-to-one), 12 images):"
+    assert "  PA   0.812" in lines and "  mIoU 0.500" in lines
+    assert "    sky     0.900" in lines and "    grass   0.100" in lines
+    assert any(line.startswith("    person  n/a") for line in lines)
+    assert f"run directory: {tmp_path}" in lines
+    assert f"  metrics:  {tmp_path / 'metrics.json'}" in lines
+    assert f"  figures:  {tmp_path / 'figures'}/ (iou.png, confusion.png)" in lines
+    # evaluation off: only where the run is
+    assert format_summary({}, tmp_path) == f"run directory: {tmp_path}"
+
+
+def test_metrics_record_says_what_was_scored_and_what_the_arrays_mean():
+    m = metrics_record({"pa": 1.0, "mapping": [1, 0], "confusion": [[0, 5], [3, 0]]}, ["a", "b"], weights="last")
+    assert m["weights"] == "last" and m["class_names"] == ["a", "b"]
+    assert m["mapping_direction"].startswith("cluster -> class")
+    assert m["confusion_orientation"].startswith("rows = predicted clusters (K), columns = true classes")
+
+
+def test_confusion_orientation_note_is_true():
+    """The note in metrics.json against the code: rows are clusters, columns are true classes."""
+    from misseg.metrics.matching import confusion_matrix
+
+    pred = torch.tensor([0, 0, 0, 2])  # K = 3 clusters
+    target = torch.tensor([1, 1, 0, 1])  # 2 classes
+    conf = confusion_matrix(pred, target, num_pred=3, num_classes=2)
+    assert conf.shape == (3, 2) and conf[0, 1] == 2 and conf[0, 0] == 1 and conf[2, 1] == 1
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One tiny demo training through the CLI, progress bar on: 8 images / batch 4 = 2 steps an epoch, and
+    max_steps=3 ends it in epoch 2 of the demo's max_epochs=20."""
+    tmp = tmp_path_factory.mktemp("demo")
+    bar_on = [a for a in TINY if not a.startswith("trainer.enable_progress_bar")]
+    args = ["-m", "misseg.train", *bar_on, "trainer.max_steps=3", "data.num_images=8", "data.batch_size=4"]
+    r = run_cli(*args, f"hydra.run.dir={tmp}/run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp / "run", r
+
+
+def test_demo_output_has_the_real_epoch_count_loss_mi_and_a_summary(demo_run):
+    run, r = demo_run
+    out = r.stdout
+    assert "Epoch 2/2" in out and "/19" not in out and "/20" not in out
+    assert "loss:" in out and "mi:" in out
+    assert "evaluation (weights: last, clusters matched by Hungarian (one-to-one), 8 images):" in out
+    for name in ("flat", "horizontal", "vertical", "checker"):  # the synthetic classes, by name
+        assert f"    {name}" in out
+    assert f"run directory: {run}" in out and f"figures:  {run / 'figures'}/" in out
+
+
+def test_demo_output_has_no_chatter_a_user_cannot_act_on(demo_run):
+    _, r = demo_run
+    both = r.stdout + r.stderr
+    for noise in ("Tip", "litlogger", "log_every_n_steps", "LeafSpec", "Seed set to", "TPU available"):
+        assert noise not in both, noise
+
+
+def test_final_evaluation_is_not_an_extra_epoch(demo_run):
+    run, _ = demo_run
+    with open(run / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert max(int(row["epoch"]) for row in rows if row["epoch"]) == 1  # epochs 0 and 1 only
+    final = [row for row in rows if row.get("final/miou")]
+    assert len(final) == 1 and final[0]["epoch"] == "" and final[0]["step"] == "3"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert float(final[0]["final/miou"]) == pytest.approx(metrics["miou"])
+    assert metrics["weights"] == "last"
+
+
+def test_evaluate_prints_the_summary_and_names_the_checkpoint(demo_run, tmp_path):
+    run, _ = demo_run
+    ckpt = run / "checkpoints" / "last.ckpt"
+    r = run_cli("-m", "misseg.evaluate", f"ckpt_path={ckpt}", "data.num_images=8", f"hydra.run.dir={tmp_path}/eval")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"evaluation (weights: ckpt_path={ckpt}, clusters matched by Hungarian (one-to-one), 8 images):" in r.stdout
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["weights"] == f"ckpt_path={ckpt}"
+
+
+# ------------------------------------------------------------------ 5. nothing lost on resume
+
+
+def test_resume_keeps_the_csv_history_and_every_start(tmp_path):
+    common = [*TINY, "data.num_images=8", "data.batch_size=4", f"hydra.run.dir={tmp_path}/run"]
+    r = run_cli("-m", "misseg.train", *common, "trainer.max_epochs=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    first_csv = (tmp_path / "run" / "csv" / "metrics.csv").read_text()
+    r = run_cli("-m", "misseg.train", *common, "trainer.max_epochs=2", "ckpt_path=last")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "will be deleted" not in r.stdout + r.stderr
+
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {(row["start"], row["epoch"]) for row in rows if row["epoch"]} == {("0", "0"), ("1", "1")}
+    first = [row for row in rows if row["start"] == "0"]
+    assert len(first) == len(first_csv.splitlines()) - 1  # every row of the first start is still there
+    assert (tmp_path / "run" / "csv" / "hparams.yaml").is_file() and (
+        tmp_path / "run" / "csv" / "hparams-1.yaml"
+    ).is_file()
+
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    starts = info["starts"]
+    assert len(starts) == 2 and all(s["status"] == "done" for s in starts)
+    assert "trainer.max_epochs=1" in starts[0]["overrides"] and "ckpt_path=last" in starts[1]["overrides"]
+    assert starts[0]["start_time"] < starts[1]["start_time"] and starts[0]["config"] == "config_resolved.yaml"
+    assert starts[1]["config"] == "config_resolved-1.yaml"
+    assert info["duration_s"] == pytest.approx(starts[0]["duration_s"] + starts[1]["duration_s"], abs=0.01)
+    assert "max_epochs: 1" in (tmp_path / "run" / "config_resolved.yaml").read_text()  # not overwritten
+
+
+# ------------------------------------------------------------------ 6. legend, sweep table
+
+
+def test_predict_legend_scales_with_the_image():
+    from misseg.inference import draw_legend, palette
+
+    def legend_height(side: int) -> int:
+        picture = np.full((side, side, 3), 128, np.uint8)
+        changed = (draw_legend(picture, ["sky", "person", "grass"], palette(3)) != picture).any(-1)
+        return int(np.nonzero(changed)[0].max())
+
+    small, large = legend_height(120), legend_height(3000)
+    assert small < 80 and large > 300  # ~1/30 of the side per line: readable on a 4000 px photo
+
+
+def test_sweep_markdown_rounds_sampled_floats(tmp_path):
+    from misseg.sweep import write_summary
+
+    for job, lr in enumerate(("0.00012345678901234567", "0.0031622776601683794")):
+        run = tmp_path / str(job)
+        (run / ".hydra").mkdir(parents=True)
+        (run / ".hydra" / "overrides.yaml").write_text(f"- model.lr={lr}\n- model.P=64\n")
+        (run / "metrics.json").write_text(json.dumps({"pa": 0.912345678, "miou": 0.512345678 + job}))
+    csv_path, md_path = write_summary(tmp_path)
+    md = md_path.read_text()
+    assert "0.0001235" in md and "0.003162" in md and "0.00012345678901234567" not in md
+    assert "0.00012345678901234567" in csv_path.read_text()  # the CSV keeps full precision
