@@ -117,9 +117,9 @@ class ResumeCheckpoint(Checkpoint):
         return self.dirpath / LAST_NAME
 
     def _save(self, trainer: pl.Trainer) -> None:
+        _flush_loggers(trainer)  # first: once the checkpoint is visible, the history up to it is on disk too
         trainer.save_checkpoint(self.path, weights_only=False)  # full state: resume needs the optimizer
         self.last_saved_step = trainer.global_step
-        _flush_loggers(trainer)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         _flush_loggers(trainer)  # the previous epoch's epoch-level rows, logged after its checkpoint
