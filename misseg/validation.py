@@ -211,6 +211,34 @@ def split_overrides(argv: Sequence[str]) -> list[str] | None:
     return list(argv)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def sweep_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """`-m a=1,2 b=x` -> (["a=1", "b=x"], ["a=1", "a=2", "b=x"]): the first job's overrides and every
+    key=value of the sweep, so a multirun's mistyped key or group option is refused (with its "did you
+    mean") before any job starts. None when other Hydra flags are present or a sweep cannot be listed
+    (interval(), a syntax error): those are left to Hydra."""
+    if not any(a in MULTIRUN_FLAGS for a in argv) or any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if a not in MULTIRUN_FLAGS])
+        first, every = [], []
+        for override in parsed:
+            if override.is_sweep_override():
+                values = [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+                first.append(values[0])
+                every += values
+            else:
+                first.append(override.input_line)
+                every.append(override.input_line)
+        return first, every
+    except Exception:
+        return None
+
+
 def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) -> DictConfig:
     """Compose like Hydra would; unknown config group options and unknown keys become one-line ConfigErrors."""
     from hydra import compose, initialize_config_dir
@@ -325,7 +353,8 @@ def check_group_choices(config_dir: str, overrides: list[str]) -> None:
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
-        if not sep or not (root / key).is_dir() or value in ("", "null"):
+        # hydra/launcher, hydra/sweeper ...: plugins add options conf/ does not hold (submitit_local)
+        if not sep or key.startswith("hydra") or not (root / key).is_dir() or value in ("", "null"):
             continue
         valid = sorted(p.stem for p in (root / key).glob("*.yaml"))
         if value not in valid:
@@ -342,6 +371,10 @@ def precheck(
     """Compose + validate the command line before Hydra runs (so nothing is created for a bad config)."""
     overrides = split_overrides(argv)
     if overrides is None:
+        sweep = sweep_overrides(argv)
+        if sweep is not None:  # -m: only the keys and group names are checked; values may differ per job
+            check_group_choices(config_dir, sweep[1])
+            compose_or_error(config_dir, config_name, sweep[0])
         return None
     cfg = compose_or_error(config_dir, config_name, overrides)
     try:

@@ -401,3 +401,21 @@ def test_sweep_markdown_rounds_sampled_floats(tmp_path):
     md = md_path.read_text()
     assert "0.0001235" in md and "0.003162" in md and "0.00012345678901234567" not in md
     assert "0.00012345678901234567" in csv_path.read_text()  # the CSV keeps full precision
+
+
+def test_multirun_wrong_key_or_group_option_is_refused_before_any_job(tmp_path, capsys):
+    code, err = run_main(train_cli, ["-m", "model.tua=1,2", f"hydra.sweep.dir={tmp_path}/sweep"], capsys)
+    assert code == 2 and "did you mean model.tau?" in error_line(err)
+    code, err = run_main(train_cli, ["-m", "experiment=demo,nope", f"hydra.sweep.dir={tmp_path}/sweep"], capsys)
+    assert code == 2 and "experiment=nope: unknown experiment" in error_line(err)
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_sweep_overrides_lists_the_first_job_and_every_value():
+    from misseg.validation import sweep_overrides
+
+    assert sweep_overrides(["-m", "model.K=2,4", "seed=1"]) == (
+        ["model.K=2", "seed=1"],
+        ["model.K=2", "model.K=4", "seed=1"],
+    )
+    assert sweep_overrides(["model.K=2"]) is None and sweep_overrides(["-m", "--cfg", "job"]) is None
