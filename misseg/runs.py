@@ -16,7 +16,8 @@ MAPPING_DIRECTION = (
 )
 CONFUSION_ORIENTATION = (
     "rows = predicted clusters (K), columns = true classes: confusion[c][k] = pixels of cluster c whose "
-    "true class is k (pixels labelled 255 = ignore are not counted)"
+    "true class is k (pixels labelled 255 = ignore are not counted); figures/confusion.png shows it after "
+    "matching and the other way round (rows = true class)"
 )
 WEIGHTS_LAST = "last"  # misseg.train scores the weights at the end of training
 
