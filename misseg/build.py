@@ -32,7 +32,7 @@ METHOD_CLASSES = {
 DEFAULT_CLASS = "misseg.module.MISegModule"  # checkpoints written before the class was recorded
 
 
-def instantiate_checked(cfg: DictConfig | dict, **kwargs: Any) -> Any:
+def instantiate_checked(cfg: DictConfig | dict, prefix: str = "model", **kwargs: Any) -> Any:
     """hydra.utils.instantiate, but a UserError or ValueError raised by a constructor (misseg's name the key and
     value) reaches the user as itself (one line), not wrapped in Hydra's InstantiationException."""
     from hydra.errors import InstantiationException
@@ -46,7 +46,24 @@ def instantiate_checked(cfg: DictConfig | dict, **kwargs: Any) -> Any:
             raise cause from None
         if isinstance(cause, ValueError):
             raise ConfigError(str(cause)) from None
+        unexpected = _unexpected_key(cfg, cause, prefix)  # `+model.tua=1`, `+model.encoder.x=1`
+        if unexpected is not None:
+            raise unexpected from None
         raise
+
+
+def _unexpected_key(cfg: DictConfig | dict, error: BaseException | None, prefix: str) -> ConfigError | None:
+    """The node of `cfg` (itself or a part with a _target_) whose constructor refused a keyword -> one line."""
+    from hydra.utils import get_object
+
+    from misseg.validation import unexpected_key_error
+
+    nodes = [(prefix, cfg)] + [(f"{prefix}.{k}", v) for k, v in cfg.items() if isinstance(v, dict | DictConfig)]
+    for key, node in nodes:
+        target = node.get("_target_")
+        if target and f"{str(target).rsplit('.', 1)[-1]}.__init__()" in str(error):
+            return unexpected_key_error(key, get_object(target), error)
+    return None
 
 
 def instantiate_dict(cfg: DictConfig | None) -> list:
@@ -61,7 +78,7 @@ def make_datamodule(data_cfg: DictConfig, run_dir: str | Path):
     from misseg.data.scan import BadFilesError, write_bad_files
 
     try:
-        datamodule = instantiate_checked(data_cfg)
+        datamodule = instantiate_checked(data_cfg, prefix="data")
     except BadFilesError as e:
         path = write_bad_files(Path(run_dir) / "bad_files.txt", e.bad)
         raise BadFilesError(f"{e} Full list: {path}", e.bad) from None
@@ -70,6 +87,10 @@ def make_datamodule(data_cfg: DictConfig, run_dir: str | Path):
         path = write_bad_files(Path(run_dir) / "bad_files.txt", skipped)
         log.warning("data.on_bad_file=skip: skipped %d bad file(s), listed in %s", len(skipped), path)
         print(f"skipped {len(skipped)} bad file(s), listed in {path}", file=sys.stderr)
+    ignored = getattr(datamodule, "ignored", [])
+    if ignored:  # notes.txt, .DS_Store: not errors, but never skipped without a word
+        path = write_bad_files(Path(run_dir) / "ignored_files.txt", ignored)
+        print(f"ignored {len(ignored)} file(s) that are not images/masks, listed in {path}", file=sys.stderr)
     return datamodule
 
 

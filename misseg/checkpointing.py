@@ -128,7 +128,21 @@ class ResumeCheckpoint(ModelCheckpoint):
     def path(self) -> Path:
         return Path(self.dirpath) / LAST_NAME
 
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        _flush_loggers(trainer)  # first: once the checkpoint is visible, the history up to it is on disk too
+        super()._save_checkpoint(trainer, filepath)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        _flush_loggers(trainer)  # the previous epoch's epoch-level rows, logged after its checkpoint
+
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
             self.sigterm_step = trainer.global_step
             super().on_exception(trainer, pl_module, exception)
+
+
+def _flush_loggers(trainer: pl.Trainer) -> None:
+    """Write the loggers' buffered rows (CSVLogger keeps up to 100 steps in memory): after a kill -9 the
+    metrics.csv history then reaches the checkpoint a resume starts from (misseg.loggers keeps it)."""
+    for logger in trainer.loggers:
+        logger.save()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 (OmegaConf reads Optional[...] annotations, not X | None)
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 def config_dir() -> str:
@@ -174,3 +174,14 @@ RENAMED = {
     **{k: f"objective.{k}" for k in ("views", "view_jitter", "view_hue")},
     **{k: f"objective.{k}" for k in ("T", "lamb", "jitter", "hue", "flip", "loss_at_input_size")},
 }
+
+
+def output_or_default(output: str | None, default: str) -> str:
+    """Hydra run dir of predict: the user's output=DIR when given (so no logs/predict/runs/<time> appears
+    beside it), else the default timestamped run dir."""
+    return str(Path(str(output)).expanduser()) if output not in (None, "") else default
+
+
+# used by conf/predict.yaml's hydra.run.dir; registered on import, before @hydra.main resolves it
+if not OmegaConf.has_resolver("misseg.output_or"):
+    OmegaConf.register_new_resolver("misseg.output_or", output_or_default)

@@ -2,7 +2,7 @@
 
 | exit | error                                 |
 |------|---------------------------------------|
-| 2    | ConfigError (incl. RunDirError), DatasetError: fix the key / file named in the message |
+| 2    | ConfigError (incl. RunDirError), DatasetError, OutputExistsError, InputError: fix the key / file named |
 | 3    | NonFiniteLossError: training diverged; the last good checkpoint is kept |
 | 143  | Interrupted: SIGTERM (e.g. SLURM preemption); a checkpoint was saved, resume with ckpt_path=last |
 """
@@ -30,6 +30,10 @@ class RunDirError(ConfigError):
 
 class DatasetError(UserError, ValueError):
     """A dataset on disk is missing or malformed; the message names the path and what to do."""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """An output file (prediction, ONNX model) exists already; nothing is overwritten, nothing was written."""
 
 
 class NonFiniteLossError(UserError, FloatingPointError):

@@ -19,24 +19,30 @@ from misseg.validation import check_clusters_match_classes, precheck, validate_e
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
+    from misseg.console import quiet_libraries
     from misseg.report import write_report
-    from misseg.runs import write_metrics
+    from misseg.runs import format_summary, metrics_record, write_metrics
 
+    quiet_libraries()
     validate_evaluate_cfg(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
     check_run_dir(run_dir, None)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = make_datamodule(cfg.data, run_dir)
     module = load_module(cfg.ckpt_path, num_classes=datamodule.num_classes, matching=cfg.matching)
-    check_clusters_match_classes(module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)")
+    check_clusters_match_classes(
+        module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)", matching_key="matching"
+    )
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.validate(module, datamodule=datamodule, verbose=False)
     result = dict(module.last_eval)
     if trainer.is_global_zero:
-        write_metrics(run_dir, result, datamodule.classes)
+        metrics = metrics_record(result, datamodule.classes, weights=f"ckpt_path={cfg.ckpt_path}")
+        metrics_path = write_metrics(run_dir, metrics)
+        figures = {}
         if cfg.get("report", True):
-            write_report(run_dir, module.predict_maps, datamodule, result, title=type(module).__name__)
-        print(f"run directory: {run_dir}")
+            figures = write_report(run_dir, module.predict_maps, datamodule, result, title=type(module).__name__)
+        print(format_summary(metrics, run_dir, metrics_path, figures))
     return result
 
 

@@ -9,7 +9,9 @@ H and W multiples of misseg.stride; resize `classes` back to the original size w
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -23,8 +25,10 @@ from torch.nn import functional as F
 from misseg.build import load_module
 from misseg.config import config_dir
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from misseg.errors import ConfigError, OutputExistsError, reported_errors
 from misseg.inference import load_mapping
 from misseg.objectives.mi import soft_assignment
+from misseg.validation import precheck
 
 FORMATS = ("onnx",)
 
@@ -84,7 +88,7 @@ def export_onnx(
     """Write `model` (a MISegmenter) as ONNX with dynamic batch, height and width; never replaces a file."""
     out = Path(out).expanduser()
     if out.exists():
-        raise FileExistsError(f"out={str(out)!r} exists already; choose a new out=PATH")
+        raise OutputExistsError(f"out={str(out)!r} exists already; choose a new out=PATH")
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = ExportSegmenter(model).eval()  # eval: export restores the wrapper's mode afterwards
     example = torch.rand(2, 3, *example_size)
@@ -134,20 +138,44 @@ def onnx_parity(model: nn.Module, path: str | Path, sizes=((2, 64, 64), (1, 48, 
     return worst
 
 
-def export(cfg: DictConfig) -> Path:
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_export_cfg(cfg: DictConfig) -> None:
+    """Everything that can be refused before loading a model (and before Hydra starts)."""
     if cfg.format not in FORMATS:
-        raise ValueError(f"format={cfg.format!r}: supported formats are {FORMATS}")
+        raise ConfigError(f"format={cfg.format!r}: supported formats are {', '.join(FORMATS)}")
+    if not Path(str(cfg.ckpt_path)).expanduser().is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    if cfg.mapping and not Path(str(cfg.mapping)).expanduser().is_file():
+        raise ConfigError(f"mapping={cfg.mapping}: no such file (the metrics.json of a training run)")
+    out = Path(str(cfg.out)).expanduser()
+    if out.exists():
+        raise OutputExistsError(f"out={str(out)!r} exists already; choose a new out=PATH")
+
+
+def export(cfg: DictConfig) -> Path:
+    check_export_cfg(cfg)
     module = load_module(cfg.ckpt_path)
     model = module.model.eval()
     d = int(model.d)
     size = int(cfg.size)
+    ckpt = Path(str(cfg.ckpt_path)).expanduser()
     meta = {
         "misseg.K": model.K,
         "misseg.size": size,
         "misseg.stride": d,
         "misseg.input": "RGB float32 in [0, 1], (B, 3, H, W); shorter side misseg.size, H and W multiples of "
         "misseg.stride",
-        "misseg.ckpt_path": str(cfg.ckpt_path),
+        # the checkpoint's name and content hash, not its absolute path (which leaks the local layout and
+        # says nothing once the file moves)
+        "misseg.ckpt_name": ckpt.name,
+        "misseg.ckpt_sha256": file_sha256(ckpt),
     }
     if cfg.mapping:
         mapping, names = load_mapping(cfg.mapping, model.K)
@@ -163,8 +191,16 @@ def export(cfg: DictConfig) -> Path:
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="export")
-def main(cfg: DictConfig) -> None:
-    export(cfg)
+def hydra_main(cfg: DictConfig) -> None:
+    with reported_errors():
+        export(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check the command line before Hydra starts, then run; errors are one line, exit 2 (misseg.errors)."""
+    with reported_errors():
+        precheck(config_dir(), "export", sys.argv[1:] if argv is None else argv, check_export_cfg)
+    hydra_main()
 
 
 if __name__ == "__main__":

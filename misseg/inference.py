@@ -22,18 +22,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
+from misseg.data.images import IMAGE_SUFFIXES, non_image_entries, rgb_array
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from misseg.errors import UserError
 from misseg.objectives.mi import soft_assignment
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 POLICIES = ("resize", "sliding", "none")
 UNMATCHED = 255  # class-map value of clusters that the mapping leaves unmatched (-1), as the datasets' ignore
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """Bad input path, image, mapping or option; the message names it and what to do."""
 
 
@@ -53,22 +54,17 @@ def list_images(path: str | Path) -> list[Path]:
     return images
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """Any mode (L, LA, RGBA, P, CMYK, I;16), EXIF orientation applied -> (3, H, W) uint8 RGB.
+def ignored_files(path: str | Path) -> list[Path]:
+    """What list_images leaves out of a folder input (notes.txt, .DS_Store, subfolders); [] for a file."""
+    path = Path(path).expanduser()
+    return non_image_entries(path) if path.is_dir() else []
 
-    Transparent pixels are composited on white (dropping alpha would show whatever colour they hide).
-    The returned size is the upright image's: the class map has this size.
-    """
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """Any mode, EXIF orientation applied -> (3, H, W) uint8 RGB (misseg.data.images.rgb_array, as in
+    training). The returned size is the upright image's: the class map has this size."""
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits, not clip
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray((arr * 255.0 / max(float(arr.max()), 1.0)).astype(np.uint8))
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            arr = np.array(im.convert("RGB"))
+        arr = rgb_array(path)
     except (UnidentifiedImageError, OSError) as e:
         raise InputError(f"{path}: cannot be read as an image ({e}); remove it from the input folder") from e
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
@@ -271,15 +267,37 @@ def overlay(image: torch.Tensor, classes: torch.Tensor, colours: np.ndarray, alp
     return ((1 - alpha) * img + alpha * painted).round().clip(0, 255).astype(np.uint8)
 
 
+def legend_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at `size` px (a scalable font since Pillow 10.1; the fixed 11 px bitmap before)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType
+        return ImageFont.load_default()
+
+
 def draw_legend(picture: np.ndarray, names: Sequence[str], colours: np.ndarray) -> np.ndarray:
-    """Colour boxes and names in the top-left corner of an (H, W, 3) uint8 picture."""
+    """Colour boxes and names in the top-left corner of an (H, W, 3) uint8 picture, sized with the picture:
+    a line is 1/30 of the shorter side (>= 12 px), so the legend reads the same on a thumbnail and on a
+    4000 px photo."""
     im = Image.fromarray(picture)
     draw = ImageDraw.Draw(im)
     line = max(12, min(im.size) // 30)
+    pad = max(4, line // 4)
+    font = legend_font(line)
+    stroke = max(1, line // 12)
     for k, name in enumerate(names):
-        y = 4 + k * (line + 4)
-        draw.rectangle([4, y, 4 + line, y + line], fill=tuple(int(c) for c in colours[k]), outline=(0, 0, 0))
-        draw.text((8 + line, y), str(name), fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+        y = pad + k * (line + pad)
+        draw.rectangle(
+            [pad, y, pad + line, y + line], fill=tuple(int(c) for c in colours[k]), outline=(0, 0, 0), width=stroke
+        )
+        draw.text(
+            (2 * pad + line, y),
+            str(name),
+            font=font,
+            fill=(255, 255, 255),
+            stroke_width=stroke,
+            stroke_fill=(0, 0, 0),
+        )
     return np.asarray(im)
 
 

@@ -6,6 +6,7 @@ Hydra glue over misseg/inference.py: masks at the original resolution, overlays,
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from tqdm import tqdm
 from misseg import inference as inf
 from misseg.build import load_module
 from misseg.config import config_dir
+from misseg.errors import ConfigError, OutputExistsError, reported_errors
+from misseg.validation import precheck
 
 DEFAULT_SIZE = 128
 
@@ -68,21 +71,37 @@ def output_paths(out: Path, stem: str, cfg: DictConfig) -> dict[str, Path]:
     return paths
 
 
-def predict(cfg: DictConfig) -> dict:
-    start = time.perf_counter()
+def plan_outputs(cfg: DictConfig, out: Path) -> tuple[list[Path], list[dict[str, Path]]]:
+    """The input images and their output files; refuses bad options and existing outputs before any work
+    (run by the command-line check before Hydra creates a directory, and again by predict())."""
+    if cfg.policy not in inf.POLICIES:
+        raise inf.InputError(f"policy={cfg.policy!r}: use one of {inf.POLICIES}")
+    if not Path(str(cfg.ckpt_path)).expanduser().is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint file")
+    if cfg.mapping and not Path(str(cfg.mapping)).expanduser().is_file():
+        raise inf.InputError(f"mapping={cfg.mapping}: no such file (the metrics.json of a training run)")
     files = inf.list_images(cfg.input)
-    out = Path(cfg.output or HydraConfig.get().runtime.output_dir).expanduser()
     targets = [output_paths(out, stem, cfg) for stem in inf.output_stems(files)]
     summary_path = out / "predict.json"
     existing = [p for t in targets for p in t.values() if p.exists()] + [summary_path] * summary_path.exists()
     if existing:  # checked before any compute: never overwrite results, and never stop half-way for it
-        raise FileExistsError(
+        raise OutputExistsError(
             f"output={str(out)!r}: {len(existing)} output file(s) exist already, "
             f"e.g. {[str(p) for p in existing[:3]]}; choose a new output=DIR "
             "(or leave output unset for a fresh run directory)"
         )
-    if cfg.policy not in inf.POLICIES:
-        raise inf.InputError(f"policy={cfg.policy!r}: use one of {inf.POLICIES}")
+    return files, targets
+
+
+def predict(cfg: DictConfig) -> dict:
+    start = time.perf_counter()
+    out = Path(cfg.output or HydraConfig.get().runtime.output_dir).expanduser()
+    files, targets = plan_outputs(cfg, out)
+    summary_path = out / "predict.json"
+    ignored = inf.ignored_files(cfg.input)
+    if ignored:  # never skipped without a word
+        shown = ", ".join(p.name for p in ignored[:5]) + (", ..." if len(ignored) > 5 else "")
+        print(f"input: skipped {len(ignored)} file(s) that are not images ({shown})", file=sys.stderr)
 
     device = resolve_device(str(cfg.device))
     module = load_module(cfg.ckpt_path)
@@ -146,9 +165,22 @@ def predict(cfg: DictConfig) -> dict:
     return summary
 
 
+def _precheck(cfg: DictConfig) -> None:
+    plan_outputs(cfg, Path(str(cfg.output or cfg.hydra.run.dir)).expanduser())
+    resolve_device(str(cfg.device))
+
+
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
-def main(cfg: DictConfig) -> None:
-    predict(cfg)
+def hydra_main(cfg: DictConfig) -> None:
+    with reported_errors():
+        predict(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check the command line, the input and the outputs before Hydra creates anything, then run."""
+    with reported_errors():
+        precheck(config_dir(), "predict", sys.argv[1:] if argv is None else argv, _precheck)
+    hydra_main()
 
 
 if __name__ == "__main__":

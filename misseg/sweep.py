@@ -173,6 +173,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _fmt_cell(value: Any) -> str:
+    """A summary.md cell: metrics as _fmt; an override value that is a float (Optuna samples such as
+    model.lr=0.00012345678901234567) to 4 significant digits. summary.csv keeps the full values."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)", value.strip()):
+        return f"{float(value):.4g}"
+    return _fmt(value)
+
+
 def write_summary(sweep_dir: str | Path) -> tuple[Path, Path]:
     """sweep_dir/summary.csv (every override key) and summary.md (varying keys; best mIoU first)."""
     sweep_dir = Path(sweep_dir)
@@ -204,7 +212,7 @@ def write_summary(sweep_dir: str | Path) -> tuple[Path, Path]:
     lines += ["", "| " + " | ".join(md_cols) + " |", "|" + "---|" * len(md_cols)]
     for row in ranked:
         flat = {**row, **row["overrides"]}
-        lines.append("| " + " | ".join(_fmt(flat.get(c)).replace("|", "\\|") for c in md_cols) + " |")
+        lines.append("| " + " | ".join(_fmt_cell(flat.get(c)).replace("|", "\\|") for c in md_cols) + " |")
     md_path = sweep_dir / "summary.md"
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

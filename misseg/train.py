@@ -31,11 +31,13 @@ def train(cfg: DictConfig) -> dict:
     from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from misseg.callbacks import NonFiniteGuard
+    from misseg.callbacks import NonFiniteGuard, progress_bars
     from misseg.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
+    from misseg.console import quiet_libraries
     from misseg.report import write_report
-    from misseg.runs import write_metrics
+    from misseg.runs import WEIGHTS_LAST, format_summary, log_final_metrics, metrics_record, write_metrics
 
+    quiet_libraries()
     validate_train_cfg(cfg)
     run_dir = HydraConfig.get().runtime.output_dir
     check_run_dir(run_dir, cfg.ckpt_path)
@@ -54,6 +56,7 @@ def train(cfg: DictConfig) -> dict:
     last = ResumeCheckpoint(Path(run_dir) / CHECKPOINT_DIR)
     # after cfg.callbacks: Lightning runs Checkpoint callbacks last, in this order (ModelCheckpoint, then last)
     callbacks = instantiate_dict(cfg.callbacks) + [NonFiniteGuard(), RNGStateCheckpoint(), last]
+    callbacks += progress_bars(cfg.trainer.get("enable_progress_bar", True))
     trainer: pl.Trainer = instantiate(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()]
     )
@@ -66,7 +69,7 @@ def train(cfg: DictConfig) -> dict:
             f"SIGTERM at step {last.sigterm_step}: saved {last.path}. Resume with: python -m misseg.train "
             f"<same overrides> hydra.run.dir={run_dir} ckpt_path=last"
         ) from None
-    result: dict = {}
+    result, metrics, metrics_path, figures = {}, {}, None, {}
     interrupted = (
         f"SIGTERM during the final evaluation: training finished and {last.path} holds it. "
         "Evaluate (no further training) with: python -m misseg.train <same overrides> "
@@ -75,15 +78,21 @@ def train(cfg: DictConfig) -> dict:
     if cfg.evaluate:
         # during validate Lightning runs its own handler (it only sets a flag) and then ours, which raises
         with sigterm_raises(interrupted):
+            trainer.loggers = []  # the final evaluation is logged as final/*, not as one more epoch
             trainer.validate(model, datamodule=datamodule, verbose=False)
+            trainer.loggers = loggers
             result = dict(model.last_eval)
             if trainer.is_global_zero:
-                write_metrics(run_dir, result, datamodule.classes)
+                log_final_metrics(loggers, result, trainer.global_step)
+                metrics = metrics_record(result, datamodule.classes, weights=WEIGHTS_LAST)
+                metrics_path = write_metrics(run_dir, metrics)
                 if cfg.get("report", True):
-                    write_report(run_dir, model.predict_maps, datamodule, result, loggers, title=type(model).__name__)
+                    figures = write_report(
+                        run_dir, model.predict_maps, datamodule, result, loggers, title=type(model).__name__
+                    )
     if trainer.is_global_zero:
         update_run_info(run_dir, status="done", duration_s=round(time.time() - start, 3))
-        print(f"run directory: {run_dir}")
+        print(format_summary(metrics, run_dir, metrics_path, figures))
     return result
 
 

@@ -7,7 +7,10 @@ behind) and `validate_train_cfg` / `validate_evaluate_cfg` again inside the job 
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import re
 from collections.abc import Callable, Sequence
 from numbers import Real
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.errors import ConfigError
+from misseg.errors import ConfigError, UserError
 
 MATCHINGS = ("hungarian", "majority")
 SPLITS = ("transductive", "holdout", "lists")
@@ -174,13 +177,28 @@ def data_num_classes(data: DictConfig) -> int | None:
     return None
 
 
-def check_clusters_match_classes(K: int | None, num_classes: int | None, matching: str, key: str = "model.K") -> None:
-    """Hungarian matching is one-to-one: it needs exactly one cluster per class (the thesis's protocol)."""
+def check_clusters_match_classes(
+    K: int | None, num_classes: int | None, matching: str, key: str = "model.K", matching_key: str = "model.matching"
+) -> None:
+    """Hungarian matching is one-to-one: it needs exactly one cluster per class (the thesis's protocol).
+
+    key / matching_key: how the user sets K and the matching (evaluate: K comes from the checkpoint)."""
     if K is None or num_classes is None or matching != "hungarian" or K == num_classes:
         return
+    if key.startswith("model."):
+        fix = f"set {key}={num_classes} or null (= the number of classes)"
+    else:
+        fix = f"use a checkpoint trained with model.K={num_classes}"
+    if K > num_classes:
+        alt = f"or {matching_key}=majority (many-to-one) to score {K} clusters (over-clustering)"
+    else:  # majority runs, but some classes then get no cluster at all
+        alt = (
+            f"or {matching_key}=majority (many-to-one), where at least {num_classes - K} of the "
+            f"{num_classes} classes get no cluster and score IoU 0"
+        )
     raise ConfigError(
-        f"{key}={K}: Hungarian matching (one-to-one) needs K = the number of classes of the data ({num_classes}); "
-        f"set {key}={num_classes} or null, or use model.matching=majority (many-to-one) for K > classes"
+        f"{key}={K}: Hungarian matching (one-to-one) needs K = the number of classes of the data "
+        f"({num_classes}), and {K} is {'more' if K > num_classes else 'fewer'}; {fix}, {alt}"
     )
 
 
@@ -233,6 +251,34 @@ def split_overrides(argv: Sequence[str]) -> list[str] | None:
     return list(argv)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def sweep_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """`-m a=1,2 b=x` -> (["a=1", "b=x"], ["a=1", "a=2", "b=x"]): the first job's overrides and every
+    key=value of the sweep, so a multirun's mistyped key or group option is refused (with its "did you
+    mean") before any job starts. None when other Hydra flags are present or a sweep cannot be listed
+    (interval(), a syntax error): those are left to Hydra."""
+    if not any(a in MULTIRUN_FLAGS for a in argv) or any(a.startswith("-") and a not in MULTIRUN_FLAGS for a in argv):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if a not in MULTIRUN_FLAGS])
+        first, every = [], []
+        for override in parsed:
+            if override.is_sweep_override():
+                values = [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+                first.append(values[0])
+                every += values
+            else:
+                first.append(override.input_line)
+                every.append(override.input_line)
+        return first, every
+    except Exception:
+        return None
+
+
 def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) -> DictConfig:
     """Compose like Hydra would; unknown config group options and unknown keys become one-line ConfigErrors."""
     from hydra import compose, initialize_config_dir
@@ -247,10 +293,99 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             return compose(config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
+        unknown = _UNKNOWN_OVERRIDE.search(str(e))
+        if unknown:  # Hydra's own advice (`+key=value`) adds the key, which the constructor then refuses
+            raise unknown_key_error(config_dir, config_name, overrides, unknown.group(1)) from None
         cause = f" ({str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
         raise ConfigError(str(e).split("\n\nAvailable options")[0] + cause) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+_UNKNOWN_OVERRIDE = re.compile(r"Could not override '([^']+)'")
+_UNEXPECTED_KEYWORD = re.compile(r"unexpected keyword argument '([^']+)'")
+
+
+def closest_key(key: str, valid: Sequence[str]) -> str | None:
+    """The valid dotted key nearest to a mistyped one: first among its siblings (model.tua -> model.tau,
+    case-insensitive, so model.k -> model.K), then among every key (modle.tau -> model.tau)."""
+    parent, _, leaf = key.rpartition(".")
+    siblings = {k.rpartition(".")[2].lower(): k for k in valid if k.rpartition(".")[0] == parent}
+    match = difflib.get_close_matches(leaf.lower(), list(siblings), n=1, cutoff=0.6)
+    if match:
+        return siblings[match[0]]
+    lowered = {k.lower(): k for k in valid}
+    match = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[match[0]] if match else None
+
+
+def config_keys(cfg: DictConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (nodes and leaves), without Hydra's own `hydra.*` and `_target_`-like keys."""
+    keys = []
+    for name in cfg.keys():
+        name = str(name)
+        if (not prefix and name == "hydra") or name.startswith("_"):
+            continue
+        full = f"{prefix}{name}"
+        keys.append(full)
+        node = cfg._get_node(name)
+        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+            keys += config_keys(node, f"{full}.")
+    return keys
+
+
+def did_you_mean(key: str, valid: Sequence[str]) -> str:
+    guess = closest_key(key, valid)
+    return f"did you mean {guess}?" if guess else "no similar key"
+
+
+def unknown_key_error(config_dir: str, config_name: str, overrides: Sequence[str], key: str) -> ConfigError:
+    """`key=value` names a key the config does not have: suggest the closest valid one (never `+key`)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+    valid: list[str] = []
+    GlobalHydra.instance().clear()
+    try:  # the config without the bad key, for its list of keys; another bad override leaves the list empty
+        with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+            valid = config_keys(compose(config_name, overrides=rest))
+    except Exception:
+        pass
+    finally:
+        GlobalHydra.instance().clear()
+    return ConfigError(
+        f"{key}: no such config key ({did_you_mean(key, valid)}); "
+        f"`python -m misseg.{config_name} --cfg job` lists every key"
+    )
+
+
+def constructor_parameters(target: Callable) -> list[str]:
+    """Keyword parameters a class (along its __init__ chain, through **kwargs) or function accepts."""
+    names: list[str] = []
+    for fn in (
+        [c.__init__ for c in inspect.getmro(target) if "__init__" in vars(c)] if inspect.isclass(target) else [target]
+    ):
+        params = inspect.signature(fn).parameters.values()
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return list(dict.fromkeys(names))
+
+
+def unexpected_key_error(prefix: str, target: Callable, error: BaseException) -> ConfigError | None:
+    """A TypeError "unexpected keyword argument 'x'" from instantiating `prefix` (e.g. model, after
+    `+model.x=1`) as a one-line ConfigError naming prefix.x and the closest parameter; None for other errors."""
+    found = _UNEXPECTED_KEYWORD.search(str(error))
+    if not isinstance(error, TypeError) or not found:
+        return None
+    key = f"{prefix}.{found.group(1)}"
+    try:
+        valid = [f"{prefix}.{name}" for name in constructor_parameters(target)]
+    except (TypeError, ValueError):  # no introspectable signature
+        valid = []
+    name = getattr(target, "__qualname__", str(target))
+    return ConfigError(f"{key}: {name} takes no such parameter ({did_you_mean(key, valid)}); remove it")
 
 
 def check_group_choices(config_dir: str, overrides: list[str]) -> None:
@@ -259,7 +394,8 @@ def check_group_choices(config_dir: str, overrides: list[str]) -> None:
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.lstrip("+~")
-        if not sep or not (root / key).is_dir() or value in ("", "null"):
+        # hydra/launcher, hydra/sweeper ...: plugins add options conf/ does not hold (submitit_local)
+        if not sep or key.startswith("hydra") or not (root / key).is_dir() or value in ("", "null"):
             continue
         valid = sorted(p.stem for p in (root / key).glob("*.yaml"))
         if value not in valid:
@@ -276,13 +412,17 @@ def precheck(
     """Compose + validate the command line before Hydra runs (so nothing is created for a bad config)."""
     overrides = split_overrides(argv)
     if overrides is None:
+        sweep = sweep_overrides(argv)
+        if sweep is not None:  # -m: only the keys and group names are checked; values may differ per job
+            check_group_choices(config_dir, sweep[1])
+            compose_or_error(config_dir, config_name, sweep[0])
         return None
     cfg = compose_or_error(config_dir, config_name, overrides)
     try:
         validate(cfg)
         if run_dir_check is not None:
             run_dir_check(cfg)
-    except ConfigError:
+    except UserError:
         raise
     except Exception as e:  # an interpolation that cannot resolve, a wrong type: still the user's config
         raise ConfigError(f"config: {type(e).__name__}: {e}") from None

@@ -4,6 +4,7 @@ the same final metrics as an uninterrupted run; SIGTERM saves a checkpoint and e
 The three trainings (reference, kill -9 victim, SIGTERM victim) start together to keep the wall time down.
 """
 
+import csv
 import json
 import os
 import signal
@@ -93,6 +94,15 @@ def test_kill_9_then_resume_gives_the_metrics_of_an_uninterrupted_run(interrupte
     assert "Restored all states from the checkpoint" in r.stdout + r.stderr
     assert metrics(run) == metrics(runs["reference"])
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == STEPS
+
+    # nothing lost (issue 13): the killed start's CSV history up to its checkpoint is kept beside the resumed
+    # one, and run_info.json lists both starts (the killed one without an end)
+    with open(run / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["start"] for row in rows} == {"0", "1"}
+    assert any(row["start"] == "0" and row["epoch"] == "0" and row["val/miou"] for row in rows)
+    starts = json.loads((run / "run_info.json").read_text())["starts"]
+    assert len(starts) == 2 and "status" not in starts[0] and starts[1]["status"] == "done"
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(interrupted):

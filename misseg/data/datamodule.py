@@ -122,7 +122,9 @@ class FolderDataModule(SegmentationDataModule):
     """cache=true reads root/cache/ (misseg/data/cache.py, checked on open) instead of decoding images/ and masks/.
     prepare_hint: the command that makes this dataset, added to the error when it is missing.
     on_bad_file: "stop" (default) raises one error listing every bad file the start-up scan finds;
-    "skip" trains without them (`skipped` lists them). verify_files=false only pairs file names (fast,
+    "skip" trains without them (`skipped` lists them). `ignored` lists the files of images/ and masks/ that
+    are not images / PNG masks (notes.txt, .DS_Store): never read, reported by misseg.train.
+    verify_files=false only pairs file names (fast,
     for large trusted sets); a corrupt file then fails when it is read."""
 
     def __init__(
@@ -138,7 +140,7 @@ class FolderDataModule(SegmentationDataModule):
             raise ConfigError(f"data.on_bad_file={on_bad_file!r}: use 'stop' or 'skip'")
         self.root = Path(root).expanduser()
         self.cache = cache
-        self.pairs, self.skipped = None, []
+        self.pairs, self.skipped, self.ignored = None, [], []
         try:
             if not cache:
                 self._scan(on_bad_file, verify_files, kwargs)
@@ -157,7 +159,7 @@ class FolderDataModule(SegmentationDataModule):
                 f"data.root={self.root}: {len(report.pairs)} usable image(s) after skipping "
                 f"{len(report.bad)} bad file(s); training needs at least 2."
             )
-        self.pairs, self.skipped = report.pairs, report.bad
+        self.pairs, self.skipped, self.ignored = report.pairs, report.bad, report.ignored
         resize_shorter, image_size = kwargs.get("resize_shorter"), kwargs.get("image_size", 64)
         if not resize_shorter and report.min_side is not None and image_size > report.min_side:
             raise ConfigError(

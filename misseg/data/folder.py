@@ -1,4 +1,5 @@
-"""Folder dataset: images/<id>.jpg|png, masks/<id>.png (class index, 255 = ignore), classes.txt."""
+"""Folder dataset: images/<id>.<jpg|jpeg|png|bmp|tif|tiff|webp>, masks/<id>.png (class index, 255 = ignore),
+classes.txt."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 
-from misseg.data.scan import IMAGE_SUFFIXES, bad_files_message, pair_files, read_class_names
+from misseg.data.images import IMAGE_SUFFIXES, rgb_array
+from misseg.data.scan import bad_files_message, pair_files, read_class_names
 from misseg.data.transforms import apply
 from misseg.errors import DatasetError
 
@@ -30,10 +32,8 @@ def list_pairs(root: Path) -> list[tuple[Path, Path]]:
 
 
 def load_image(path: Path) -> torch.Tensor:
-    """Any mode (L, RGBA, P, CMYK), EXIF-rotated -> (3, H, W) uint8 RGB."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        return torch.from_numpy(np.array(im)).permute(2, 0, 1).contiguous()
+    """Any mode (L, RGBA, P, CMYK, 16-bit), EXIF-rotated -> (3, H, W) uint8 RGB, decoded as misseg.predict does."""
+    return torch.from_numpy(rgb_array(path)).permute(2, 0, 1).contiguous()
 
 
 def load_mask(path: Path) -> torch.Tensor:

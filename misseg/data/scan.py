@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from misseg.data.images import IMAGE_SUFFIXES, non_image_entries
 from misseg.errors import DatasetError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_SUFFIX = ".png"
 IGNORE = 255
 # EXIF orientations 5..8 rotate by 90 degrees: the loaded image (ImageOps.exif_transpose) has W and H swapped
@@ -36,11 +36,13 @@ class BadFile:
 
 @dataclass
 class ScanReport:
-    """pairs: the usable (image, mask) pairs sorted by id; bad: every problem found; min_side: the smallest
-    shorter side among the usable images (None when contents were not read)."""
+    """pairs: the usable (image, mask) pairs sorted by id; bad: every problem found; ignored: files in
+    images/ and masks/ that are not read at all (notes.txt, .DS_Store: not errors, but reported); min_side:
+    the smallest shorter side among the usable images (None when contents were not read)."""
 
     pairs: list[tuple[Path, Path]] = field(default_factory=list)
     bad: list[BadFile] = field(default_factory=list)
+    ignored: list[BadFile] = field(default_factory=list)
     min_side: int | None = None
     min_side_path: Path | None = None
 
@@ -77,7 +79,7 @@ def _check_layout(root: Path) -> tuple[Path, Path]:
             f"({PREPARE_HINT})."
         )
     if not masks_dir.is_dir():
-        raise DatasetError(f"{masks_dir}: not found. Each images/<id>.jpg|png needs masks/<id>.png ({PREPARE_HINT}).")
+        raise DatasetError(f"{masks_dir}: not found. Each images/<id>.<ext> needs masks/<id>.png ({PREPARE_HINT}).")
     return images_dir, masks_dir
 
 
@@ -86,7 +88,7 @@ def pair_files(root: Path) -> tuple[list[tuple[Path, Path]], list[BadFile]]:
     images_dir, masks_dir = _check_layout(root)
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not images:
-        raise DatasetError(f"{images_dir}: holds no .jpg/.jpeg/.png image ({PREPARE_HINT}).")
+        raise DatasetError(f"{images_dir}: holds no image ({', '.join(IMAGE_SUFFIXES)}; {PREPARE_HINT}).")
     masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() == MASK_SUFFIX and p.is_file()}
     by_id: dict[str, list[Path]] = {}
     for p in images:
@@ -101,6 +103,20 @@ def pair_files(root: Path) -> tuple[list[tuple[Path, Path]], list[BadFile]]:
             pairs.append((paths[0], masks[stem]))
     bad += [BadFile(m, "mask without an image in images/") for stem, m in sorted(masks.items()) if stem not in by_id]
     return pairs, bad
+
+
+def ignored_files(root: Path) -> list[BadFile]:
+    """Entries of images/ and masks/ that pairing does not read: not an image format, a mask that is not a
+    PNG, a subfolder, a hidden file (.DS_Store)."""
+    images = [
+        BadFile(p, "a folder: subfolders are not read" if p.is_dir() else f"not an image ({', '.join(IMAGE_SUFFIXES)})")
+        for p in non_image_entries(root / "images")
+    ]
+    masks = [
+        BadFile(p, "a folder: subfolders are not read" if p.is_dir() else f"not a mask (masks are {MASK_SUFFIX} files)")
+        for p in non_image_entries(root / "masks", (MASK_SUFFIX,))
+    ]
+    return images + masks
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -150,7 +166,7 @@ def scan_folder(
     """Pair the files, then (verify_files) open every pair in a thread pool (PIL decodes without the GIL)."""
     root = Path(root)
     pairs, bad = pair_files(root)
-    report = ScanReport(bad=bad)
+    report = ScanReport(bad=bad, ignored=ignored_files(root))
     if not verify_files:
         report.pairs = pairs
         return report
