@@ -191,15 +191,11 @@ def kmeans_rgb_baseline(loader, K: int, num_classes: int, iters: int = 10, seed:
 
 def encoder_features(ckpt_path: str | Path, device: str | torch.device = "cpu") -> FeatureFn:
     """The local features L = C(inputs(x)) of a trained misseg checkpoint (MI or IIC), as a feature_fn."""
+    from misseg.diagnostics.features import local_features
     from misseg.evaluate import load_module
 
     module = load_module(ckpt_path).to(device).eval()
-    net = module.model
-
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return net.encoder(net.inputs(x))
-
-    return features
+    return lambda x: local_features(module, x)
 
 
 def resolve_device(device: str) -> torch.device:
