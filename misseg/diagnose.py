@@ -189,7 +189,6 @@ def linear_probe(cfg, module, fit_loader, test_loader, num_classes: int, crf: bo
         num_classes,
         epochs=int(cfg.get("probe_epochs", 20)),
         lr=float(cfg.get("probe_lr", 1e-2)),
-        batch_size=int(fit_loader.batch_size or 16),
         seed=int(cfg.seed),
     )
     del features
