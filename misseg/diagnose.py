@@ -18,13 +18,16 @@ the data stack are inside the functions, so validation (`check_diagnostics`) sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig
 
 from misseg.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported inside the functions: validation imports this module and must stay fast
+    import torch
 
 PROBES = ("linear", "kmeans")
 INITS = ("trained", "random")
@@ -64,7 +67,7 @@ def check_diagnostics(cfg: DictConfig) -> None:
             raise ConfigError(INSTALL_HINT)
 
 
-def device_for(cfg: DictConfig):
+def device_for(cfg: DictConfig) -> torch.device:
     """The accelerator of the evaluation: the GPU when the trainer may use one and one exists, else the CPU."""
     import torch
 
@@ -75,10 +78,10 @@ def device_for(cfg: DictConfig):
 
 # ------------------------------------------------------------------ predictors and scoring
 
-ProbsFn = Callable[["torch.Tensor"], "torch.Tensor"]  # noqa: F821  (images -> (B, K, H, W) probabilities)
+ProbsFn = Callable[["torch.Tensor"], "torch.Tensor"]  # images -> (B, K, H, W) probabilities
 
 
-def refine(x, probs, crf: bool):
+def refine(x: torch.Tensor, probs: torch.Tensor, crf: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Probabilities -> (class map, confidence), after the dense CRF when crf (on the denormalised images)."""
     if crf:
         from misseg.data.transforms import denormalize
@@ -89,7 +92,9 @@ def refine(x, probs, crf: bool):
     return classes, confidence
 
 
-def accumulate_confusion(loader, probs_fn: ProbsFn, num_pred: int, num_classes: int, crf: bool, device):
+def accumulate_confusion(
+    loader: Iterable, probs_fn: ProbsFn, num_pred: int, num_classes: int, crf: bool, device: torch.device
+) -> torch.Tensor:
     """Whole-set (num_pred, num_classes) confusion of argmax(probs_fn) (CRF-refined when crf) over a loader."""
     import torch
 
@@ -104,7 +109,7 @@ def accumulate_confusion(loader, probs_fn: ProbsFn, num_pred: int, num_classes: 
     return confusion
 
 
-def matched_result(confusion, matching: str, num_images: int) -> dict:
+def matched_result(confusion: torch.Tensor, matching: str, num_images: int) -> dict:
     """The same result dict as HungarianSegmentationMetric.compute, from an accumulated confusion."""
     from misseg.metrics.matching import match_and_score
 
@@ -113,11 +118,11 @@ def matched_result(confusion, matching: str, num_images: int) -> dict:
     return out
 
 
-def module_probs(module) -> ProbsFn:
+def module_probs(module: torch.nn.Module) -> ProbsFn:
     return lambda x: module.predict(x)[2]
 
 
-def crf_evaluation(module, datamodule, matching: str, device) -> dict:
+def crf_evaluation(module: torch.nn.Module, datamodule: Any, matching: str, device: torch.device) -> dict:
     """The method's unsupervised PA / mIoU on the whole evaluation set with CRF-refined predictions
     (replaces trainer.validate, whose validation_step has no CRF)."""
     module.eval().to(device)
@@ -130,7 +135,7 @@ def crf_evaluation(module, datamodule, matching: str, device) -> dict:
     return matched_result(confusion, matching, len(loader.dataset))
 
 
-def report_predictor(module, crf: bool) -> Callable:
+def report_predictor(module: torch.nn.Module, crf: bool) -> Callable:
     """images -> (class map, confidence) on the CPU for the report's figures: module.predict_maps, or the
     CRF-refined maps when crf (so the qualitative figure shows what was scored)."""
     if not crf:
@@ -150,7 +155,7 @@ def report_predictor(module, crf: bool) -> Callable:
 # ------------------------------------------------------------------ probes
 
 
-def _subset_loader(datamodule, positions: Sequence[int]):
+def _subset_loader(datamodule: Any, positions: Sequence[int]) -> Iterable:
     from torch.utils.data import DataLoader, Subset
 
     return DataLoader(
@@ -161,7 +166,9 @@ def _subset_loader(datamodule, positions: Sequence[int]):
     )
 
 
-def collect_features(module, loader, device):
+def collect_features(
+    module: torch.nn.Module, loader: Iterable, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """L of every image of a loader, kept in bfloat16 on `device` (half the memory of float32, float32's range;
     a linear probe does not need more precision), and the masks (uint8, CPU)."""
     import torch
@@ -176,7 +183,15 @@ def collect_features(module, loader, device):
     return torch.cat(feats), torch.cat(masks)
 
 
-def linear_probe(cfg, module, fit_loader, test_loader, num_classes: int, crf: bool, device) -> dict:
+def linear_probe(
+    cfg: DictConfig,
+    module: torch.nn.Module,
+    fit_loader: Any,
+    test_loader: Any,
+    num_classes: int,
+    crf: bool,
+    device: torch.device,
+) -> dict:
     import torch
 
     from misseg.diagnostics.features import local_features
@@ -203,7 +218,15 @@ def linear_probe(cfg, module, fit_loader, test_loader, num_classes: int, crf: bo
     return out
 
 
-def kmeans_probe(cfg, module, fit_loader, test_loader, num_classes: int, crf: bool, device) -> dict:
+def kmeans_probe(
+    cfg: DictConfig,
+    module: torch.nn.Module,
+    fit_loader: Any,
+    test_loader: Any,
+    num_classes: int,
+    crf: bool,
+    device: torch.device,
+) -> dict:
     import time
 
     from misseg.baselines.kmeans import KMeansSegmenter, _FeatureBatches, kmeans_fit
@@ -232,7 +255,7 @@ def kmeans_probe(cfg, module, fit_loader, test_loader, num_classes: int, crf: bo
     return out
 
 
-def run_probes(cfg: DictConfig, module, datamodule, device) -> dict:
+def run_probes(cfg: DictConfig, module: torch.nn.Module, datamodule: Any, device: torch.device) -> dict:
     """The `probe` section of metrics.json: split, the method on the test part, and each probe asked for."""
     from misseg.diagnostics.probe import probe_split
 
@@ -267,7 +290,9 @@ def run_probes(cfg: DictConfig, module, datamodule, device) -> dict:
 # ------------------------------------------------------------------ metrics.json, figure, loggers
 
 
-def diagnostics(cfg: DictConfig, module, datamodule, result: dict, run_dir: str | Path, loggers: Sequence = ()) -> dict:
+def diagnostics(
+    cfg: DictConfig, module: torch.nn.Module, datamodule: Any, result: dict, run_dir: str | Path, loggers: Sequence = ()
+) -> dict:
     """Run the probes asked for; -> the keys evaluate adds to metrics.json (`probe`, and `crf` / `init` when
     not the defaults, so a plain evaluation's metrics.json is unchanged). Writes figures/probes.png and logs
     the figures to `loggers` when there are probes and cfg.report."""

@@ -111,9 +111,9 @@ def fit_linear_probe(
     for _ in range(epochs):
         last_losses = []
         for idx in torch.randperm(N, generator=g).split(batch_size):
-            idx = idx.to(device)
-            target = masks.index_select(0, idx).to(device).long()
-            logits = probe(features.index_select(0, idx), target.shape[-2:])
+            # features and masks may live on different devices (features on the GPU, masks on the CPU)
+            target = masks.index_select(0, idx.to(masks.device)).to(device).long()
+            logits = probe(features.index_select(0, idx.to(device)), target.shape[-2:])
             # summed then divided by the labelled count: a batch with no labelled pixel gives 0, not NaN
             labelled = (target != ignore_index).sum()
             if int(labelled) == 0:
