@@ -331,6 +331,7 @@ def log_metrics(loggers: Sequence, result: dict) -> None:
     scores = flat_scores(result)
     for logger in loggers or ():
         logger.log_metrics(scores, step=0)
+        logger.save()  # CSVLogger only writes its file on save (W&B sends at once)
 
 
 def save_probe_bars(path: str | Path, section: dict, title: str = "") -> Path:

@@ -221,11 +221,14 @@ def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckp
 
 def test_evaluate_init_random_and_a_bad_value(tmp_path, tiny_ckpt):
     ckpt, data = tiny_ckpt
-    r = evaluate(ckpt, data, "probe=linear", "init=random", "report=false", f"hydra.run.dir={tmp_path}/e")
+    r = evaluate(ckpt, data, "probe=linear", "init=random", "report=false", "logger=csv", f"hydra.run.dir={tmp_path}/e")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["init"] == "random" and "crf" not in m and set(m["probe"]) == {"split", "unsupervised", "linear"}
     assert 0 <= m["probe"]["linear"]["miou"] <= 1
+    logged = (tmp_path / "e" / "csv" / "metrics.csv").read_text().splitlines()
+    row = dict(zip(logged[0].split(","), logged[1].split(","), strict=True))
+    assert float(row["eval/probe/linear/miou"]) == pytest.approx(m["probe"]["linear"]["miou"])
 
     r = evaluate(ckpt, data, "probe=linaer", f"hydra.run.dir={tmp_path}/bad")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
