@@ -192,6 +192,7 @@ def linear_probe(
     crf: bool,
     device: torch.device,
 ) -> dict:
+    """Linear probe fit on L of the fit images (kept in bf16: N_fit * P * U * V * 2 bytes), scored on the rest."""
     import torch
 
     from misseg.diagnostics.features import local_features
@@ -214,7 +215,7 @@ def linear_probe(
     confusion = accumulate_confusion(test_loader, probs, num_classes, num_classes, crf, device)
     out = identity_scores(confusion)
     out.pop("mapping")  # the identity: the probe predicts classes
-    out.update(info, confusion=confusion.tolist())
+    out.update(info, num_images=len(test_loader.dataset), confusion=confusion.tolist())
     return out
 
 
@@ -227,6 +228,7 @@ def kmeans_probe(
     crf: bool,
     device: torch.device,
 ) -> dict:
+    """K-means (K = the checkpoint's K) on L of the fit images, matched (cfg.matching) and scored on the test ones."""
     import time
 
     from misseg.baselines.kmeans import KMeansSegmenter, _FeatureBatches, kmeans_fit
