@@ -9,7 +9,7 @@ install:
 	test -d .venv || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -e ".[dev,sweep,export,backbones]"
+	$(PIP) install -e ".[dev,sweep,export,backbones,crf]"
 
 test:
 	$(PY) -m pytest -x

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from misseg.build import load_module, make_datamodule
+from misseg.build import instantiate_dict, load_module, make_datamodule
 from misseg.config import config_dir
 from misseg.errors import reported_errors
 from misseg.resume import check_run_dir
 from misseg.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
 
 
+def random_init_module(ckpt_path: str | Path, seed: int, **overrides):
+    """The checkpoint's architecture with fresh weights seeded by `seed`, its own weights NOT loaded: the
+    random-init reference of the probes (evaluate init=random)."""
+    import torch
+
+    torch.manual_seed(seed)
+    return load_module(ckpt_path, random_init=True, **overrides)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
     from misseg.console import quiet_libraries
+    from misseg.diagnose import crf_evaluation, device_for, diagnostics, report_predictor
     from misseg.report import write_report
     from misseg.runs import format_summary, metrics_record, write_metrics
 
@@ -29,19 +40,31 @@ def evaluate(cfg: DictConfig) -> dict:
     check_run_dir(run_dir, None)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = make_datamodule(cfg.data, run_dir)
-    module = load_module(cfg.ckpt_path, num_classes=datamodule.num_classes, matching=cfg.matching)
+    overrides = dict(num_classes=datamodule.num_classes, matching=cfg.matching)
+    random_init = cfg.get("init", "trained") == "random"
+    if random_init:
+        module = random_init_module(cfg.ckpt_path, cfg.seed, **overrides)
+    else:
+        module = load_module(cfg.ckpt_path, **overrides)
     check_clusters_match_classes(
         module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)", matching_key="matching"
     )
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
-    trainer.validate(module, datamodule=datamodule, verbose=False)
-    result = dict(module.last_eval)
+    if cfg.get("crf", False):  # the CRF refines the maps before scoring: validation_step has no CRF
+        result = crf_evaluation(module, datamodule, cfg.matching, device_for(cfg))
+    else:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+        result = dict(module.last_eval)
     if trainer.is_global_zero:
-        metrics = metrics_record(result, datamodule.classes, weights=f"ckpt_path={cfg.ckpt_path}")
+        loggers = instantiate_dict(cfg.get("logger"))
+        result.update(diagnostics(cfg, module, datamodule, result, run_dir, loggers))  # probe / crf / init
+        weights = f"random init (seed {cfg.seed}), architecture of ckpt_path={cfg.ckpt_path}" if random_init else None
+        metrics = metrics_record(result, datamodule.classes, weights=weights or f"ckpt_path={cfg.ckpt_path}")
         metrics_path = write_metrics(run_dir, metrics)
         figures = {}
         if cfg.get("report", True):
-            figures = write_report(run_dir, module.predict_maps, datamodule, result, title=type(module).__name__)
+            predict = report_predictor(module, cfg.get("crf", False))
+            figures = write_report(run_dir, predict, datamodule, result, loggers, title=type(module).__name__)
         print(format_summary(metrics, run_dir, metrics_path, figures))
     return result
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from misseg.diagnose import check_diagnostics
 from misseg.errors import ConfigError, UserError
 
 MATCHINGS = ("hungarian", "majority")
@@ -238,6 +239,7 @@ def validate_evaluate_cfg(cfg: DictConfig) -> None:
         check_int("data.batch_size", data.get("batch_size"), 1)
     check_data(data, training=False)
     check_ckpt_path(cfg.get("ckpt_path"), allow_last=False)
+    check_diagnostics(cfg)  # probe, init, crf (misseg/diagnose.py)
 
 
 # ------------------------------------------------------------------ command line, before Hydra starts

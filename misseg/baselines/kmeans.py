@@ -192,14 +192,10 @@ def kmeans_rgb_baseline(loader, K: int, num_classes: int, iters: int = 10, seed:
 def encoder_features(ckpt_path: str | Path, device: str | torch.device = "cpu") -> FeatureFn:
     """The local features L = C(inputs(x)) of a trained misseg checkpoint (MI or IIC), as a feature_fn."""
     from misseg.build import load_module
+    from misseg.diagnostics.features import local_features
 
     module = load_module(ckpt_path).to(device).eval()
-    net = module.model
-
-    def features(x: torch.Tensor) -> torch.Tensor:
-        return net.encoder(net.inputs(x))
-
-    return features
+    return lambda x: local_features(module, x)
 
 
 def resolve_device(device: str) -> torch.device:

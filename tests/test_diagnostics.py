@@ -1,0 +1,237 @@
+"""Diagnostics of misseg.evaluate (issue 14): linear / K-means probes on L, init=random, dense CRF."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, make_folder_dataset, run_cli
+from omegaconf import OmegaConf
+
+from misseg.diagnose import check_diagnostics, probe_kinds
+from misseg.diagnostics.crf import labels_to_probs
+from misseg.diagnostics.features import local_features
+from misseg.diagnostics.probe import fit_linear_probe, identity_scores, probe_split
+from misseg.errors import ConfigError
+from misseg.metrics.matching import confusion_matrix
+
+
+def probe_scores(features, masks, num_classes, seed=0, **kw):
+    """Fit on a seeded half, score on the other half: the protocol of misseg.diagnose."""
+    fit, test = probe_split(len(features), 0.5, seed)
+    probe, info = fit_linear_probe(features[fit], masks[fit], num_classes, seed=seed, **kw)
+    with torch.no_grad():
+        pred = probe(features[test], masks.shape[-2:]).argmax(1)
+    return identity_scores(confusion_matrix(pred, masks[test], num_classes, num_classes)), probe, info
+
+
+def separable_data(n=24, P=6, C=3, size=8, seed=0):
+    """Features (n, P, size, size) in blocks of 2x2 positions, each block one class: its class's mean in R^P
+    plus noise (linearly separable with a margin); masks (n, 2 size, 2 size) = the block labels upsampled
+    (nearest), with a band of 255 (ignored) rows."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, C, (n, size // 2, size // 2), generator=g)
+    means = 3 * torch.randn(C, P, generator=g)
+    coarse = means[labels].permute(0, 3, 1, 2) + 0.5 * torch.randn(n, P, size // 2, size // 2, generator=g)
+    features = coarse.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    masks = labels.repeat_interleave(4, -1).repeat_interleave(4, -2).to(torch.uint8)
+    masks[:, :2] = 255
+    return 3.0 * features + 5.0, masks  # an offset and scale the probe's standardisation must absorb
+
+
+def test_probe_split_is_disjoint_seeded_and_covers_every_image():
+    for n in (2, 3, 10, 101):
+        fit, test = probe_split(n, 0.5, seed=3)
+        assert fit and test and not set(fit) & set(test) and sorted(fit + test) == list(range(n))
+        assert (fit, test) == probe_split(n, 0.5, seed=3)  # seeded
+    assert len(probe_split(10, 0.3, 0)[0]) == 3
+    assert probe_split(101, 0.5, 0) != probe_split(101, 0.5, 1)
+    with pytest.raises(ValueError, match="at least 2"):
+        probe_split(1, 0.5, 0)
+
+
+def test_linear_probe_recovers_a_linearly_separable_labelling():
+    features, masks = separable_data()
+    scores, _, info = probe_scores(features, masks, 3, epochs=40, lr=5e-2)
+    # bilinear upsampling of the logits only blurs the block borders, so a few pixels there may flip
+    assert scores["miou"] > 0.9 and scores["pa"] > 0.95, scores
+    assert info["steps"] == 40 * 1 and np.isfinite(info["final_loss"])  # 12 fit images = one batch of 16
+
+
+def test_linear_probe_is_at_chance_on_random_labels():
+    features, _ = separable_data(n=24)
+    g = torch.Generator().manual_seed(1)
+    masks = torch.randint(0, 2, (24, 16, 16), generator=g, dtype=torch.uint8)  # independent of the features
+    scores, _, _ = probe_scores(features, masks, 2, epochs=40, lr=5e-2)
+    assert 0.4 < scores["pa"] < 0.6 and scores["miou"] < 0.45, scores
+
+
+def test_linear_probe_is_deterministic_ignores_255_and_checks_labels():
+    features, masks = separable_data(n=8)
+    a, _ = fit_linear_probe(features, masks, 3, epochs=3, seed=0)
+    b, _ = fit_linear_probe(features, masks, 3, epochs=3, seed=0)
+    assert torch.equal(a.conv.weight, b.conv.weight)
+    all_ignored = torch.full_like(masks, 255)
+    _, info = fit_linear_probe(features, all_ignored, 3, epochs=2)  # no labelled pixel: no step, no NaN
+    assert info["steps"] == 0
+    bad = masks.clone()
+    bad[0, 5, 5] = 7
+    with pytest.raises(ValueError, match="class 7"):
+        fit_linear_probe(features, bad, 3)
+
+
+def test_local_features_is_the_encoder_output_for_mi_and_iic():
+    from misseg.iic_module import IICSegModule
+    from misseg.module import MISegModule
+
+    x = torch.randn(2, 3, 16, 16)
+    mi = MISegModule(K=2, P=8, d=2, encoder_depth=2, encoder_width=4, head_width=2).eval()
+    iic = IICSegModule(K=2, P=8, d=2, encoder_depth=2, encoder_width=4).eval()
+    with torch.no_grad():
+        assert torch.equal(local_features(mi, x), mi.model(x)[0])
+        L = local_features(iic, x)
+        assert L.shape == (2, 8, 8, 8)
+        assert torch.allclose(iic.model.head(L), iic.model(x)["logits"])
+
+
+def test_random_init_module_rebuilds_the_architecture_without_its_weights(tmp_path):
+    from misseg.evaluate import random_init_module
+    from misseg.iic_module import IICSegModule
+
+    trained = IICSegModule(K=2, P=8, d=2, encoder_depth=2, encoder_width=4)
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.fill_(0.5)  # "trained" weights that no seeded init produces
+    ckpt = {
+        "state_dict": trained.state_dict(),
+        "hyper_parameters": dict(trained.hparams),
+        "misseg_class": "misseg.iic_module.IICSegModule",
+    }
+    torch.save(ckpt, tmp_path / "iic.ckpt")
+    a = random_init_module(tmp_path / "iic.ckpt", seed=0, num_classes=2)
+    b = random_init_module(tmp_path / "iic.ckpt", seed=0, num_classes=2)
+    c = random_init_module(tmp_path / "iic.ckpt", seed=1, num_classes=2)
+    assert type(a) is IICSegModule and a.hparams.P == 8
+    wa, wb, wc = (m.model.head.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc) and not torch.equal(wa, trained.model.head.weight)
+
+
+def test_labels_to_probs():
+    labels = torch.tensor([[[0, 2], [1, 1]]])
+    p = labels_to_probs(labels, 3)
+    assert p.shape == (1, 3, 2, 2) and torch.allclose(p.sum(1), torch.ones(1, 2, 2))
+    assert torch.equal(p.argmax(1), labels) and p.max() == pytest.approx(0.7)
+
+
+def test_dense_crf_cleans_a_noisy_prediction_of_a_piecewise_constant_image():
+    pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
+    from misseg.diagnostics.crf import dense_crf_batch
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.zeros(1, 48, 48, dtype=torch.long)
+    truth[:, :, 20:] = 1
+    truth[:, 30:, 5:15] = 2
+    colours = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.2, 0.9], [0.2, 0.8, 0.2]])
+    image = colours[truth].permute(0, 3, 1, 2)  # (1, 3, H, W) in [0, 1], one colour per class
+    # a prediction right on average but wrong on about a third of the pixels
+    logits = 2.0 * torch.nn.functional.one_hot(truth, 3).permute(0, 3, 1, 2) + 1.6 * torch.randn(
+        1, 3, 48, 48, generator=g
+    )
+    probs = logits.softmax(1)
+    noisy_acc = (probs.argmax(1) == truth).float().mean()
+    refined = dense_crf_batch(image, probs)
+    assert refined.shape == probs.shape and torch.allclose(refined.sum(1), torch.ones(1, 48, 48), atol=1e-4)
+    acc = (refined.argmax(1) == truth).float().mean()
+    assert noisy_acc < 0.8 and acc > 0.97, (float(noisy_acc), float(acc))
+
+
+def cfg(**kw):
+    base = dict(probe=None, init="trained", probe_fit_fraction=0.5, probe_epochs=20, probe_lr=0.01, crf=False)
+    return OmegaConf.create({**base, **kw})
+
+
+def test_probe_spellings_and_bad_values_are_config_errors():
+    assert probe_kinds(None) == [] and probe_kinds("all") == ["linear", "kmeans"]
+    assert probe_kinds("kmeans") == ["kmeans"] and probe_kinds(OmegaConf.create(["kmeans", "linear"])) == [
+        "linear",
+        "kmeans",
+    ]
+    check_diagnostics(cfg(probe="all", init="random"))
+    for bad, key in (
+        (dict(probe="linaer"), "probe="),
+        (dict(probe=[]), "probe="),
+        (dict(init="scratch"), "init="),
+        (dict(probe_fit_fraction=1.0), "probe_fit_fraction="),
+        (dict(probe_epochs=0), "probe_epochs="),
+        (dict(probe_lr=-1), "probe_lr="),
+        (dict(crf="yes"), "crf="),
+    ):
+        with pytest.raises(ConfigError, match=key):
+            check_diagnostics(cfg(**bad))
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    """A 2-step MI checkpoint on a tiny folder dataset (the CLI, as a user makes one)."""
+    tmp = tmp_path_factory.mktemp("diag")
+    data = make_folder_dataset(tmp / "ds", n=6)
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        "experiment=folder",
+        f"data.root={data}",
+        *TINY,
+        "data.image_size=16",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "trainer.max_steps=2",
+        "evaluate=false",
+        f"hydra.run.dir={tmp}/run",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return tmp / "run" / "checkpoints" / "last.ckpt", data
+
+
+def evaluate(ckpt, data, *args):
+    common = [
+        "data.image_size=16",
+        "data.num_workers=0",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+    ]
+    r = run_cli("-m", "misseg.evaluate", f"ckpt_path={ckpt}", "data=folder", f"data.root={data}", *common, *args)
+    return r
+
+
+def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckpt):
+    pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
+    ckpt, data = tiny_ckpt
+    r = evaluate(ckpt, data, "probe=all", "crf=true", f"hydra.run.dir={tmp_path}/eval")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["crf"] is True and "init" not in m and 0 <= m["miou"] <= m["pa"] <= 1
+    probe = m["probe"]
+    assert probe["split"] == {"seed": 0, "fit_fraction": 0.5, "fit_images": 3, "test_images": 3}
+    for name in ("linear", "kmeans", "unsupervised"):
+        assert 0 <= probe[name]["miou"] <= 1 and 0 <= probe[name]["pa"] <= 1
+        assert np.asarray(probe[name]["confusion"]).sum() == probe[name]["num_pixels"] > 0
+    assert probe["linear"]["steps"] > 0 and probe["kmeans"]["K"] == 3
+    assert (tmp_path / "eval" / "figures" / "probes.png").is_file()
+
+
+def test_evaluate_init_random_and_a_bad_value(tmp_path, tiny_ckpt):
+    ckpt, data = tiny_ckpt
+    r = evaluate(ckpt, data, "probe=linear", "init=random", "report=false", "logger=csv", f"hydra.run.dir={tmp_path}/e")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["init"] == "random" and "crf" not in m and set(m["probe"]) == {"split", "unsupervised", "linear"}
+    assert 0 <= m["probe"]["linear"]["miou"] <= 1
+    logged = (tmp_path / "e" / "csv" / "metrics.csv").read_text().splitlines()
+    row = dict(zip(logged[0].split(","), logged[1].split(","), strict=True))
+    assert float(row["eval/probe/linear/miou"]) == pytest.approx(m["probe"]["linear"]["miou"])
+
+    r = evaluate(ckpt, data, "probe=linaer", f"hydra.run.dir={tmp_path}/bad")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: probe='linaer': use null, linear, kmeans, all or a list such as [linear,kmeans]"
+    ]
+    assert not (tmp_path / "bad").exists()
