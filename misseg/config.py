@@ -51,6 +51,16 @@ class TimmEncoder:
     name: str = MISSING
     weights: Optional[str] = MISSING  # noqa: UP045
     freeze: bool = MISSING
+    stride: Optional[int] = None  # noqa: UP045  null = model.d
+
+
+@dataclass
+class VGGEncoder:
+    """IIC's COCO-Stuff trunk (models/vgg.py)."""
+
+    _target_: str = "misseg.models.vgg.VGGTrunkEncoder"
+    _partial_: bool = True
+    width: int = MISSING
 
 
 # ---------------------------------------------------------------- heads F_k (conf/model/heads/)
@@ -141,6 +151,7 @@ SCHEMAS = {
     ("model", "_iic_schema"): IICConf,
     ("model/encoder", "_thesis_schema"): ThesisEncoder,
     ("model/encoder", "_timm_schema"): TimmEncoder,
+    ("model/encoder", "_vgg_schema"): VGGEncoder,
     ("model/heads", "_thesis_schema"): ThesisHeads,
     ("model/objective", "_mi_schema"): MIObjectiveConf,
     ("model/objective", "_iic_schema"): IICObjectiveConf,

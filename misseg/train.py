@@ -34,6 +34,7 @@ def train(cfg: DictConfig) -> dict:
     from misseg.callbacks import NonFiniteGuard, progress_bars
     from misseg.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
     from misseg.console import quiet_libraries
+    from misseg.models.describe import describe
     from misseg.report import write_report
     from misseg.runs import WEIGHTS_LAST, format_summary, log_final_metrics, metrics_record, write_metrics
 
@@ -52,6 +53,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = make_datamodule(cfg.data, run_dir)
     check_clusters_match_classes(cfg.model.get("K"), datamodule.num_classes, cfg.model.get("matching", "hungarian"))
     model = build_module(cfg.model, num_classes=datamodule.num_classes)
+    rank_zero_only(print)(describe(model, size=cfg.data.image_size))  # what the encoder sees, measured
     loggers = instantiate_dict(cfg.get("logger"))
     last = ResumeCheckpoint(Path(run_dir) / CHECKPOINT_DIR)
     # after cfg.callbacks: Lightning runs Checkpoint callbacks last, in this order (ModelCheckpoint, then last)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_folder_dataset, run_cli
+from conftest import TINY, make_folder_dataset, run_cli, tiny_module
 from omegaconf import OmegaConf
 
 from misseg.diagnose import check_diagnostics, probe_kinds
@@ -81,12 +81,9 @@ def test_linear_probe_is_deterministic_ignores_255_and_checks_labels():
 
 
 def test_local_features_is_the_encoder_output_for_mi_and_iic():
-    from misseg.iic_module import IICSegModule
-    from misseg.module import MISegModule
-
     x = torch.randn(2, 3, 16, 16)
-    mi = MISegModule(K=2, P=8, d=2, encoder_depth=2, encoder_width=4, head_width=2).eval()
-    iic = IICSegModule(K=2, P=8, d=2, encoder_depth=2, encoder_width=4).eval()
+    mi = tiny_module("mi", "K=2").eval()
+    iic = tiny_module("iic", "K=2").eval()
     with torch.no_grad():
         assert torch.equal(local_features(mi, x), mi.model(x)[0])
         L = local_features(iic, x)
@@ -98,7 +95,7 @@ def test_random_init_module_rebuilds_the_architecture_without_its_weights(tmp_pa
     from misseg.evaluate import random_init_module
     from misseg.iic_module import IICSegModule
 
-    trained = IICSegModule(K=2, P=8, d=2, encoder_depth=2, encoder_width=4)
+    trained = tiny_module("iic", "K=2")
     with torch.no_grad():
         for p in trained.parameters():
             p.fill_(0.5)  # "trained" weights that no seeded init produces
@@ -106,6 +103,7 @@ def test_random_init_module_rebuilds_the_architecture_without_its_weights(tmp_pa
         "state_dict": trained.state_dict(),
         "hyper_parameters": dict(trained.hparams),
         "misseg_class": "misseg.iic_module.IICSegModule",
+        "misseg_model": trained.model_config,
     }
     torch.save(ckpt, tmp_path / "iic.ckpt")
     a = random_init_module(tmp_path / "iic.ckpt", seed=0, num_classes=2)

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, tiny_module
 from hydra import compose, initialize_config_dir
 from PIL import Image
-from test_predict_export import TINY_MODEL, save_checkpoint
+from test_predict_export import save_checkpoint
 from test_robustness import error_line, run_main
 
 from misseg import export as export_cli
@@ -25,7 +25,6 @@ from misseg.callbacks import EpochTQDMProgressBar, bar_metrics, planned_epochs
 from misseg.config import config_dir
 from misseg.data.images import IMAGE_SUFFIXES
 from misseg.errors import ConfigError
-from misseg.module import MISegModule
 from misseg.runs import format_summary, metrics_record
 from misseg.validation import check_clusters_match_classes, closest_key, unexpected_key_error
 
@@ -94,7 +93,7 @@ def test_unexpected_key_error_follows_kwargs_to_the_base_class():
 @pytest.fixture
 def tiny_checkpoint(tmp_path) -> Path:
     torch.manual_seed(0)
-    return save_checkpoint(MISegModule(**TINY_MODEL), tmp_path / "tiny.ckpt")
+    return save_checkpoint(tiny_module("mi", "K=3"), tmp_path / "tiny.ckpt")
 
 
 def write_images(folder: Path, suffixes=(".jpg", ".png", ".webp", ".bmp", ".tif")) -> list[str]:

@@ -93,8 +93,12 @@ class TimmBackbone(nn.Module):
         d: int = 8,
         freeze: bool = False,
         weights: str | None = None,
+        stride: int | None = None,
     ) -> None:
         super().__init__()
+        # stride: the preset's own output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep);
+        # None = model.d. The method reads the stride of L from the encoder (self.d), so the two cannot disagree.
+        d = stride or d
         self.name, self.weights = name, weights
         self.body = create_timm_features(name, in_channels)
         strides = list(self.body.feature_info.reduction())
