@@ -3,7 +3,7 @@
 python bench/jitter_speed.py [--rounds 15] [--before ed643fd]
 
 Times one batch of 64 x 3 x 128 x 128 RGB floats in [0, 1] (jitter 0.4, hue 0.1) on the CPU: the old
-misseg.augment.color_jitter read from git at --before, the current one (kornia), and the worker path's
+misseg.data.augment.color_jitter read from git at --before, the current one (kornia), and the worker path's
 torchvision v2 ColorJitter called once per image (what the DataLoader workers do, summed over the batch).
 The implementations take turns in every round, so a load spike on a shared machine hits all of them;
 the median and the min-max spread over the rounds are reported.
@@ -22,15 +22,15 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
-from misseg.augment import color_jitter
+from misseg.data.augment import color_jitter
 
 
 def load_before(commit: str) -> types.ModuleType:
     repo = Path(__file__).resolve().parents[1]
-    src = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:misseg/augment.py"], check=True,
+    src = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:misseg/data/augment.py"], check=True,
                          capture_output=True, text=True).stdout  # fmt: skip
     module = types.ModuleType("augment_before")
-    exec(compile(src, f"{commit}:misseg/augment.py", "exec"), module.__dict__)
+    exec(compile(src, f"{commit}:misseg/data/augment.py", "exec"), module.__dict__)
     return module
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     worker = v2.ColorJitter(0.4, 0.4, 0.4, 0.1)
     impls = {
         f"before: hand-written YIQ jitter ({args.before})": lambda: before.color_jitter(x, 0.4, 0.4, 0.4, 0.1),
-        "after: kornia ColorJitter (misseg.augment.color_jitter)": lambda: color_jitter(x, 0.4, 0.4, 0.4, 0.1),
+        "after: kornia ColorJitter (misseg.data.augment.color_jitter)": lambda: color_jitter(x, 0.4, 0.4, 0.4, 0.1),
         "worker path: torchvision v2 ColorJitter per image": lambda: [worker(im) for im in x],
     }
     for f in impls.values():  # warm-up (kornia's first call builds its samplers)

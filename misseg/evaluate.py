@@ -10,11 +10,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from misseg.build import instantiate_dict, load_module, make_datamodule
-from misseg.config import config_dir
-from misseg.errors import reported_errors
-from misseg.resume import check_run_dir
-from misseg.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
+from misseg.lit.build import instantiate_dict, load_module, make_datamodule
+from misseg.runs.config import config_dir
+from misseg.runs.errors import reported_errors
+from misseg.runs.resume import check_run_dir
+from misseg.runs.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
 
 
 def random_init_module(ckpt_path: str | Path, seed: int, **overrides):
@@ -29,10 +29,10 @@ def random_init_module(ckpt_path: str | Path, seed: int, **overrides):
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
-    from misseg.console import quiet_libraries
-    from misseg.diagnose import crf_evaluation, device_for, diagnostics, report_predictor
-    from misseg.report import write_report
-    from misseg.runs import format_summary, metrics_record, write_metrics
+    from misseg.diagnostics.evaluation import crf_evaluation, device_for, diagnostics, report_predictor
+    from misseg.runs.console import quiet_libraries
+    from misseg.runs.results import format_summary, metrics_record, write_metrics
+    from misseg.viz.report import write_report
 
     quiet_libraries()
     validate_evaluate_cfg(cfg)

@@ -22,13 +22,13 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.nn import functional as F
 
-from misseg.build import load_module
-from misseg.config import config_dir
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from misseg.errors import ConfigError, OutputExistsError, reported_errors
-from misseg.inference import load_mapping
+from misseg.deploy.inference import load_mapping
+from misseg.lit.build import load_module
 from misseg.objectives.mi import soft_assignment
-from misseg.validation import precheck
+from misseg.runs.config import config_dir
+from misseg.runs.errors import ConfigError, OutputExistsError, reported_errors
+from misseg.runs.validation import precheck
 
 FORMATS = ("onnx",)
 
@@ -197,7 +197,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Check the command line before Hydra starts, then run; errors are one line, exit 2 (misseg.errors)."""
+    """Check the command line before Hydra starts, then run; errors are one line, exit 2 (misseg.runs.errors)."""
     with reported_errors():
         precheck(config_dir(), "export", sys.argv[1:] if argv is None else argv, check_export_cfg)
     hydra_main()

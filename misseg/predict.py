@@ -1,6 +1,6 @@
 """python -m misseg.predict ckpt_path=PATH input=DIR_OR_FILE [output=DIR] [mapping=metrics.json]: segment images.
 
-Hydra glue over misseg/inference.py: masks at the original resolution, overlays, confidence maps.
+Hydra glue over misseg/deploy/inference.py: masks at the original resolution, overlays, confidence maps.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from misseg import inference as inf
-from misseg.build import load_module
-from misseg.config import config_dir
-from misseg.errors import ConfigError, OutputExistsError, reported_errors
-from misseg.validation import precheck
+from misseg.deploy import inference as inf
+from misseg.lit.build import load_module
+from misseg.runs.config import config_dir
+from misseg.runs.errors import ConfigError, OutputExistsError, reported_errors
+from misseg.runs.validation import precheck
 
 DEFAULT_SIZE = 128
 

@@ -12,13 +12,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.build import build_module, instantiate_dict, make_datamodule
-from misseg.config import config_dir
-from misseg.errors import Interrupted, reported_errors, sigterm_raises
-from misseg.provenance import update_run_info, write_run_info
-from misseg.resume import CHECKPOINT_DIR, check_run_dir, resolve_ckpt_path
-from misseg.sweep import run_task
-from misseg.validation import check_clusters_match_classes, precheck, validate_train_cfg
+from misseg.lit.build import build_module, instantiate_dict, make_datamodule
+from misseg.runs.config import config_dir
+from misseg.runs.errors import Interrupted, reported_errors, sigterm_raises
+from misseg.runs.provenance import update_run_info, write_run_info
+from misseg.runs.resume import CHECKPOINT_DIR, check_run_dir, resolve_ckpt_path
+from misseg.runs.sweep import run_task
+from misseg.runs.validation import check_clusters_match_classes, precheck, validate_train_cfg
 
 # torch / Lightning / the data stack are imported inside the functions that need them: importing them
 # takes seconds to tens of seconds, and a bad command line should be refused before that.
@@ -31,12 +31,12 @@ def train(cfg: DictConfig) -> dict:
     from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-    from misseg.callbacks import NonFiniteGuard, progress_bars
-    from misseg.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
-    from misseg.console import quiet_libraries
+    from misseg.lit.callbacks import NonFiniteGuard, progress_bars
+    from misseg.lit.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
     from misseg.models.describe import describe
-    from misseg.report import write_report
-    from misseg.runs import WEIGHTS_LAST, format_summary, log_final_metrics, metrics_record, write_metrics
+    from misseg.runs.console import quiet_libraries
+    from misseg.runs.results import WEIGHTS_LAST, format_summary, log_final_metrics, metrics_record, write_metrics
+    from misseg.viz.report import write_report
 
     quiet_libraries()
     validate_train_cfg(cfg)

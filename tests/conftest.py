@@ -24,8 +24,8 @@ TINY = [
 
 def tiny_module(method: str = "mi", *overrides: str, num_classes: int | None = None):
     """A tiny method built the product's way: conf/model/<method>.yaml composed with `overrides` (relative to
-    model, e.g. "K=3", "heads.width=2", "model/encoder=timm"), then misseg.build.build_module."""
-    from misseg.build import build_module, compose_model
+    model, e.g. "K=3", "heads.width=2", "model/encoder=timm"), then misseg.lit.build.build_module."""
+    from misseg.lit.build import build_module, compose_model
 
     base = ["P=8", "d=2"]
     if not any(o.startswith("model/encoder=") for o in overrides):

@@ -1,4 +1,4 @@
-"""The on-device colour jitter (misseg.augment, kornia) and the worker path (torchvision v2) are one distribution.
+"""The on-device colour jitter (misseg.data.augment, kornia) and the worker path (torchvision v2) are one distribution.
 
 Each of the four steps is compared with torchvision's functional op at a fixed factor (a degenerate range);
 together, a batch equals torchvision's chain in one of the 24 step orders; and the hue shifts drawn with
@@ -12,7 +12,7 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from misseg.augment import color_jitter
+from misseg.data.augment import color_jitter
 from misseg.data.batch_augment import augment_batch
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 

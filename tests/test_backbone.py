@@ -2,9 +2,9 @@ import pytest
 import torch
 from conftest import run_cli, tiny_module
 
-from misseg.errors import ConfigError
 from misseg.models.backbone import BackboneError, TimmBackbone
 from misseg.objectives.mi import mi_objective
+from misseg.runs.errors import ConfigError
 
 
 def timm_segmenter(*overrides: str, K: int = 3, d: int = 8):

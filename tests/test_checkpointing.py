@@ -1,4 +1,4 @@
-"""last.ckpt (misseg.checkpointing.ResumeCheckpoint, a Lightning ModelCheckpoint) and label-free model selection."""
+"""last.ckpt (misseg.lit.checkpointing.ResumeCheckpoint, a Lightning ModelCheckpoint) and label-free model selection."""
 
 import pytest
 import pytorch_lightning as pl
@@ -6,9 +6,9 @@ import torch
 from conftest import TINY, run_cli
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from misseg.callbacks import NonFiniteGuard
-from misseg.checkpointing import AtomicCheckpointIO, ResumeCheckpoint
-from misseg.errors import NonFiniteLossError
+from misseg.lit.callbacks import NonFiniteGuard
+from misseg.lit.checkpointing import AtomicCheckpointIO, ResumeCheckpoint
+from misseg.runs.errors import NonFiniteLossError
 
 
 class Fails(pl.LightningModule):

@@ -273,7 +273,7 @@ def test_missing_dataset_names_the_prepare_command(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from misseg.config import config_dir
+    from misseg.runs.config import config_dir
 
     for name in ("coco_stuff15", "coco_stuff27", "coco_persons"):
         with initialize_config_dir(config_dir(), version_base="1.3"):

@@ -8,16 +8,16 @@ import torch
 from conftest import TINY, make_folder_dataset, run_cli, tiny_module
 from omegaconf import OmegaConf
 
-from misseg.diagnose import check_diagnostics, probe_kinds
 from misseg.diagnostics.crf import labels_to_probs
+from misseg.diagnostics.evaluation import check_diagnostics, probe_kinds
 from misseg.diagnostics.features import local_features
 from misseg.diagnostics.probe import fit_linear_probe, identity_scores, probe_split
-from misseg.errors import ConfigError
 from misseg.metrics.matching import confusion_matrix
+from misseg.runs.errors import ConfigError
 
 
 def probe_scores(features, masks, num_classes, seed=0, **kw):
-    """Fit on a seeded half, score on the other half: the protocol of misseg.diagnose."""
+    """Fit on a seeded half, score on the other half: the protocol of misseg.diagnostics.evaluation."""
     fit, test = probe_split(len(features), 0.5, seed)
     probe, info = fit_linear_probe(features[fit], masks[fit], num_classes, seed=seed, **kw)
     with torch.no_grad():
@@ -93,7 +93,7 @@ def test_local_features_is_the_encoder_output_for_mi_and_iic():
 
 def test_random_init_module_rebuilds_the_architecture_without_its_weights(tmp_path):
     from misseg.evaluate import random_init_module
-    from misseg.iic_module import IICSegModule
+    from misseg.lit.iic import IICSegModule
 
     trained = tiny_module("iic", "K=2")
     with torch.no_grad():
@@ -102,7 +102,7 @@ def test_random_init_module_rebuilds_the_architecture_without_its_weights(tmp_pa
     ckpt = {
         "state_dict": trained.state_dict(),
         "hyper_parameters": dict(trained.hparams),
-        "misseg_class": "misseg.iic_module.IICSegModule",
+        "misseg_class": "misseg.lit.iic.IICSegModule",
         "misseg_model": trained.model_config,
     }
     torch.save(ckpt, tmp_path / "iic.ckpt")

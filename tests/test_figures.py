@@ -9,7 +9,6 @@ from pytorch_lightning.loggers import WandbLogger
 
 from misseg.data.datamodule import SyntheticDataModule
 from misseg.metrics.segmentation import HungarianSegmentationMetric
-from misseg.report import mask_class_counts, write_report
 from misseg.viz.figures import (
     UNMATCHED_COLOR,
     class_colors,
@@ -21,6 +20,7 @@ from misseg.viz.figures import (
     save_iou_bars,
     save_qualitative_grid,
 )
+from misseg.viz.report import mask_class_counts, write_report
 
 TINY = [
     "model.P=8",

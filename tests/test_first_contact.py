@@ -21,12 +21,12 @@ from test_robustness import error_line, run_main
 from misseg import export as export_cli
 from misseg import predict as predict_cli
 from misseg import train as train_cli
-from misseg.callbacks import EpochTQDMProgressBar, bar_metrics, planned_epochs
-from misseg.config import config_dir
 from misseg.data.images import IMAGE_SUFFIXES
-from misseg.errors import ConfigError
-from misseg.runs import format_summary, metrics_record
-from misseg.validation import check_clusters_match_classes, closest_key, unexpected_key_error
+from misseg.lit.callbacks import EpochTQDMProgressBar, bar_metrics, planned_epochs
+from misseg.runs.config import config_dir
+from misseg.runs.errors import ConfigError
+from misseg.runs.results import format_summary, metrics_record
+from misseg.runs.validation import check_clusters_match_classes, closest_key, unexpected_key_error
 
 # ------------------------------------------------------------------ 1. error hints
 
@@ -201,8 +201,8 @@ def make_mixed_dataset(root: Path) -> Path:
 
 
 def test_training_and_predict_share_one_list_of_formats():
-    from misseg import inference
     from misseg.data import scan
+    from misseg.deploy import inference
 
     assert inference.IMAGE_SUFFIXES is scan.IMAGE_SUFFIXES is IMAGE_SUFFIXES
     assert {".webp", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".png"} <= set(IMAGE_SUFFIXES)
@@ -377,7 +377,7 @@ def test_resume_keeps_the_csv_history_and_every_start(tmp_path):
 
 
 def test_predict_legend_scales_with_the_image():
-    from misseg.inference import draw_legend, palette
+    from misseg.deploy.inference import draw_legend, palette
 
     def legend_height(side: int) -> int:
         picture = np.full((side, side, 3), 128, np.uint8)
@@ -389,7 +389,7 @@ def test_predict_legend_scales_with_the_image():
 
 
 def test_sweep_markdown_rounds_sampled_floats(tmp_path):
-    from misseg.sweep import write_summary
+    from misseg.runs.sweep import write_summary
 
     for job, lr in enumerate(("0.00012345678901234567", "0.0031622776601683794")):
         run = tmp_path / str(job)
@@ -411,7 +411,7 @@ def test_multirun_wrong_key_or_group_option_is_refused_before_any_job(tmp_path, 
 
 
 def test_sweep_overrides_lists_the_first_job_and_every_value():
-    from misseg.validation import sweep_overrides
+    from misseg.runs.validation import sweep_overrides
 
     assert sweep_overrides(["-m", "model.K=2,4", "seed=1"]) == (
         ["model.K=2", "seed=1"],

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import tiny_module
 
-from misseg.augment import color_jitter, jittered_flipped_view, unflip
-from misseg.iic_module import IICSegModule
+from misseg.data.augment import color_jitter, jittered_flipped_view, unflip
+from misseg.lit.iic import IICSegModule
 from misseg.objectives.iic import iic_loss_from_joint, iic_segmentation_loss, joint_distribution
 
 
@@ -126,12 +126,12 @@ def test_every_experiment_composes_with_model_iic():
 
     from hydra import compose, initialize_config_dir
 
-    from misseg.config import config_dir
+    from misseg.runs.config import config_dir
 
     params = set(inspect.signature(IICSegModule.__init__).parameters)
     names = sorted(p.stem for p in (Path(config_dir()) / "experiment").glob("*.yaml"))
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         for name in names:
             cfg = compose("train", overrides=[f"experiment={name}", "model=iic"])
-            assert cfg.model._target_ == "misseg.iic_module.IICSegModule"
+            assert cfg.model._target_ == "misseg.lit.iic.IICSegModule"
             assert set(cfg.model) - {"_target_"} <= params, (name, set(cfg.model) - params)

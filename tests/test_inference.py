@@ -7,7 +7,7 @@ from conftest import tiny_module
 from PIL import Image
 from torch.nn import functional as F
 
-from misseg import inference as inf
+from misseg.deploy import inference as inf
 from misseg.models.segmenter import MISegmenter
 
 

@@ -9,9 +9,9 @@ from conftest import run_cli, tiny_module
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from misseg.config import config_dir
 from misseg.export import MatrixAdaptiveAvgPool2d, export, export_onnx, onnx_parity
 from misseg.predict import predict
+from misseg.runs.config import config_dir
 
 
 def save_checkpoint(module: pl.LightningModule, path: Path) -> Path:
@@ -20,7 +20,7 @@ def save_checkpoint(module: pl.LightningModule, path: Path) -> Path:
         {
             "state_dict": module.state_dict(),
             "hyper_parameters": dict(module.hparams),
-            "misseg_class": "misseg.module.MISegModule",
+            "misseg_class": "misseg.lit.mi.MISegModule",
             "misseg_model": module.model_config,
             "pytorch-lightning_version": pl.__version__,
         },

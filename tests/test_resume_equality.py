@@ -41,7 +41,7 @@ def test_resume_continues_from_the_checkpoint(runs):
 
 
 def test_resumed_run_equals_the_uninterrupted_run(runs):
-    """Exact only because misseg.checkpointing.RNGStateCheckpoint stores the RNG states (Lightning does not)."""
+    """Exact only because misseg.lit.checkpointing.RNGStateCheckpoint stores the RNG states (Lightning does not)."""
     full, resumed = load(runs / "full"), load(runs / "part")
     assert full["state_dict"].keys() == resumed["state_dict"].keys()
     for name, value in full["state_dict"].items():

@@ -21,14 +21,14 @@ from PIL import Image
 
 from misseg import evaluate as evaluate_cli
 from misseg import train as train_cli
-from misseg.callbacks import NonFiniteGuard
-from misseg.checkpointing import AtomicCheckpointIO, RNGStateCheckpoint, atomic_torch_save
 from misseg.data.datamodule import FolderDataModule
 from misseg.data.scan import BadFilesError, scan_folder
-from misseg.errors import Interrupted, NonFiniteLossError, sigterm_raises
+from misseg.lit.callbacks import NonFiniteGuard
+from misseg.lit.checkpointing import AtomicCheckpointIO, RNGStateCheckpoint, atomic_torch_save
 from misseg.objectives.mi import mi_objective
-from misseg.resume import check_run_dir, find_last_checkpoint
-from misseg.runs import new_file, write_metrics
+from misseg.runs.errors import Interrupted, NonFiniteLossError, sigterm_raises
+from misseg.runs.results import new_file, write_metrics
+from misseg.runs.resume import check_run_dir, find_last_checkpoint
 
 
 def run_main(entry, argv: list[str], capsys) -> tuple[int, str]:
@@ -60,7 +60,7 @@ BAD_CONFIGS = [
     (["model.K=5"], ["model.K=5", "Hungarian", "(4)"]),  # synthetic data has 4 classes
     (["model.tau=0"], ["model.tau=0", "> 0"]),
     (["model.tau=-1"], ["model.tau=-1", "> 0"]),
-    (["model.tau=abc"], ["model.tau=abc", "Float"]),  # types: Hydra refuses them (misseg.config schemas)
+    (["model.tau=abc"], ["model.tau=abc", "Float"]),  # types: Hydra refuses them (misseg.runs.config schemas)
     (["model.encoder.width=wide"], ["model.encoder.width=wide", "Integer"]),
     (["model.encoder.depth=1", "model.d=8"], ["model.encoder.depth=1", "log2(model.d)=3"]),
     (["model.objective.views=3"], ["model.objective.views=3", "1, 2"]),

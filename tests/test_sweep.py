@@ -14,9 +14,9 @@ from conftest import TINY as BASE_TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from misseg.config import config_dir
-from misseg.provenance import git_info
-from misseg.sweep import collect_jobs, write_summary
+from misseg.runs.config import config_dir
+from misseg.runs.provenance import git_info
+from misseg.runs.sweep import collect_jobs, write_summary
 
 TINY = [
     *BASE_TINY,
@@ -91,7 +91,7 @@ def test_summary_lists_ok_failed_and_incomplete_jobs_in_job_order(tmp_path):
 def test_sweep_cli_rebuilds_the_summary(tmp_path):
     fake_job(tmp_path, "0", ["model.K=2"], metrics={"pa": 0.5, "miou": 0.25})
     r = subprocess.run(
-        [sys.executable, "-m", "misseg.sweep", str(tmp_path)],
+        [sys.executable, "-m", "misseg.runs.sweep", str(tmp_path)],
         capture_output=True,
         text=True,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -170,7 +170,7 @@ def test_wandb_one_offline_run_per_sweep_point_grouped_and_tagged(demo_sweep):
 
 
 def test_wandb_group_and_name_outside_a_sweep():
-    from misseg.sweep import run_name, sweep_group
+    from misseg.runs.sweep import run_name, sweep_group
 
     assert sweep_group("train") is None and run_name("train") == "train"  # no Hydra context: plain values
 

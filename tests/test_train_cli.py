@@ -5,7 +5,7 @@ import pytest
 from conftest import TINY, assert_consistent_metrics, run_cli
 from hydra import compose, initialize_config_dir
 
-from misseg.config import config_dir
+from misseg.runs.config import config_dir
 
 
 def experiments() -> list[str]:

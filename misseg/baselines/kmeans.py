@@ -191,8 +191,8 @@ def kmeans_rgb_baseline(loader, K: int, num_classes: int, iters: int = 10, seed:
 
 def encoder_features(ckpt_path: str | Path, device: str | torch.device = "cpu") -> FeatureFn:
     """The local features L = C(inputs(x)) of a trained misseg checkpoint (MI or IIC), as a feature_fn."""
-    from misseg.build import load_module
     from misseg.diagnostics.features import local_features
+    from misseg.lit.build import load_module
 
     module = load_module(ckpt_path).to(device).eval()
     return lambda x: local_features(module, x)
@@ -221,9 +221,9 @@ def run(cfg) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from misseg.build import instantiate_dict
-    from misseg.report import write_report
-    from misseg.runs import write_metrics
+    from misseg.lit.build import instantiate_dict
+    from misseg.runs.results import write_metrics
+    from misseg.viz.report import write_report
 
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = HydraConfig.get().runtime.output_dir
@@ -268,7 +268,7 @@ def run(cfg) -> dict:
 def _main() -> None:
     import hydra
 
-    from misseg.config import config_dir
+    from misseg.runs.config import config_dir
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="kmeans")
     def main(cfg) -> float | None:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from misseg.bench.naive import NaiveHeads, einsum_mi_loss, naive_mi_loss
-from misseg.module import MISegModule
+from misseg.lit.mi import MISegModule
 from misseg.objectives.mi import mi_objective
 
 

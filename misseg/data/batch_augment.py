@@ -3,7 +3,7 @@
 The per-sample torchvision pipeline (misseg.data.transforms.train_transform) costs milliseconds per image
 on a CPU worker. When images are already decoded (a uint8 cache or array), the crop/flip is a slice in
 the dataset and the colour jitter + normalisation run here once per batch, on the GPU when there is one.
-The colour jitter is misseg.augment.color_jitter (kornia's batched port of torchvision's ColorJitter), so
+The colour jitter is misseg.data.augment.color_jitter (kornia's batched port of torchvision's ColorJitter), so
 `data.augment.on_device=true` draws from the same per-image distribution as the worker path.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from misseg.augment import color_jitter
+from misseg.data.augment import color_jitter
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -25,7 +25,7 @@ def augment_batch(
     """(B, 3, H, W) uint8 -> (B, 3, H, W) float32 jittered and ImageNet-normalised, on images' device.
 
     jitter: brightness, contrast and saturation strength (as in train_transform); hue: max hue shift in
-    turns (0.1 = +-36 degrees). The jitter is misseg.augment.color_jitter (one implementation for the
+    turns (0.1 = +-36 degrees). The jitter is misseg.data.augment.color_jitter (one implementation for the
     second views and for cached batches); a `generator` makes the draw reproducible.
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:

@@ -16,7 +16,7 @@ from misseg.data.folder import FolderDataset
 from misseg.data.scan import BadFilesError, bad_files_message, read_class_names, scan_folder
 from misseg.data.synthetic import SyntheticTextures
 from misseg.data.transforms import eval_transform, train_transform
-from misseg.errors import ConfigError, DatasetError
+from misseg.runs.errors import ConfigError, DatasetError
 
 
 class SegmentationDataModule(pl.LightningDataModule):

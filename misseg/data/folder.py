@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from misseg.data.images import IMAGE_SUFFIXES, rgb_array
 from misseg.data.scan import bad_files_message, pair_files, read_class_names
 from misseg.data.transforms import apply
-from misseg.errors import DatasetError
+from misseg.runs.errors import DatasetError
 
 __all__ = ["IMAGE_SUFFIXES", "DatasetError", "FolderDataset", "list_pairs", "load_image", "load_mask", "read_classes"]
 

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from misseg.data.images import IMAGE_SUFFIXES, non_image_entries
-from misseg.errors import DatasetError
+from misseg.runs.errors import DatasetError
 
 MASK_SUFFIX = ".png"
 IGNORE = 255

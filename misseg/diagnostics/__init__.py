@@ -1,2 +1,2 @@
 """Diagnostics of a trained segmenter (issue 14): linear probe, cluster probe, dense CRF. Pure torch/numpy,
-nothing from data/, Lightning or Hydra; the evaluation glue lives in misseg/diagnose.py."""
+nothing from data/, Lightning or Hydra; the evaluation glue lives in misseg/diagnostics/evaluation.py."""

@@ -1,7 +1,7 @@
 """The geometry shared by two views of an image: a horizontal flip, undone on a network's output.
 
 The objectives compare outputs of two views position by position, so they need the flip undone; the flip is
-drawn by the augmentation (misseg/augment.py), which imports this function, not the other way round.
+drawn by the augmentation (misseg/data/augment.py), which imports this function, not the other way round.
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from misseg.augment import jittered_flipped_view
+from misseg.data.augment import jittered_flipped_view
+from misseg.lit.base import SegmentationModule, resolve_classes
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
 from misseg.models.segmenter import MISegmenter, predict_from_features
 from misseg.models.sobel import SobelInput
 from misseg.objectives.mi import MIObjective
-from misseg.segmodule import SegmentationModule, resolve_classes
 
 
 class MISegModule(SegmentationModule):
@@ -87,7 +87,7 @@ class MISegModule(SegmentationModule):
         self.log_dict(
             {f"train/{k}": out[k] for k in logged if k in out}, on_step=True, on_epoch=True, batch_size=L.shape[0]
         )
-        # the loss terms ride along (detached) for misseg.callbacks.NonFiniteGuard's message
+        # the loss terms ride along (detached) for misseg.lit.callbacks.NonFiniteGuard's message
         return {"loss": out["loss"], **{k: out[k].detach() for k in ("joint", "marginal")}}
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

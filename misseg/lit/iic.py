@@ -7,14 +7,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from misseg.augment import jittered_flipped_view
+from misseg.data.augment import jittered_flipped_view
+from misseg.lit.base import SegmentationModule, resolve_classes
 from misseg.models.encoder import LocalEncoder
 from misseg.models.iic import IICSegmenter, predict_from_logits
 from misseg.models.sobel import SobelInput
 from misseg.objectives.iic import IICObjective
 from misseg.objectives.mi import pool_valid
 from misseg.objectives.views import unflip
-from misseg.segmodule import SegmentationModule, resolve_classes
 
 
 class IICSegModule(SegmentationModule):

@@ -18,8 +18,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.diagnose import check_diagnostics
-from misseg.errors import ConfigError, UserError
+from misseg.diagnostics.evaluation import check_diagnostics
+from misseg.runs.errors import ConfigError, UserError
 
 MATCHINGS = ("hungarian", "majority")
 SPLITS = ("transductive", "holdout", "lists")
@@ -110,7 +110,7 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
 
 def check_renamed_keys(overrides: Sequence[str]) -> None:
     """An override of a model key that was renamed when the model became config groups names the new key."""
-    from misseg.config import RENAMED
+    from misseg.runs.config import RENAMED
 
     for item in overrides:
         key = item.partition("=")[0].lstrip("+~")
@@ -239,7 +239,7 @@ def validate_evaluate_cfg(cfg: DictConfig) -> None:
         check_int("data.batch_size", data.get("batch_size"), 1)
     check_data(data, training=False)
     check_ckpt_path(cfg.get("ckpt_path"), allow_last=False)
-    check_diagnostics(cfg)  # probe, init, crf (misseg/diagnose.py)
+    check_diagnostics(cfg)  # probe, init, crf (misseg/diagnostics/evaluation.py)
 
 
 # ------------------------------------------------------------------ command line, before Hydra starts

@@ -3,8 +3,8 @@
 The schemas are dataclasses in Hydra's ConfigStore. Each YAML option of `conf/model/{encoder,heads,objective}/`
 and each method (`conf/model/{mi,iic}.yaml`) starts from one of them (its defaults list names `_<schema>`), so a
 misspelled key or a value of the wrong type is refused by Hydra while composing, before torch is imported.
-Ranges and rules across keys that a type cannot express are checked in misseg/validation.py.
-This module imports no torch: `import misseg.config` registers the schemas.
+Ranges and rules across keys that a type cannot express are checked in misseg/runs/validation.py.
+This module imports no torch: `import misseg.runs.config` registers the schemas.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from omegaconf import MISSING, OmegaConf
 
 def config_dir() -> str:
     """misseg/conf inside an installed wheel (pyproject maps conf/ there); else the repository's conf/."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # misseg/
     for candidate in (package / "conf", package.parent / "conf"):
         if (candidate / "train.yaml").is_file():
             return str(candidate)
@@ -131,7 +131,7 @@ class MethodConf:
 
 @dataclass
 class MIConf(MethodConf):
-    _target_: str = "misseg.module.MISegModule"
+    _target_: str = "misseg.lit.mi.MISegModule"
     tau: Optional[float] = MISSING  # noqa: UP045  null = 1/sqrt(P)
     channels_last: bool = MISSING
     compile: bool = MISSING
@@ -141,7 +141,7 @@ class MIConf(MethodConf):
 
 @dataclass
 class IICConf(MethodConf):
-    _target_: str = "misseg.iic_module.IICSegModule"
+    _target_: str = "misseg.lit.iic.IICSegModule"
     K_over: Optional[int] = MISSING  # noqa: UP045
     objective: Any = MISSING
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 import misseg
-from misseg.runs import new_file
+from misseg.runs.results import new_file
 
 SOURCE_ROOT = Path(misseg.__file__).resolve().parent.parent
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig
 
-from misseg.errors import ConfigError
+from misseg.runs.errors import ConfigError
 
 if TYPE_CHECKING:  # torch is imported inside the functions: validation imports this module and must stay fast
     import torch
@@ -47,7 +47,7 @@ def probe_kinds(value: Any) -> list[str]:
 
 def check_diagnostics(cfg: DictConfig) -> None:
     """The evaluate keys of this module (conf/evaluate.yaml); one-line ConfigError on the first bad one."""
-    from misseg.validation import check_choice, check_int, check_positive
+    from misseg.runs.validation import check_choice, check_int, check_positive
 
     probe_kinds(cfg.get("probe"))
     check_choice("init", cfg.get("init", "trained"), INITS)
@@ -306,7 +306,7 @@ def diagnostics(
     extra.update(run_probes(cfg, module, datamodule, device_for(cfg)))
     log_metrics(loggers, {**result, **extra})
     if "probe" in extra and cfg.get("report", True):
-        from misseg.report import log_figures
+        from misseg.viz.report import log_figures
 
         path = save_probe_bars(Path(run_dir) / "figures" / "probes.png", extra["probe"], title_of(cfg))
         log_figures({"probes": path}, loggers)

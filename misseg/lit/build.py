@@ -4,7 +4,7 @@
 `build_module(model_cfg, num_classes)` instantiates the composed `model` config (conf/model/: the method with its
 encoder, heads and objective parts) and remembers that config, which every checkpoint then carries, so
 `load_module(path)` rebuilds the same method from the path alone. Checkpoints written before the model was
-composed from groups (flat keys such as `encoder_width`) are translated with misseg.config.RENAMED.
+composed from groups (flat keys such as `encoder_width`) are translated with misseg.runs.config.RENAMED.
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.config import RENAMED, config_dir
-from misseg.errors import ConfigError, UserError
+from misseg.runs.config import RENAMED, config_dir
+from misseg.runs.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
 
 # Classes a checkpoint may name: the name is untrusted input, so it selects from this list and is never
 # imported freely. Value: (module, class, the conf/model option that builds it).
 METHOD_CLASSES = {
-    "misseg.module.MISegModule": ("misseg.module", "MISegModule", "mi"),
-    "misseg.iic_module.IICSegModule": ("misseg.iic_module", "IICSegModule", "iic"),
+    "misseg.lit.mi.MISegModule": ("misseg.lit.mi", "MISegModule", "mi"),
+    "misseg.lit.iic.IICSegModule": ("misseg.lit.iic", "IICSegModule", "iic"),
+}
+# the names of the same classes before the package was grouped into rooms (checkpoints keep the name they had)
+RENAMED_CLASSES = {
+    "misseg.module.MISegModule": "misseg.lit.mi.MISegModule",
+    "misseg.iic_module.IICSegModule": "misseg.lit.iic.IICSegModule",
 }
 DEFAULT_CLASS = "misseg.module.MISegModule"  # checkpoints written before the class was recorded
 
@@ -56,7 +61,7 @@ def _unexpected_key(cfg: DictConfig | dict, error: BaseException | None, prefix:
     """The node of `cfg` (itself or a part with a _target_) whose constructor refused a keyword -> one line."""
     from hydra.utils import get_object
 
-    from misseg.validation import unexpected_key_error
+    from misseg.runs.validation import unexpected_key_error
 
     nodes = [(prefix, cfg)] + [(f"{prefix}.{k}", v) for k, v in cfg.items() if isinstance(v, dict | DictConfig)]
     for key, node in nodes:
@@ -98,6 +103,7 @@ def build_module(model_cfg: DictConfig | dict, num_classes: int | None = None, *
     """The LightningModule of a composed `model` config; `overrides` replace top-level keys (e.g. matching)."""
     cfg = model_cfg if isinstance(model_cfg, dict) else OmegaConf.to_container(model_cfg, resolve=True)
     cfg = {**copy.deepcopy(cfg), **overrides}
+    cfg["_target_"] = RENAMED_CLASSES.get(cfg["_target_"], cfg["_target_"])
     module = instantiate_checked(cfg, num_classes=num_classes)
     module.model_config = {**cfg, "K": module.hparams.K}  # K resolved: a checkpoint must not depend on the data
     return module
@@ -186,6 +192,7 @@ def load_module(ckpt_path: str | Path, random_init: bool = False, **overrides: A
     overrides: num_classes (the evaluation data's) and top-level model keys (e.g. matching)."""
     ckpt = read_checkpoint(ckpt_path)
     class_path = ckpt.get("misseg_class", DEFAULT_CLASS)
+    class_path = RENAMED_CLASSES.get(class_path, class_path)
     if class_path not in METHOD_CLASSES:
         raise ConfigError(f"ckpt_path={ckpt_path}: records method {class_path!r}; known: {sorted(METHOD_CLASSES)}")
     hparams = dict(ckpt.get("hyper_parameters", {}))

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import RichProgressBar, TQDMProgressBar
 
-from misseg.errors import NonFiniteLossError
+from misseg.runs.errors import NonFiniteLossError
 
 
 def _format_terms(terms: dict[str, torch.Tensor]) -> str:

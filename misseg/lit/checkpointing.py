@@ -14,7 +14,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from misseg.resume import LAST_NAME
+from misseg.runs.resume import LAST_NAME
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -143,6 +143,6 @@ class ResumeCheckpoint(ModelCheckpoint):
 
 def _flush_loggers(trainer: pl.Trainer) -> None:
     """Write the loggers' buffered rows (CSVLogger keeps up to 100 steps in memory): after a kill -9 the
-    metrics.csv history then reaches the checkpoint a resume starts from (misseg.loggers keeps it)."""
+    metrics.csv history then reaches the checkpoint a resume starts from (misseg.lit.loggers keeps it)."""
     for logger in trainer.loggers:
         logger.save()

@@ -1,6 +1,6 @@
 """Hydra multirun support: non-fatal failing jobs, the sweep summary table, W&B group/run names.
 
-python -m misseg.sweep SWEEP_DIR   rebuilds SWEEP_DIR/summary.csv and summary.md (e.g. after a killed sweep).
+python -m misseg.runs.sweep SWEEP_DIR   rebuilds SWEEP_DIR/summary.csv and summary.md (e.g. after a killed sweep).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.provenance import update_run_info
+from misseg.runs.provenance import update_run_info
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class SweepSummary(Callback):
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
-        raise SystemExit("usage: python -m misseg.sweep SWEEP_DIR  (a Hydra multirun directory)")
+        raise SystemExit("usage: python -m misseg.runs.sweep SWEEP_DIR  (a Hydra multirun directory)")
     _, md_path = write_summary(args[0])
     print(md_path.read_text())
 

@@ -54,7 +54,7 @@ class AppendingExperimentWriter(ExperimentWriter):
 
     def _check_log_dir_exists(self) -> None:
         """Lightning deletes metrics.csv here ("Previous log files ... will be deleted"); misseg keeps it.
-        A fresh run never finds one: misseg.resume refuses a non-empty run dir unless resuming."""
+        A fresh run never finds one: misseg.runs.resume refuses a non-empty run dir unless resuming."""
 
     def log_metrics(self, metrics_dict: dict[str, float], step: int | None = None) -> None:
         super().log_metrics({**metrics_dict, "start": self.start}, step)

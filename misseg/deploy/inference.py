@@ -27,8 +27,8 @@ from torchvision.transforms.v2 import functional as TF
 
 from misseg.data.images import IMAGE_SUFFIXES, non_image_entries, rgb_array
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from misseg.errors import UserError
 from misseg.objectives.mi import soft_assignment
+from misseg.runs.errors import UserError
 
 POLICIES = ("resize", "sliding", "none")
 UNMATCHED = 255  # class-map value of clusters that the mapping leaves unmatched (-1), as the datasets' ignore
@@ -102,7 +102,7 @@ def make_views(
     Offsets are multiples of `multiple` (the stride d), so window features fall on the canvas's feature grid.
     """
     if policy not in POLICIES:
-        raise InputError(f"policy={policy!r}: use one of {POLICIES} (see misseg/inference.py)")
+        raise InputError(f"policy={policy!r}: use one of {POLICIES} (see misseg/deploy/inference.py)")
     if policy == "none":
         return normalize(image)[None], [(0, 0)], tuple(image.shape[1:])
     if not size or size < multiple:

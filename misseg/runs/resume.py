@@ -1,5 +1,5 @@
 """Nothing overwritten, resume on demand: the run-dir policy and `ckpt_path=last` (no torch import here, so the
-entry points refuse a bad command line in well under a second; the checkpoint side is misseg/checkpointing.py).
+entry points refuse a bad command line in well under a second; the checkpoint side is misseg/lit/checkpointing.py).
 
 Resume command (README "Robustness and resume"):
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from misseg.errors import ConfigError, RunDirError
+from misseg.runs.errors import ConfigError, RunDirError
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_NAME = "last.ckpt"

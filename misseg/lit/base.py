@@ -13,7 +13,6 @@ import torch
 
 from misseg.metrics.segmentation import HungarianSegmentationMetric
 
-DEFAULT_CLASS = "misseg.module.MISegModule"  # checkpoints written before the class was recorded
 MATCHINGS = ("hungarian", "majority")
 
 
@@ -29,8 +28,8 @@ class SegmentationModule(pl.LightningModule):
     """Base class. Subclasses save hyperparameters lr, weight_decay, matching, ignore_in_loss, K, num_classes
     (save_hyperparameters) and call `init_evaluation`."""
 
-    # the composed model config (conf/model/), set by misseg.build.build_module and stored in every checkpoint,
-    # so a checkpoint path alone rebuilds the module (misseg.build.load_module)
+    # the composed model config (conf/model/), set by misseg.lit.build.build_module and stored in every checkpoint,
+    # so a checkpoint path alone rebuilds the module (misseg.lit.build.load_module)
     model_config: dict | None = None
 
     def init_evaluation(self, num_pred: int, num_classes: int, matching: str = "hungarian") -> None:
@@ -78,7 +77,7 @@ class SegmentationModule(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # lets misseg.build.load_module rebuild the right class, with its parts, from a checkpoint path alone
+        # lets misseg.lit.build.load_module rebuild the right class, with its parts, from a checkpoint path alone
         checkpoint["misseg_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         if self.model_config is not None:
             checkpoint["misseg_model"] = self.model_config
