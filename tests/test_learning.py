@@ -10,7 +10,7 @@ from misseg.data.datamodule import SyntheticDataModule
 from misseg.lit.build import build_module, compose_model
 from misseg.metrics.matching import confusion_matrix, majority_mapping, scores_from_confusion
 
-MARGIN = 0.05  # mIoU over the better of the two baselines; the measured gap is in the README (Results)
+MARGIN = 0.03  # mIoU over the better baseline; measured (seed 0): MI 0.221, K-means RGB 0.164, one cluster 0.078
 DEMO = ["P=64", "lr=1e-3", "encoder.depth=3", "encoder.width=32", "heads.width=16"]
 DEMO += ["objective.views=2", "objective.view_jitter=0.8", "objective.view_hue=0.5"]
 
