@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from misseg.evaluate import load_module
+from misseg.lit.build import load_module, make_datamodule
 from misseg.metrics.matching import confusion_matrix, hungarian_mapping, majority_mapping, scores_from_confusion
-from misseg.train import make_datamodule
 
 
 def per_image_confusions(module, loader, K: int, C: int) -> np.ndarray:
