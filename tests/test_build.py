@@ -1,0 +1,53 @@
+"""misseg.lit.build: one way to build a method, and checkpoints that rebuild it from their path alone."""
+
+import pytest
+import torch
+from conftest import tiny_module
+
+from misseg.lit.build import compose_model, load_module
+from misseg.runs.errors import ConfigError
+
+
+def test_a_checkpoint_carries_its_model_config_and_rebuilds_the_same_module(tmp_path):
+    module = tiny_module("mi", "K=3", "heads.bottleneck=4", "objective.views=2")
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "misseg_class": "misseg.lit.mi.MISegModule",
+            "misseg_model": module.model_config,
+        },
+        tmp_path / "m.ckpt",
+    )
+    loaded = load_module(tmp_path / "m.ckpt")
+    assert loaded.model_config == module.model_config and loaded.objective.views == 2
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in module.state_dict().items())
+    fresh = load_module(tmp_path / "m.ckpt", random_init=True)
+    assert not torch.equal(fresh.model.heads.weight, module.model.heads.weight)
+
+
+@pytest.mark.parametrize("method", ["mi", "iic"])
+def test_a_checkpoint_with_the_flat_keys_of_before_still_loads(tmp_path, method):
+    """Checkpoints written before the model was composed from groups hold flat hyper_parameters and the old
+    class path; IIC's also hold the MI keys it accepted and ignored."""
+    new = tiny_module(method, "K=3", "encoder.width=4", *(["heads.width=2"] if method == "mi" else []))
+    flat = dict(K=3, P=8, d=2, sobel=False, encoder_depth=2, encoder_width=4, encoder_max_width=512, kernel=3)
+    flat |= dict(lr=1e-4, weight_decay=0.0, matching="hungarian", num_classes=3, ignore_in_loss=False)
+    if method == "mi":
+        flat |= dict(head_width=2, head_shared_layers=1, head_pool=4, h_bottleneck=None, region_heads=False)
+        flat |= dict(tau=None, views=1, view_jitter=0.4, view_hue=0.1, negatives="local", backbone=None)
+        old_class = "misseg.module.MISegModule"
+    else:
+        flat |= dict(K_over=None, T=1, lamb=1.0, jitter=0.4, hue=0.1, flip=True, head_width=16, tau=None)
+        old_class = "misseg.iic_module.IICSegModule"
+    state = {"state_dict": new.state_dict(), "hyper_parameters": flat, "misseg_class": old_class}
+    torch.save(state, tmp_path / "old.ckpt")
+    loaded = load_module(tmp_path / "old.ckpt")
+    assert type(loaded) is type(new)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in new.state_dict().items())
+
+
+def test_compose_model_refuses_unknown_keys_in_one_line():
+    assert compose_model("iic", ["K=3"])["objective"]["T"] == 1
+    with pytest.raises(ConfigError, match="heads"):
+        compose_model("iic", ["heads.width=2"])
