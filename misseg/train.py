@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
+    import torch
     from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -50,6 +51,8 @@ def train(cfg: DictConfig) -> dict:
         run_dir, OmegaConf.to_container(cfg, resolve=True), list(HydraConfig.get().overrides.task), seed=cfg.seed
     )
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(cfg.num_threads)
     datamodule = make_datamodule(cfg.data, run_dir)
     check_clusters_match_classes(cfg.model.get("K"), datamodule.num_classes, cfg.model.get("matching", "hungarian"))
     model = build_module(cfg.model, num_classes=datamodule.num_classes)

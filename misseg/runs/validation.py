@@ -223,6 +223,8 @@ def check_ckpt_path(value: Any, allow_last: bool, key: str = "ckpt_path") -> Non
 def validate_train_cfg(cfg: DictConfig) -> None:
     """Checks for python -m misseg.train; raises ConfigError on the first bad key."""
     check_int("seed", cfg.get("seed", 0), 0)
+    if cfg.get("num_threads") is not None:
+        check_int("num_threads", cfg.num_threads, 1, " or null (torch's default)")
     check_model(_get(cfg, "model"))
     check_data(_get(cfg, "data"))
     check_trainer(_get(cfg, "trainer"))
