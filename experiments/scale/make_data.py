@@ -3,7 +3,8 @@
 OUT/<set> for coco_persons, human_seg, ccp_persons, camvid, coco_stuff27: the shorter side resized to 80 px
 (images: PIL bilinear, which antialiases when shrinking, saved as PNG so no second lossy step; masks: nearest),
 the same orientation rule as experiments/small_real/shrink.py. OUT/coco_stuff15: `misseg.data.prepare
-stuff15-from-27 --scale 0` on the small coco_stuff27 (no second pre-scale: its default 0.33 is for full-size COCO). OUT/persons400 = coco_persons + human_seg (399 images) and
+stuff15-from-27 --scale 0` on the small coco_stuff27 (no second pre-scale: its default 0.33 is for full-size
+COCO). OUT/persons400 = coco_persons + human_seg (399 images) and
 OUT/persons1400 = those + ccp_persons (1,403): prepared unions, ids prefixed by their source set
 (coco_, hseg_, ccp_), made only when the three classes.txt agree. Existing folders are skipped, never rewritten.
 

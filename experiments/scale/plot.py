@@ -28,7 +28,8 @@ def _panel(ax, series: dict, base: dict, title: str, xlabel: str, log: bool) -> 
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=COLOURS.get(method, "C3"), label=label)
     for name, ls in (("kmeans", "--"), ("trivial", ":")):
         if name in base:
-            ax.axhline(base[name]["miou"], color="gray", linestyle=ls, label=f"{name} RGB" if name == "kmeans" else name)
+            label = "K-means RGB" if name == "kmeans" else name
+            ax.axhline(base[name]["miou"], color="gray", linestyle=ls, label=label)
     ax.set(title=title, xlabel=xlabel, ylabel="mIoU")
     if log:
         ax.set_xscale("log")
@@ -44,7 +45,7 @@ def _series(rows: list[dict], x) -> dict:
     return out
 
 
-def plot(rows: list[dict], base: dict, key, x, path: Path, title: str, xlabel: str) -> None:
+def plot(rows: list[dict], base: dict, x, path: Path, title: str, xlabel: str) -> None:
     sets = sorted({r["eval"] for r in rows})
     if not sets:
         return
@@ -63,11 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     runs = Path(argv[0] if argv else "/work/exp_runs/scale")
     base, rows = baselines(runs), points(runs)
     compute = [r for r in rows if r["study"] == "compute"]
-    plot(compute, base, None, lambda r: r["step"], FIGURES / "steps.png",
+    plot(compute, base, lambda r: r["step"], FIGURES / "steps.png",
          "{} (trained on persons1400)", "training steps (batch 16, 64 px)")  # fmt: skip
-    scale = [r for r in datascale_rows(rows) if r["eval"] == "coco_persons" or r["eval"] == r["train"]]
-    scale = [r for r in scale if r["eval"] == "coco_persons"]
-    plot(scale, base, None, lambda r: SIZES[r["train"]], FIGURES / "images.png",
+    scale = [r for r in datascale_rows(rows) if r["eval"] == "coco_persons"]  # the set every training set holds
+    plot(scale, base, lambda r: SIZES[r["train"]], FIGURES / "images.png",
          "eval {} (1,500 steps)", "training images (109 / 399 / 1,403)")  # fmt: skip
 
 

@@ -96,7 +96,7 @@ def datascale_rows(rows: list[dict], step: int = 1500) -> list[dict]:
 
 
 def datascale_table(rows: list[dict], base: dict, step: int = 1500) -> str:
-    lines = [f"| eval set | method | train set (images) | steps " + HEAD, "|---|---|---|---|---|---|---|---|"]
+    lines = ["| eval set | method | train set (images) | steps " + HEAD, "|---|---|---|---|---|---|---|---|"]
     sel = datascale_rows(rows, step)
     for r in sorted(sel, key=lambda r: (r["eval"], r["method"], SIZES.get(r["train"], 0))):
         lines.append(f"| {r['eval']} | {r['method']} | {r['train']} ({SIZES.get(r['train'], '?')}) | {r['step']} | "
@@ -105,8 +105,8 @@ def datascale_table(rows: list[dict], base: dict, step: int = 1500) -> str:
 
 
 def final_table(rows: list[dict], base: dict) -> str:
-    lines = ["| study | train set | method | steps | wall time (s) | mIoU (PA) on the training set | K-means RGB | trivial |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    head = "| study | train set | method | steps | wall (s) | mIoU (PA), training set | K-means RGB | trivial |"
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         t = "running/stopped" if r["seconds"] is None else f"{r['seconds']:.0f}"
         lines.append(f"| {r['study']} | {r['train']} | {r['method']} | {r['steps']} | {t} | {_cell(r['metrics'])} | "
