@@ -33,6 +33,9 @@ def _panel(ax, series: dict, base: dict, title: str, xlabel: str, log: bool) -> 
     ax.set(title=title, xlabel=xlabel, ylabel="mIoU")
     if log:
         ax.set_xscale("log")
+        xs = sorted({p[0] for pts in series.values() for p in pts})
+        ax.set_xticks(xs, [str(x) for x in xs])  # the measured points only (log scale's default labels clutter)
+        ax.minorticks_off()
     ax.legend(fontsize=6)
 
 
