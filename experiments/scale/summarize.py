@@ -80,12 +80,12 @@ def _base(base: dict, ev: str) -> str:
 HEAD = "| unsup mIoU (PA) | K-means on L mIoU (PA) | K-means RGB mIoU (PA) | trivial mIoU (PA) |"
 
 
-def compute_table(rows: list[dict], base: dict) -> str:
-    lines = ["| eval set | method | steps | time (s) " + HEAD, "|---|---|---|---|---|---|---|---|"]
-    sel = [r for r in rows if r["study"] == "compute"]
-    for r in sorted(sel, key=lambda r: (r["eval"], r["method"], r["step"])):
+def steps_table(rows: list[dict], base: dict, study: str = "compute") -> str:
+    lines = ["| eval set | train set | method | steps | time (s) " + HEAD, "|---|---|---|---|---|---|---|---|---|"]
+    sel = [r for r in rows if r["study"] == study]
+    for r in sorted(sel, key=lambda r: (r["eval"], SIZES.get(r["train"], 0), r["method"], r["step"])):
         t = "-" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        lines.append(f"| {r['eval']} | {r['method']} | {r['step']} | {t} | {_cell(r['unsup'])} | "
+        lines.append(f"| {r['eval']} | {r['train']} | {r['method']} | {r['step']} | {t} | {_cell(r['unsup'])} | "
                      f"{_cell(r['kmeans_L'])} | {_base(base, r['eval'])} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -130,9 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     print("## Baselines (each set scored on its own images, 64 px centre crops)\n")
     print(baseline_table(base))
     print("\n## Compute: trained on persons1400, mIoU vs steps\n")
-    print(compute_table(rows, base))
+    print(steps_table(rows, base))
     print("\n## Data scale: 1,500 steps, by number of training images\n")
     print(datascale_table(rows, base))
+    print("\n## Data scale runs, every kept checkpoint\n")
+    print(steps_table(rows, base, "datascale"))
     print("\n## Training runs (final weights scored on their own training set)\n")
     print(final_table(final_runs(runs), base))
 
