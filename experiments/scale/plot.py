@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     compute = [r for r in rows if r["study"] == "compute"]
     plot(compute, base, lambda r: r["step"], FIGURES / "steps.png",
          "{} (trained on persons1400)", "training steps (batch 16, 64 px)")  # fmt: skip
-    scale = [r for r in datascale_rows(rows) if r["eval"] == "coco_persons"]  # the set every training set holds
+    # coco_persons: the set every training set holds; human_seg: in persons400 and persons1400
+    scale = [r for r in datascale_rows(rows) if r["eval"] in ("coco_persons", "human_seg")]
     plot(scale, base, lambda r: SIZES[r["train"]], FIGURES / "images.png",
          "eval {} (1,500 steps)", "training images (109 / 399 / 1,403)")  # fmt: skip
 
