@@ -1,0 +1,31 @@
+# Shared by the scale scripts (issue 14 part 3): paths, the budget of experiments/small_real/common.sh, and the
+# skip-if-done runner. Data: the small copies of make_data.py (shorter side already 80 px, so no resize here;
+# train = random 64 px crops, evaluation = the 64 px centre crop, as small_real's resize_shorter=80 image_size=64).
+# One process at a time, one thread (the machine's other core is for the developers).
+SMALL=${SMALL:-/work/data_small}
+RUNS=${RUNS:-/work/exp_runs/scale}
+SEED=${SEED:-0}
+PY=${PY:-/work/main/.venv/bin/python}
+export WANDB_MODE=${WANDB_MODE:-disabled} OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+mkdir -p "$RUNS"
+
+# data DIR: the data overrides of every command (train, evaluate, kmeans)
+data() { echo "experiment=folder data.root=$SMALL/$1 data.resize_shorter=null data.image_size=64 data.batch_size=16 data.num_workers=1 seed=$SEED"; }
+budget="trainer.accelerator=cpu trainer.max_epochs=100000 trainer.check_val_every_n_epoch=100000"
+budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder_width=32 model.lr=1e-3"
+# keep a checkpoint every CKPT_EVERY steps (named by step; the runner prunes the ones not in KEEP)
+ckpts="callbacks.model_checkpoint.monitor=null callbacks.model_checkpoint.save_top_k=-1"
+ckpts="$ckpts +callbacks.model_checkpoint.every_n_train_steps=${CKPT_EVERY:-150} callbacks.model_checkpoint.filename='step{step:05d}'"
+
+# run DIR MODULE ARGS...: one run into DIR unless DIR/metrics.json exists; logs DIR.log and the command to DIR.cmd;
+# a failure is reported, not fatal
+run() {
+  local dir=$1
+  [ -f "$dir/metrics.json" ] && return 0
+  mkdir -p "$(dirname "$dir")"
+  printf "%q " "$PY" -m "${@:2}" hydra.run.dir="$dir" > "$dir.cmd"; echo >> "$dir.cmd"
+  local t0=$(date +%s)
+  "$PY" -m "${@:2}" hydra.run.dir="$dir" > "$dir.log" 2>&1 || { echo "FAILED: $dir (see $dir.log)"; return 0; }
+  echo "$(( $(date +%s) - t0 ))" > "$dir.wall_s"
+  echo "done: $dir ($(cat "$dir.wall_s") s)"
+}
