@@ -12,10 +12,11 @@ mkdir -p "$RUNS"
 # data DIR: the data overrides of every command (train, evaluate, kmeans)
 data() { echo "experiment=folder data.root=$SMALL/$1 data.resize_shorter=null data.image_size=64 data.batch_size=16 data.num_workers=1 seed=$SEED"; }
 budget="trainer.accelerator=cpu trainer.max_epochs=100000 trainer.check_val_every_n_epoch=100000"
-budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder_width=32 model.lr=1e-3"
+budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder.width=32 model.lr=1e-3"
 # keep a checkpoint every CKPT_EVERY steps (named by step; the runner prunes the ones not in KEEP)
-ckpts="callbacks.model_checkpoint.monitor=null callbacks.model_checkpoint.save_top_k=-1"
-ckpts="$ckpts +callbacks.model_checkpoint.every_n_train_steps=${CKPT_EVERY:-150} callbacks.model_checkpoint.filename='step{step:05d}'"
+# (the runs in README.md were made at commit ed643fd, before the model keys were re-spelled and before
+# callbacks=steps existed; this is the same budget in today's spelling)
+ckpts="callbacks=steps callbacks.steps_checkpoint.every_n_train_steps=${CKPT_EVERY:-150}"
 
 # run DIR MODULE ARGS...: one run into DIR unless DIR/metrics.json exists; logs DIR.log and the command to DIR.cmd;
 # a failure is reported, not fatal
