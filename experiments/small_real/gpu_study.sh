@@ -32,7 +32,7 @@ for ds in ["coco_persons", "human_seg", "camvid", "coco_stuff15"]:
         ov = run.replace(f"/tmp/study/{ds}/", "")
         o = os.path.join(run, ".hydra", "overrides.yaml")
         if os.path.exists(o):
-            ov += " " + " ".join(x for x in yaml.safe_load(open(o)) if x.startswith(("model.views", "model.in_image")))
+            ov += " " + " ".join(x for x in yaml.safe_load(open(o)) if x.startswith(("model.objective.views", "model.objective.in_image")))
         info = os.path.join(run, "run_info.json")
         t = json.load(open(info)).get("duration_s") if os.path.exists(info) else m.get("fit_seconds")
         csvf = os.path.join(run, "csv", "metrics.csv"); steps = ""
