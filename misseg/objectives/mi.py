@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from misseg.objectives.views import unflip
 
 NEGATIVES = ("local", "global")
+NEGATIVE_POSITIONS = ("same", "shuffled")
 # The contractions below are written as torch.bmm on BLAS-friendly layouts rather than einsum: on CPU,
 # einsum handed bmm strided views it ran 3x slower (forward + backward; see BENCHMARKS.md).
 
@@ -58,6 +59,7 @@ def jsd_bound(
     S_neg: torch.Tensor | None = None,
     valid_neg: torch.Tensor | None = None,
     self_offset: int = 0,
+    negative_positions: str = "same",
 ) -> dict[str, torch.Tensor]:
     """Eq. 4.12, the Jensen-Shannon MI lower bound with the dot-product critic T(L, S) = <L, S>:
 
@@ -70,6 +72,12 @@ def jsd_bound(
 
     S_neg / valid_neg (N, P, U, V) / (N, U, V): the pool the negatives come from (default: S / valid,
     the local batch); anchor b's own image is row self_offset + b of that pool and is skipped.
+    negative_positions (a lever beyond the thesis): "same" pairs position ij with position ij of the other
+    images (the thesis's E_marginal as written); "shuffled" pairs it with position pi(ij) of the other images,
+    pi one random permutation of the U*V positions per call. Why: with "same", a class that sits at the same
+    place in most images (a centred person, sky at the top) gives the same S_ij in x and x', so the bound
+    penalises exactly the consistent labelling the evaluation rewards; "shuffled" only asks the labelling to
+    differ between the pixels of the whole batch.
     """
     B, _, U, V = L.shape
     if valid is None:
@@ -78,6 +86,12 @@ def jsd_bound(
         S_neg, valid_neg = S, valid
     elif valid_neg is None:
         valid_neg = torch.ones(S_neg.shape[0], U, V, dtype=torch.bool, device=L.device)
+    if negative_positions not in NEGATIVE_POSITIONS:
+        raise ValueError(f"model.objective.negative_positions={negative_positions!r}: use one of {NEGATIVE_POSITIONS}")
+    if negative_positions == "shuffled":
+        pi = torch.randperm(U * V, device=L.device)
+        S_neg = S_neg.flatten(2)[:, :, pi].view_as(S_neg)
+        valid_neg = valid_neg.flatten(1)[:, pi].view_as(valid_neg)
     T_joint = (L * S).sum(1)  # (B, U, V)
     # (B, N, U, V): anchor b, other image c; one (B x P) @ (P x N) product per position
     N = S_neg.shape[0]
@@ -111,18 +125,22 @@ def gather_negatives(x: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 
 def jsd_with_negatives(
-    L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None, negatives: str = "local"
+    L: torch.Tensor,
+    S: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    negatives: str = "local",
+    negative_positions: str = "same",
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global")."""
     if negatives not in NEGATIVES:
         raise ValueError(f"model.objective.negatives={negatives!r}: use one of {NEGATIVES}")
     if negatives == "local":
-        return jsd_bound(L, S, valid)
+        return jsd_bound(L, S, valid, negative_positions=negative_positions)
     B, _, U, V = L.shape
     v = torch.ones(B, U, V, dtype=torch.bool, device=L.device) if valid is None else valid
     S_all, offset = gather_negatives(S)
     valid_all, _ = gather_negatives(v)
-    return jsd_bound(L, S, v, S_all, valid_all, offset)
+    return jsd_bound(L, S, v, S_all, valid_all, offset, negative_positions)
 
 
 def mi_objective(
@@ -132,6 +150,7 @@ def mi_objective(
     valid: torch.Tensor | None = None,
     detach_assignment: bool = False,
     negatives: str = "local",
+    negative_positions: str = "same",
 ) -> dict[str, torch.Tensor]:
     """loss = -JSD bound between L and S = sum_k p' H_k (eq. 4.8, 4.9, 4.12), averaged over valid positions.
 
@@ -143,7 +162,7 @@ def mi_objective(
     """
     p = soft_assignment(L, H, tau)
     S = soft_global(p.detach() if detach_assignment else p, H)
-    out = jsd_with_negatives(L, S, valid, negatives)
+    out = jsd_with_negatives(L, S, valid, negatives, negative_positions)
     out["loss"] = -out["mi"]
     out["p"] = p
     return out
@@ -175,6 +194,7 @@ class MIObjective(nn.Module):
     image (horizontal flip undone), negatives with S_ij of the other view of every other image;
     symmetrised over the two views.
     negatives: "local" (this process's batch, the thesis) or "global" (gathered from all DDP ranks).
+    negative_positions: "same" (the thesis) or "shuffled" (`jsd_bound`).
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
     views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
     jitter of that strength + a random flip, and passes it as forward's `second`).
@@ -191,10 +211,16 @@ class MIObjective(nn.Module):
         views: int = 1,
         view_jitter: float = 0.4,
         view_hue: float = 0.1,
+        negative_positions: str = "same",
     ) -> None:
         super().__init__()
         if negatives not in NEGATIVES:
             raise ValueError(f"model.objective.negatives={negatives!r}: use one of {NEGATIVES}")
+        if negative_positions not in NEGATIVE_POSITIONS:
+            raise ValueError(
+                f"model.objective.negative_positions={negative_positions!r}: use one of {NEGATIVE_POSITIONS}"
+            )
+        self.negative_positions = negative_positions
         self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
@@ -211,15 +237,15 @@ class MIObjective(nn.Module):
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         if second is None:
-            out = mi_objective(L, H, self.tau, valid, self.detach_assignment, self.negatives)
+            out = mi_objective(L, H, self.tau, valid, self.detach_assignment, self.negatives, self.negative_positions)
             ps, pairs = [out["p"]], [(L, H, out["p"])]
         else:
             L2, H2, flipped = second
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
             S1 = soft_global(p1.detach() if self.detach_assignment else p1, H)
             S2 = soft_global(p2.detach() if self.detach_assignment else p2, H2)
-            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives)
-            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives)
+            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions)
+            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions)
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"] = -out["mi"], p1
             ps, pairs = (

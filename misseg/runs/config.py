@@ -95,6 +95,7 @@ class MIObjectiveConf:
     views: int = MISSING
     view_jitter: float = MISSING
     view_hue: float = MISSING
+    negative_positions: str = MISSING
 
 
 @dataclass

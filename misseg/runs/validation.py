@@ -102,6 +102,8 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
     if "negatives" in objective:
         check_choice(f"{prefix}.objective.negatives", objective.negatives, ("local", "global"))
+    if "negative_positions" in objective:
+        check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, ("same", "shuffled"))
     if "T" in objective:
         check_int(f"{prefix}.objective.T", objective.T, 0, " (displacement half-width)")
     if model.get("K_over") is not None:

@@ -1,0 +1,73 @@
+"""What do MI's clusters follow? NMI of the cluster map with the classes, with K-means on RGB and with position.
+
+Usage: python experiments/scale/agreement.py DATA_DIR CKPT [CKPT ...]   (one markdown row per checkpoint)
+On the 64 px centre crops of every image of the set (the scale study's eval view). K-means RGB: K = the
+checkpoint's K, fitted on the same pixels (misseg.baselines.kmeans). Position: K horizontal bands of equal
+height (rows), and K vertical bands (columns). Balance: entropy of the label histogram / log K for the
+classes and for the clusters (the MI bound's negatives push towards balanced clusters). Edges: share of
+neighbouring pixel pairs with different labels (how fragmented a labelling is).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
+from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
+from misseg.lit.build import load_module
+
+
+def edge_density(labels: torch.Tensor) -> float:
+    """Share of horizontally or vertically adjacent pixel pairs with different labels (ignored pairs left out)."""
+    pairs = ((labels[:, :, 1:], labels[:, :, :-1]), (labels[:, 1:], labels[:, :-1]))
+    diff = sum(((a != b) & (a >= 0) & (b >= 0)).sum() for a, b in pairs)
+    total = sum(((a >= 0) & (b >= 0)).sum() for a, b in pairs)
+    return float(diff / total)
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    root, ckpts = sys.argv[1], sys.argv[2:]
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+    data.setup()
+    batches = list(data.val_dataloader())
+    x = torch.cat([b["image"] for b in batches])
+    gt = torch.cat([b["mask"] for b in batches]).long()
+    gt[gt == 255] = -1
+    N, _, Hh, W = x.shape
+    print(
+        "| checkpoint | K | NMI(clusters, classes) | NMI(K-means RGB, classes) | NMI(clusters, K-means RGB) "
+        "| NMI(clusters, rows) | NMI(clusters, columns) | balance classes | balance clusters "
+        "| edges classes | edges K-means RGB | edges clusters |"
+    )
+    print("|---" * 13 + "|")
+    for c in ckpts:
+        module = load_module(c).eval()
+        K = module.model.K
+        with torch.no_grad():
+            clusters = torch.cat([module.model.predict(xb)[0] for xb in x.split(32)])
+        pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
+        rgb = kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
+        rows = (torch.arange(Hh) * K // Hh)[None, :, None].expand(N, Hh, W)
+        cols = (torch.arange(W) * K // W)[None, None, :].expand(N, Hh, W)
+        nmi = normalized_mutual_information
+        cells = [
+            nmi(clusters, gt),
+            nmi(rgb, gt),
+            nmi(clusters, rgb),
+            nmi(clusters, rows),
+            nmi(clusters, cols),
+            normalized_entropy(gt, data.num_classes),
+            normalized_entropy(clusters, K),
+            edge_density(gt),
+            edge_density(rgb),
+            edge_density(clusters),
+        ]
+        print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

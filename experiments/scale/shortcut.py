@@ -1,0 +1,48 @@
+"""The p' ablation of misseg/diagnostics/shortcut.py on trained checkpoints, averaged over an eval set's batches.
+
+Usage: python experiments/scale/shortcut.py DATA_DIR CKPT [CKPT ...]   (prints one markdown row per checkpoint)
+Batches of 16 centre crops (64 px, the scale study's eval view) in a seeded random order, as many negatives
+as in training. Data: a folder set of make_data.py (shorter side 80 px).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import assignment_ablation
+from misseg.lit.build import load_module
+
+KEYS = ("bound", "uniform", "other_image", "share_uniform", "H_between_k", "confidence", "usage_entropy")
+
+
+def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
+    module = load_module(ckpt).eval()
+    net, rows = module.model, []
+    order = torch.randperm(len(data.val_set), generator=torch.Generator().manual_seed(0))
+    for batch in order.split(16):  # shuffled: neighbouring files (video frames) would be near-identical negatives
+        if len(batch) < 2:
+            continue
+        x = torch.stack([data.val_set[int(i)]["image"] for i in batch])
+        with torch.no_grad():
+            L, H = net(x)
+        rows.append(assignment_ablation(L, H, net.tau))
+    return {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    root, ckpts = sys.argv[1], sys.argv[2:]
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+    data.setup()
+    print("| checkpoint | " + " | ".join(KEYS) + " |")
+    print("|---" * (len(KEYS) + 1) + "|")
+    for c in ckpts:
+        r = ablate(c, data)
+        print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
