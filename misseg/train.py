@@ -36,7 +36,14 @@ def train(cfg: DictConfig) -> dict:
     from misseg.lit.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
     from misseg.models.describe import describe
     from misseg.runs.console import quiet_libraries
-    from misseg.runs.results import WEIGHTS_LAST, format_summary, log_final_metrics, metrics_record, write_metrics
+    from misseg.runs.results import (
+        WEIGHTS_LAST,
+        figures_dir,
+        format_summary,
+        log_final_metrics,
+        metrics_record,
+        write_metrics,
+    )
     from misseg.viz.report import write_report
 
     quiet_libraries()
@@ -93,7 +100,13 @@ def train(cfg: DictConfig) -> dict:
                 metrics_path = write_metrics(run_dir, metrics)
                 if cfg.get("report", True):
                     figures = write_report(
-                        run_dir, model.predict_maps, datamodule, result, loggers, title=type(model).__name__
+                        run_dir,
+                        model.predict_maps,
+                        datamodule,
+                        result,
+                        loggers,
+                        title=type(model).__name__,
+                        out_dir=figures_dir(metrics_path),
                     )
     if trainer.is_global_zero:
         update_run_info(run_dir, status="done", duration_s=round(time.time() - start, 3))

@@ -1,6 +1,7 @@
 """Diagnostics of misseg.evaluate (issue 14): linear / K-means probes on L, init=random, dense CRF."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -233,3 +234,41 @@ def test_evaluate_init_random_and_a_bad_value(tmp_path, tiny_ckpt):
         "error: probe='linaer': use null, linear, kmeans, all or a list such as [linear,kmeans]"
     ]
     assert not (tmp_path / "bad").exists()
+
+
+def test_assignment_ablation_sees_a_bound_met_by_H_alone():
+    """If every H_k of an image is one vector (an image code), p' cannot matter: the bound with uniform p'
+    equals the bound with the model's p', and none of H's variance lies between the k of an image."""
+    from misseg.diagnostics.shortcut import assignment_ablation
+
+    torch.manual_seed(0)
+    B, K, P, U = 4, 3, 8, 3
+    g = torch.randn(B, 1, P)
+    H = g.expand(B, K, P).clone()
+    L = g[:, 0, :, None, None].expand(B, P, U, U) + 0.1 * torch.randn(B, P, U, U)
+    out = assignment_ablation(L, H, tau=1.0)
+    assert abs(out["share_uniform"] - 1) < 1e-5 and out["H_between_k"] < 1e-6
+    # the opposite case: H_k shared by all images, L picks one per position: the bound needs p'
+    K = P  # eight prototypes: two images rarely pick the same one at a position
+    protos = 2 * torch.eye(K, P)
+    H2 = protos.expand(B, K, P)
+    pick = torch.randint(0, K, (B, U, U))
+    L2 = protos[pick].permute(0, 3, 1, 2)
+    out2 = assignment_ablation(L2, H2, tau=1.0)
+    assert out2["uniform"] < out2["bound"] - 0.2 and out2["H_between_k"] > 0.99
+
+
+def test_normalized_mutual_information_and_entropy():
+    from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
+
+    a = torch.tensor([0, 0, 1, 1, 2, 2, -1])
+    assert normalized_mutual_information(a, torch.tensor([5, 5, 3, 3, 9, 9, 0])) == pytest.approx(1.0)
+    assert normalized_mutual_information(torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 1, 1])) == pytest.approx(0.0)
+    # a by-hand case: joint [[1/2, 0], [1/4, 1/4]]
+    x, y = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 0, 1])
+    ha = math.log(2)
+    hb = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    mi = 0.5 * math.log(0.5 / (0.5 * 0.75)) + 0.25 * math.log(0.25 / (0.5 * 0.75)) + 0.25 * math.log(0.25 / 0.125)
+    assert normalized_mutual_information(x, y) == pytest.approx(2 * mi / (ha + hb))
+    assert normalized_entropy(torch.tensor([0, 1, 2, 0, 1, 2]), 3) == pytest.approx(1.0)
+    assert normalized_entropy(torch.tensor([0, 0, 0]), 3) == pytest.approx(0.0)

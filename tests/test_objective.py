@@ -131,3 +131,42 @@ def test_extreme_scores_finite():
     out = mi_objective(L, H, tau=1.0)
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and torch.isfinite(L.grad).all()
+
+
+def test_shuffled_negative_positions_pair_other_positions_of_other_images():
+    """negative_positions=shuffled: joint unchanged; the marginal equals the loop over (other image, pi(ij))."""
+    torch.manual_seed(3)
+    B, P, U, V = 3, 4, 2, 3
+    L, S = torch.randn(B, P, U, V), torch.randn(B, P, U, V)
+    torch.manual_seed(7)
+    got = jsd_bound(L, S, negative_positions="shuffled")
+    torch.manual_seed(7)
+    pi = torch.randperm(U * V)
+    assert not torch.equal(pi, torch.arange(U * V))  # the seed draws a real permutation
+    Lf, Sf = L.flatten(2), S.flatten(2)
+    neg = [
+        F.softplus(Lf[b, :, n] @ Sf[c, :, pi[n]]) for b in range(B) for c in range(B) if c != b for n in range(U * V)
+    ]
+    assert torch.allclose(got["marginal"], torch.stack(neg).mean(), atol=1e-6)
+    assert torch.allclose(got["joint"], jsd_bound(L, S)["joint"])
+
+
+def test_same_position_negatives_penalise_a_labelling_that_every_image_shares():
+    """The mechanism behind the lever: when S_ij is the same in every image (a class at the same place in all
+    images), same-position negatives are as close as the positives and the bound sits at the floor; shuffled
+    positions see that S differs between positions and reward the labelling."""
+    U = V = 4
+    code = torch.tensor([1.0, -1.0]).repeat_interleave(8).reshape(1, 1, U, V) * torch.tensor([[[[1.0]], [[0.0]]]])
+    S = code.expand(6, 2, U, V) * 3  # top half one prototype, bottom half its opposite, in every image
+    L = S.clone()
+    same = jsd_bound(L, S)
+    torch.manual_seed(0)
+    shuffled = jsd_bound(L, S, negative_positions="shuffled")
+    assert torch.allclose(same["joint"] - same["marginal"], same["mi"])
+    assert same["mi"] < -4  # joint ~ 0, marginal = softplus(9): positives and negatives identical
+    assert shuffled["mi"] > same["mi"] + 3
+
+
+def test_negative_positions_is_checked():
+    with pytest.raises(ValueError, match="negative_positions='x'"):
+        jsd_bound(torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1), negative_positions="x")

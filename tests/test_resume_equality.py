@@ -53,3 +53,14 @@ def test_resumed_run_equals_the_uninterrupted_run(runs):
     # metrics.json of the 1-epoch run is never overwritten: the resumed run writes metrics-1.json beside it
     m_resumed = json.loads((runs / "part" / "metrics-1.json").read_text())
     assert m_full == m_resumed  # pa, miou, per-class IoU, mapping, confusion matrix
+
+
+def test_resumed_run_writes_its_figures_beside_its_own_metrics(runs):
+    """Nothing overwritten: the first start's figures/ stay, the resumed start's go to figures-1/."""
+    from misseg.runs.results import figures_dir
+
+    part = runs / "part"
+    assert figures_dir(part / "metrics-1.json") == part / "figures-1"
+    assert figures_dir(part / "metrics.json") == part / "figures"
+    for folder in ("figures", "figures-1"):
+        assert (part / folder / "qualitative.png").is_file(), folder

@@ -222,7 +222,7 @@ def run(cfg) -> dict:
     from hydra.utils import instantiate
 
     from misseg.lit.build import instantiate_dict
-    from misseg.runs.results import write_metrics
+    from misseg.runs.results import figures_dir, write_metrics
     from misseg.viz.report import write_report
 
     pl.seed_everything(cfg.seed, workers=True)
@@ -254,11 +254,17 @@ def run(cfg) -> dict:
         max_pixels_per_batch=km.max_pixels_per_batch,
     )
     result.update(method="kmeans", features=km.features, K=K)
-    write_metrics(run_dir, result, datamodule.classes)
+    metrics_path = write_metrics(run_dir, result, datamodule.classes)
     if cfg.report:
         loggers = instantiate_dict(cfg.get("logger"))
         write_report(
-            run_dir, segmenter.predict_maps, datamodule, result, loggers, title=f"K-means ({km.features}, K={K})"
+            run_dir,
+            segmenter.predict_maps,
+            datamodule,
+            result,
+            loggers,
+            title=f"K-means ({km.features}, K={K})",
+            out_dir=figures_dir(metrics_path),
         )
     print(f"K-means ({km.features}, K={K}): PA {result['pa']:.4f}  mIoU {result['miou']:.4f}  [{result['matching']}]")
     print(f"run directory: {run_dir}")

@@ -48,6 +48,13 @@ def write_metrics(
     return path
 
 
+def figures_dir(metrics_path: str | Path) -> Path:
+    """The figures folder of a metrics file: metrics.json -> figures/, metrics-1.json -> figures-1/, so the
+    pictures of a resumed run sit beside its own metrics and never replace those of an earlier start."""
+    metrics_path = Path(metrics_path)
+    return metrics_path.parent / f"figures{metrics_path.stem[len('metrics') :]}"
+
+
 def new_file(path: str | Path) -> Path:
     """`path` if it does not exist, else the first free `stem-1.ext`, `stem-2.ext`, ...: outputs
     (metrics, predictions) never overwrite an earlier file."""

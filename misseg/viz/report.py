@@ -66,14 +66,16 @@ def write_report(
     loggers: Sequence = (),
     num_examples: int = 6,
     title: str = "",
+    out_dir: str | Path | None = None,
 ) -> dict[str, Path]:
-    """Write figures/{qualitative,confusion,iou,class_histogram}.png into run_dir; log them to any WandbLogger.
+    """Write {qualitative,confusion,iou,class_histogram}.png into out_dir (default run_dir/figures; the callers
+    pass runs.results.figures_dir of their metrics file); log them to any WandbLogger.
 
     predict: images (B, 3, H, W) -> (cluster map (B, H, W), confidence (B, H, W)), e.g. a module's
     `predict_maps`. result: the metric's output (confusion, mapping, per_class_iou, pa, miou, matching).
     The class histogram is the confusion matrix's column sums = labelled pixels of the evaluation set.
     """
-    out_dir = Path(run_dir) / "figures"
+    out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "figures"
     names = list(datamodule.classes)
     if not hasattr(datamodule, "val_set"):
         datamodule.setup("validate")
