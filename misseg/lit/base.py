@@ -11,9 +11,8 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
+from misseg.metrics import MATCHINGS
 from misseg.metrics.segmentation import HungarianSegmentationMetric
-
-MATCHINGS = ("hungarian", "majority")
 
 
 def resolve_classes(K: int | None, num_classes: int | None) -> tuple[int, int]:

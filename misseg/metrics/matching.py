@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from misseg.metrics import MATCHINGS
+
 _LABEL_BINS = 256  # class ids and ignore_index live in 0..255 (uint8 masks)
 
 
@@ -92,7 +94,7 @@ def match_and_score(confusion: np.ndarray | torch.Tensor, matching: str = "hunga
     elif matching == "majority":
         mapping = majority_mapping(conf)
     else:
-        raise ValueError(f"matching={matching!r}: use 'hungarian' (one-to-one) or 'majority' (many-to-one)")
+        raise ValueError(f"matching={matching!r}: use one of {MATCHINGS} (one-to-one, many-to-one)")
     out = scores_from_confusion(conf, mapping)
     out["matching"] = matching
     return out

@@ -19,9 +19,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_diagnostics
+from misseg.metrics import MATCHINGS
 from misseg.runs.errors import ConfigError, UserError
 
-MATCHINGS = ("hungarian", "majority")
 SPLITS = ("transductive", "holdout", "lists")
 MISSING = object()
 
