@@ -1,0 +1,71 @@
+"""Table of a lever study: per set and run name, seeds' clusters / K-means on L / linear probe mIoU, and the
+random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std over the seeds found.
+
+Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def probe(path: Path) -> dict[str, float] | None:
+    if not path.is_file():
+        return None
+    p = json.loads(path.read_text())["probe"]
+    return {k: p[k]["miou"] for k in ("unsupervised", "kmeans", "linear") if k in p}
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def col(rows: list, key: str, i: int = 1) -> list[float]:
+    """One probe's mIoU over the seeds: i = 1 the trained checkpoint, 2 its random init."""
+    return [r[i][key] for r in rows if r[i] and key in r[i]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("runs")
+    ap.add_argument("sets", nargs="+")
+    ap.add_argument("--names", default="mi,mi_shuffled")
+    args = ap.parse_args()
+    print(
+        "| set | run | seeds | clusters (all images) | clusters (probe's test half) | K-means on L | linear probe "
+        "| linear probe, random init | per seed: clusters (all images) |"
+    )
+    print("|---" * 9 + "|")
+    for s in args.sets:
+        for name in args.names.split(","):
+            rows = []
+            for seed_dir in sorted((Path(args.runs) / "small" / s).glob("seed*")):
+                run = seed_dir / name
+                diag = sorted((run / "diag").glob(f"step*/{s}/metrics.json"))
+                if not (run / "metrics.json").is_file() or not diag:
+                    continue
+                rows.append(
+                    (
+                        json.loads((run / "metrics.json").read_text())["miou"],
+                        probe(diag[-1]),
+                        probe(run / "diag" / "random" / s / "metrics.json"),
+                    )
+                )
+            if not rows:
+                continue
+            print(
+                f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} | {cell(col(rows, 'unsupervised'))} "
+                f"| {cell(col(rows, 'kmeans'))} | {cell(col(rows, 'linear'))} | {cell(col(rows, 'linear', 2))} "
+                f"| {', '.join(f'{r[0]:.3f}' for r in rows)} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
