@@ -91,3 +91,34 @@ def test_region_heads_segmenter_trains_and_predicts():
     assert torch.allclose(H, region_conditioned(L, H0, m.tau), atol=1e-5)
     classes, _, _ = m.eval().predict(x)
     assert classes.shape == (2, 32, 32)
+
+
+def test_centered_heads_standardise_the_pooled_features_over_the_images():
+    """heads.center: each extractor's pooled features have zero mean and unit variance over the batch before the
+    linear map, so H_k depends on the image more than with the default heads (same weights and input)."""
+    from misseg.diagnostics.shortcut import assignment_ablation
+
+    torch.manual_seed(0)
+    L = torch.randn(8, 16, 8, 8)
+    seen = []
+    shares = {}
+    for center in (False, True):
+        torch.manual_seed(1)
+        heads = HighLevelHeads(K=3, P=16, width=4, center=center).train()
+        if center:
+            heads.center.register_forward_hook(lambda m, i, o: seen.append((i[0].detach(), o.detach())))
+        shares[center] = assignment_ablation(L, heads(L), 0.25)["H_between_k"]
+    pooled, z = seen[0]
+    assert torch.allclose(z.mean(0), torch.zeros(z.shape[1]), atol=1e-5)
+    before = pooled.var(0, unbiased=False)  # BatchNorm divides by sqrt(var + eps)
+    assert torch.allclose(z.var(0, unbiased=False), before / (before + 1e-5), atol=1e-4)
+    assert shares[True] < shares[False] - 0.05
+    heads.eval()  # running statistics: one image at a time works, as in predict
+    assert heads(L[:1]).shape == (1, 3, 16)
+
+
+def test_centered_heads_are_composed_from_config():
+    module = tiny_module("mi", "K=3", "heads.center=true")
+    assert isinstance(module.model.heads.center, torch.nn.BatchNorm1d)
+    L, H = module.model(torch.randn(4, 3, 16, 16))
+    assert H.shape == (4, 3, 8)

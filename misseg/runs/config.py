@@ -77,6 +77,7 @@ class ThesisHeads:
     pool: int = MISSING
     bottleneck: Optional[int] = MISSING  # noqa: UP045  lever: each F_k maps to this many dims, then one shared linear
     region: bool = MISSING  # lever: H_k + the mean of L over the region p'_k claims
+    center: bool = MISSING  # lever: standardise each extractor's pooled features over the images (BatchNorm)
 
 
 # ---------------------------------------------------------------- objectives (conf/model/objective/)
