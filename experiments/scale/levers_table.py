@@ -1,7 +1,7 @@
 """Table of a lever study: per set and run name, seeds' clusters / K-means on L / linear probe mIoU, and the
 random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std over the seeds found.
 
-Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled]
+Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled] [--agreement]
 """
 
 from __future__ import annotations
@@ -32,12 +32,47 @@ def col(rows: list, key: str, i: int = 1) -> list[float]:
     return [r[i][key] for r in rows if r[i] and key in r[i]]
 
 
+def agreement(runs: str, sets: list[str], names: list[str]) -> None:
+    """Mean over the seeds of each run's agreement.md (experiments/scale/agreement.py)."""
+    cols = (
+        "NMI(clusters, classes)",
+        "NMI(K-means RGB, classes)",
+        "NMI(clusters, K-means RGB)",
+        "NMI(clusters, rows)",
+        "balance classes",
+        "balance clusters",
+    )
+    index = {
+        "NMI(clusters, classes)": 0,
+        "NMI(K-means RGB, classes)": 1,
+        "NMI(clusters, K-means RGB)": 2,
+        "NMI(clusters, rows)": 3,
+        "balance classes": 5,
+        "balance clusters": 6,
+    }
+    print("| set | run | seeds | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 3) + "|")
+    for s in sets:
+        for name in names:
+            found = []
+            for f in sorted((Path(runs) / "small" / s).glob(f"seed*/{name}/agreement.md")):
+                lines = [x for x in f.read_text().splitlines() if x.startswith("| /")]
+                if lines:
+                    found.append([float(v) for v in lines[-1].strip("| ").split(" | ")[2:]])
+            if found:
+                means = [statistics.mean(r[index[c]] for r in found) for c in cols]
+                print(f"| {s} | {name} | {len(found)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("runs")
     ap.add_argument("sets", nargs="+")
     ap.add_argument("--names", default="mi,mi_shuffled")
+    ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
     args = ap.parse_args()
+    if args.agreement:
+        return agreement(args.runs, args.sets, args.names.split(","))
     print(
         "| set | run | seeds | clusters (all images) | clusters (probe's test half) | K-means on L | linear probe "
         "| linear probe, random init | per seed: clusters (all images) |"

@@ -1,0 +1,96 @@
+"""Is the segmentation an optimum of the MI bound? Train the same network twice, same data, seed and steps:
+
+- `learned`: the thesis's objective (p' = softmax_k(tau <L_ij, H_k>), eq. 4.8);
+- `oracle`:  p' replaced by the ground-truth class fractions of each patch (the labels pooled to the U x V grid;
+  ignored pixels leave the patch out), so S_ij = sum_k (class-k share of patch ij) H_k: the bound of a model whose
+  clusters *are* the classes. A diagnostic only: it trains on labels, it is not a method.
+
+If the learned run reaches a higher bound than the oracle run, the objective prefers its own (non-semantic)
+partition to the classes, and more steps or data cannot be expected to move it towards them. Both bounds are
+measured the same way at the end: eval mode, the set's 64 px centre crops in a seeded random order, batches of 16
+(experiments/scale/shortcut.py), with each run's own p' (learned: the model's; oracle: the labels).
+
+Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json   (one thread; plain torch loop)
+Budget as experiments/scale/common.sh: random 64 px crops + flip + colour jitter of the folder datamodule,
+batch 16, P = 256, encoder width 32, Adam lr 1e-3.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from misseg.data.datamodule import FolderDataModule
+from misseg.lit.build import build_module, compose_model
+from misseg.objectives.mi import jsd_bound, pool_valid, soft_assignment, soft_global
+
+
+def class_fractions(mask: torch.Tensor, K: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, W) labels (255 = ignore) -> per-patch class shares (B, K, U, V) and the valid patches (B, U, V)."""
+    labelled = mask != 255
+    one_hot = F.one_hot(mask.clamp_max(K - 1) * labelled, K).permute(0, 3, 1, 2).float() * labelled[:, None]
+    shares = F.adaptive_avg_pool2d(one_hot, size)
+    valid = pool_valid(labelled, size)
+    return shares / shares.sum(1, keepdim=True).clamp_min(1e-6), valid
+
+
+def bound(net, x: torch.Tensor, mask: torch.Tensor, oracle: bool) -> torch.Tensor:
+    L, H = net(x)
+    if oracle:
+        p, valid = class_fractions(mask, H.shape[1], tuple(L.shape[-2:]))
+    else:
+        p, valid = soft_assignment(L, H, net.tau), None
+    return jsd_bound(L, soft_global(p, H), valid)["mi"]
+
+
+def train(root: str, K: int, steps: int, seed: int, oracle: bool) -> dict:
+    torch.manual_seed(seed)
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0, seed=seed)
+    data.setup()
+    module = build_module(compose_model("mi", ["P=256", "encoder.width=32", f"K={K}"]), data.num_classes)
+    net = module.model
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    step, curve = 0, []
+    while step < steps:
+        for batch in data.train_dataloader():
+            batch = data.on_after_batch_transfer(batch, 0)
+            loss = -bound(net, batch["image"], batch["mask"], oracle)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            if step % 50 == 0:
+                curve.append((step, -float(loss)))
+            if step == steps:
+                break
+    net.eval()
+    order = torch.randperm(len(data.val_set), generator=torch.Generator().manual_seed(0))
+    values = []
+    with torch.no_grad():
+        for idx in order.split(16):
+            if len(idx) < 2:
+                continue
+            items = [data.val_set[int(i)] for i in idx]
+            x, mask = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items]).long()
+            values.append(float(bound(net, x, mask, oracle)))
+    return {"eval_bound": sum(values) / len(values), "train_curve": curve}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    root, K, steps, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    result = {"data": root, "K": K, "steps": steps, "seed": seed}
+    for name in ("learned", "oracle"):
+        result[name] = train(root, K, steps, seed, name == "oracle")
+        print(
+            name, f"eval bound {result[name]['eval_bound']:.3f}", "train:", result[name]["train_curve"][-3:], flush=True
+        )
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
