@@ -11,6 +11,7 @@ measured the same way at the end: eval mode, the set's 64 px centre crops in a s
 (experiments/scale/shortcut.py), with each run's own p' (learned: the model's; oracle: the labels).
 
 Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json   (one thread; plain torch loop)
+       python experiments/scale/oracle.py --table OUT_DIR                   (markdown table of the *.json there)
 Budget as experiments/scale/common.sh: random 64 px crops + flip + colour jitter of the folder datamodule,
 batch 16, P = 256, encoder width 32, Adam lr 1e-3.
 """
@@ -63,7 +64,7 @@ def train(root: str, K: int, steps: int, seed: int, oracle: bool) -> dict:
             opt.step()
             step += 1
             if step % 50 == 0:
-                curve.append((step, -float(loss)))
+                curve.append((step, -float(loss.detach())))
             if step == steps:
                 break
     net.eval()
@@ -79,7 +80,29 @@ def train(root: str, K: int, steps: int, seed: int, oracle: bool) -> dict:
     return {"eval_bound": sum(values) / len(values), "train_curve": curve}
 
 
+def table(folder: str) -> None:
+    """Per set: the eval bounds of the learned and the oracle run, per seed and their mean."""
+    from collections import defaultdict
+    from pathlib import Path
+
+    rows = defaultdict(list)
+    for f in sorted(Path(folder).glob("*.json")):
+        r = json.loads(f.read_text())
+        rows[Path(r["data"]).name].append((r["seed"], r["learned"]["eval_bound"], r["oracle"]["eval_bound"]))
+    head = (
+        "| set | seeds | bound, learned p' | bound, p' = the classes | learned - classes | per seed (learned / classes)"
+    )
+    print(head + " |")
+    print("|---|---|---|---|---|---|")
+    for name, rs in rows.items():
+        learned, oracle = (sum(r[i] for r in rs) / len(rs) for i in (1, 2))
+        seeds = ", ".join(f"{a:.3f} / {b:.3f}" for _, a, b in sorted(rs))
+        print(f"| {name} | {len(rs)} | {learned:.3f} | {oracle:.3f} | {learned - oracle:+.3f} | {seeds} |")
+
+
 def main() -> None:
+    if sys.argv[1] == "--table":
+        return table(sys.argv[2])
     torch.set_num_threads(1)
     root, K, steps, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     result = {"data": root, "K": K, "steps": steps, "seed": seed}
