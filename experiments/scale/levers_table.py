@@ -74,29 +74,36 @@ def main() -> None:
     if args.agreement:
         return agreement(args.runs, args.sets, args.names.split(","))
     print(
-        "| set | run | seeds | clusters (all images) | clusters (probe's test half) | K-means on L | linear probe "
+        "| set | run | seeds | clusters (all images) | clusters + CRF (all images) | clusters (probe's test half) "
+        "| K-means on L | linear probe "
         "| linear probe, random init | per seed: clusters (all images) |"
     )
-    print("|---" * 9 + "|")
+    print("|---" * 10 + "|")
     for s in args.sets:
         for name in args.names.split(","):
             rows = []
             for seed_dir in sorted((Path(args.runs) / "small" / s).glob("seed*")):
                 run = seed_dir / name
-                diag = sorted((run / "diag").glob(f"step*/{s}/metrics.json"))
+                diag = sorted(
+                    f for f in (run / "diag").glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name
+                )
                 if not (run / "metrics.json").is_file() or not diag:
                     continue
+                crf_file = run / "diag" / "step00450_crf" / s / "metrics.json"
+                crf = json.loads(crf_file.read_text())["miou"] if crf_file.is_file() else None
                 rows.append(
                     (
                         json.loads((run / "metrics.json").read_text())["miou"],
                         probe(diag[-1]),
                         probe(run / "diag" / "random" / s / "metrics.json"),
+                        crf,
                     )
                 )
             if not rows:
                 continue
             print(
-                f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} | {cell(col(rows, 'unsupervised'))} "
+                f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} "
+                f"| {cell([r[3] for r in rows if r[3] is not None])} | {cell(col(rows, 'unsupervised'))} "
                 f"| {cell(col(rows, 'kmeans'))} | {cell(col(rows, 'linear'))} | {cell(col(rows, 'linear', 2))} "
                 f"| {', '.join(f'{r[0]:.3f}' for r in rows)} |"
             )
