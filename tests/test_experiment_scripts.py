@@ -3,6 +3,7 @@
 import importlib.util
 
 import numpy as np
+import pytest
 import torch
 from conftest import REPO
 
@@ -43,3 +44,29 @@ def test_per_image_confusions_sum_to_the_whole_set_matrix_and_oracle_beats_share
     oracle = consistency.mean_miou(conf, [consistency.hungarian_mapping(c) for c in conf])
     shared = consistency.mean_miou(conf, [consistency.hungarian_mapping(conf.sum(0))] * N)
     assert oracle == 1.0 and shared < 1.0
+
+
+def load_scale_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / "scale" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_oracle_class_fractions_are_the_labelled_shares_of_each_patch():
+    oracle = load_scale_script("oracle")
+    mask = torch.tensor([[[0, 0, 1, 1], [0, 255, 1, 1], [1, 1, 255, 255], [0, 1, 255, 255]]])
+    shares, valid = oracle.class_fractions(mask, 2, (2, 2))
+    # patch (0, 0): three labelled pixels, all class 0; patch (1, 0): 1 of 4 class 0; patch (1, 1): nothing labelled
+    assert torch.allclose(shares[0, :, 0, 0], torch.tensor([1.0, 0.0]))
+    assert torch.allclose(shares[0, :, 0, 1], torch.tensor([0.0, 1.0]))
+    assert torch.allclose(shares[0, :, 1, 0], torch.tensor([0.25, 0.75]))
+    assert valid[0].tolist() == [[True, True], [True, False]]
+
+
+def test_edge_density_counts_neighbouring_pairs_with_different_labels():
+    agreement = load_scale_script("agreement")
+    labels = torch.tensor([[[0, 0, 1], [0, 0, 1]]])  # 4 horizontal pairs (2 differ) + 3 vertical pairs (none)
+    assert agreement.edge_density(labels) == pytest.approx(2 / 7)
+    labels[0, 0, 0] = -1  # an ignored pixel leaves its two pairs out
+    assert agreement.edge_density(labels) == pytest.approx(2 / 5)
