@@ -8,14 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-train() {  # train SET K SEED
-  local d="$RUNS/small/$1/seed$3/mi_deep"
-  SEED=$3 run "$d" misseg.train $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps=450 report=false \
-    model.K="$2" model/encoder=thesis_deep
-  STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
-  [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
-    > "$d/agreement.md" 2>/dev/null
-}
+train() { lever "$@" mi_deep model/encoder=thesis_deep; }  # train SET K SEED
 for set_k in "ccp_persons 2" "camvid 11"; do
   train $set_k 0 &
   train $set_k 1

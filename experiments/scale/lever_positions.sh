@@ -9,18 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-train() {  # train SET K SEED NAME ARGS...
-  local d="$RUNS/small/$1/seed$3/$4"
-  SEED=$3 run "$d" misseg.train $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps=450 report=false \
-    model.K="$2" "${@:5}"
-  STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
-  [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
-    > "$d/agreement.md" 2>/dev/null
-}
 for set_k in "ccp_persons 2" "camvid 11" "coco_persons 2"; do
   for seed in 0 1 2; do
-    train $set_k $seed mi &
-    train $set_k $seed mi_shuffled model.objective.negative_positions=shuffled
+    lever $set_k $seed mi &
+    lever $set_k $seed mi_shuffled model.objective.negative_positions=shuffled
     wait
   done
 done

@@ -8,12 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-train() {  # train SEED NAME ARGS...
-  local d="$RUNS/small/camvid/seed$1/$2"
-  SEED=$1 run "$d" misseg.train $(SEED=$1 data camvid) $budget $ckpts trainer.max_steps=450 report=false \
-    model.K=11 "${@:3}"
-  STEPS=00450 bash experiments/scale/diagnose.sh "$d" camvid
-}
+train() { train450 camvid 11 "$@"; }  # train SEED NAME ARGS...
 for seed in 0 1 2; do
   train $seed mi &
   train $seed mi_views2 model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5

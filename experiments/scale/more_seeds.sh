@@ -9,14 +9,8 @@ source experiments/scale/common.sh
 SEED=1 bash experiments/scale/diagnose_small.sh &
 SEED=2 bash experiments/scale/diagnose_small.sh
 wait
-train() {  # train SET K SEED METHOD
-  local d="$RUNS/small/$1/seed$3/$4"
-  SEED=$3 run "$d" misseg.train model="$4" $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps=450 report=false \
-    model.K="$2"
-  STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
-}
 for seed in 0 1 2; do
-  train human_seg 2 $seed mi &
-  train human_seg 2 $seed iic
+  train450 human_seg 2 $seed mi model=mi &
+  train450 human_seg 2 $seed iic model=iic
   wait
 done

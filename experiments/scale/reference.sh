@@ -7,12 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
-iic() {  # iic SET K SEED
-  local d="$RUNS/small/$1/seed$3/iic"
-  SEED=$3 run "$d" misseg.train $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps=450 report=false \
-    model=iic model.K="$2"
-  STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
-}
+iic() { train450 "$@" iic model=iic; }  # iic SET K SEED
 crf() {  # crf SET SEED: the CRF row of every run of that seed
   for name in mi mi_shuffled iic; do
     local d="$RUNS/small/$1/seed$2/$name"
