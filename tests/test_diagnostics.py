@@ -272,3 +272,16 @@ def test_normalized_mutual_information_and_entropy():
     assert normalized_mutual_information(x, y) == pytest.approx(2 * mi / (ha + hb))
     assert normalized_entropy(torch.tensor([0, 1, 2, 0, 1, 2]), 3) == pytest.approx(1.0)
     assert normalized_entropy(torch.tensor([0, 0, 0]), 3) == pytest.approx(0.0)
+
+
+def test_seeded_batches_cover_the_set_in_a_seeded_order_without_a_single_image_batch():
+    from misseg.diagnostics.shortcut import seeded_batches
+
+    data = [{"image": torch.full((3, 2, 2), float(i)), "mask": torch.full((2, 2), i)} for i in range(33)]
+    batches = list(seeded_batches(data, batch_size=16, seed=0))
+    assert [x.shape[0] for x, _ in batches] == [16, 16]  # the 33rd image alone is left out
+    seen = torch.cat([x[:, 0, 0, 0] for x, _ in batches]).long()
+    assert len(set(seen.tolist())) == 32 and not torch.equal(seen, torch.arange(32))  # shuffled, no repeats
+    assert all(torch.equal(x[:, 0, 0, 0].long(), m[:, 0, 0]) for x, m in batches)  # images stay with their masks
+    again = torch.cat([x[:, 0, 0, 0] for x, _ in seeded_batches(data, 16, 0)]).long()
+    assert torch.equal(seen, again)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import build_module, compose_model
 from misseg.objectives.mi import jsd_bound, pool_valid, soft_assignment, soft_global
 
@@ -68,15 +69,10 @@ def train(root: str, K: int, steps: int, seed: int, oracle: bool) -> dict:
             if step == steps:
                 break
     net.eval()
-    order = torch.randperm(len(data.val_set), generator=torch.Generator().manual_seed(0))
     values = []
     with torch.no_grad():
-        for idx in order.split(16):
-            if len(idx) < 2:
-                continue
-            items = [data.val_set[int(i)] for i in idx]
-            x, mask = torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items]).long()
-            values.append(float(bound(net, x, mask, oracle)))
+        for x, mask in seeded_batches(data.val_set):
+            values.append(float(bound(net, x, mask.long(), oracle)))
     return {"eval_bound": sum(values) / len(values), "train_curve": curve}
 
 

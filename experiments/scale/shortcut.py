@@ -12,7 +12,7 @@ import sys
 import torch
 
 from misseg.data.datamodule import FolderDataModule
-from misseg.diagnostics.shortcut import assignment_ablation
+from misseg.diagnostics.shortcut import assignment_ablation, seeded_batches
 from misseg.lit.build import load_module
 
 KEYS = ("bound", "uniform", "other_image", "share_uniform", "H_between_k", "confidence", "usage_entropy")
@@ -21,11 +21,7 @@ KEYS = ("bound", "uniform", "other_image", "share_uniform", "H_between_k", "conf
 def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     module = load_module(ckpt).eval()
     net, rows = module.model, []
-    order = torch.randperm(len(data.val_set), generator=torch.Generator().manual_seed(0))
-    for batch in order.split(16):  # shuffled: neighbouring files (video frames) would be near-identical negatives
-        if len(batch) < 2:
-            continue
-        x = torch.stack([data.val_set[int(i)]["image"] for i in batch])
+    for x, _ in seeded_batches(data.val_set):
         with torch.no_grad():
             L, H = net(x)
         rows.append(assignment_ablation(L, H, net.tau))

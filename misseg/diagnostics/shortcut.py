@@ -9,6 +9,9 @@ and with another image's p' (the right H, the wrong segmentation). Pure tensor c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import torch
 
 from misseg.objectives.mi import jsd_bound, soft_assignment, soft_global
@@ -69,3 +72,15 @@ def normalized_entropy(labels: torch.Tensor, K: int) -> float:
     counts = torch.bincount(labels[labels >= 0].flatten(), minlength=K).double()
     q = counts / counts.sum()
     return float(-(q * q.clamp_min(1e-300).log()).sum() / torch.log(torch.tensor(float(max(K, 2)))))
+
+
+def seeded_batches(dataset: Any, batch_size: int = 16, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(images, masks) of a dataset of {"image", "mask"} items, in a seeded random order, `batch_size` at a time; a
+    last batch of one image is left out (the bound takes its negatives from the other images). Random, because
+    neighbouring files (video frames) would be near-identical negatives."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    for idx in order.split(batch_size):
+        if len(idx) < 2:
+            continue
+        items = [dataset[int(i)] for i in idx]
+        yield torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
