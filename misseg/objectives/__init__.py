@@ -1,0 +1,5 @@
+"""The objectives (mi.py, iic.py). The choices of the MI objective's options live here, torch-free, so the config
+checks (runs/validation.py) can name them without importing the loss code."""
+
+NEGATIVES = ("local", "global")  # this process's batch | gathered from all DDP ranks
+NEGATIVE_POSITIONS = ("same", "shuffled")  # the thesis's E_marginal | a lever (objectives/mi.py, jsd_bound)

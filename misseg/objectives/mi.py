@@ -11,12 +11,17 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from misseg.objectives import NEGATIVE_POSITIONS, NEGATIVES
 from misseg.objectives.views import unflip
 
-NEGATIVES = ("local", "global")
-NEGATIVE_POSITIONS = ("same", "shuffled")
 # The contractions below are written as torch.bmm on BLAS-friendly layouts rather than einsum: on CPU,
 # einsum handed bmm strided views it ran 3x slower (forward + backward; see BENCHMARKS.md).
+
+
+def check_option(key: str, value: str, choices: tuple[str, ...]) -> None:
+    """ValueError naming model.objective.<key> unless value is one of choices (the objective's string options)."""
+    if value not in choices:
+        raise ValueError(f"model.objective.{key}={value!r}: use one of {choices}")
 
 
 def scores(L: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
@@ -86,8 +91,7 @@ def jsd_bound(
         S_neg, valid_neg = S, valid
     elif valid_neg is None:
         valid_neg = torch.ones(S_neg.shape[0], U, V, dtype=torch.bool, device=L.device)
-    if negative_positions not in NEGATIVE_POSITIONS:
-        raise ValueError(f"model.objective.negative_positions={negative_positions!r}: use one of {NEGATIVE_POSITIONS}")
+    check_option("negative_positions", negative_positions, NEGATIVE_POSITIONS)
     if negative_positions == "shuffled":
         pi = torch.randperm(U * V, device=L.device)
         S_neg = S_neg.flatten(2)[:, :, pi].view_as(S_neg)
@@ -132,8 +136,7 @@ def jsd_with_negatives(
     negative_positions: str = "same",
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global")."""
-    if negatives not in NEGATIVES:
-        raise ValueError(f"model.objective.negatives={negatives!r}: use one of {NEGATIVES}")
+    check_option("negatives", negatives, NEGATIVES)
     if negatives == "local":
         return jsd_bound(L, S, valid, negative_positions=negative_positions)
     B, _, U, V = L.shape
@@ -214,12 +217,8 @@ class MIObjective(nn.Module):
         negative_positions: str = "same",
     ) -> None:
         super().__init__()
-        if negatives not in NEGATIVES:
-            raise ValueError(f"model.objective.negatives={negatives!r}: use one of {NEGATIVES}")
-        if negative_positions not in NEGATIVE_POSITIONS:
-            raise ValueError(
-                f"model.objective.negative_positions={negative_positions!r}: use one of {NEGATIVE_POSITIONS}"
-            )
+        check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
+        check_option("negative_positions", negative_positions, NEGATIVE_POSITIONS)
         self.negative_positions = negative_positions
         self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction

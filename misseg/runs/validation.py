@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_diagnostics
 from misseg.metrics import MATCHINGS
+from misseg.objectives import NEGATIVE_POSITIONS, NEGATIVES
 from misseg.runs.errors import ConfigError, UserError
 
 SPLITS = ("transductive", "holdout", "lists")
@@ -101,9 +102,9 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
     if "views" in objective:
         check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
     if "negatives" in objective:
-        check_choice(f"{prefix}.objective.negatives", objective.negatives, ("local", "global"))
+        check_choice(f"{prefix}.objective.negatives", objective.negatives, NEGATIVES)
     if "negative_positions" in objective:
-        check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, ("same", "shuffled"))
+        check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, NEGATIVE_POSITIONS)
     if "T" in objective:
         check_int(f"{prefix}.objective.T", objective.T, 0, " (displacement half-width)")
     if model.get("K_over") is not None:
