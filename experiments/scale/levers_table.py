@@ -32,6 +32,11 @@ def col(rows: list, key: str, i: int = 1) -> list[float]:
     return [r[i][key] for r in rows if r[i] and key in r[i]]
 
 
+def cells(line: str) -> list[str]:
+    """The cells of a markdown table row."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def agreement(runs: str, sets: list[str], names: list[str]) -> None:
     """Mean over the seeds of each run's agreement.md (experiments/scale/agreement.py)."""
     cols = (
@@ -42,25 +47,18 @@ def agreement(runs: str, sets: list[str], names: list[str]) -> None:
         "balance classes",
         "balance clusters",
     )
-    index = {
-        "NMI(clusters, classes)": 0,
-        "NMI(K-means RGB, classes)": 1,
-        "NMI(clusters, K-means RGB)": 2,
-        "NMI(clusters, rows)": 3,
-        "balance classes": 5,
-        "balance clusters": 6,
-    }
     print("| set | run | seeds | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 3) + "|")
     for s in sets:
         for name in names:
             found = []
             for f in sorted((Path(runs) / "small" / s).glob(f"seed*/{name}/agreement.md")):
-                lines = [x for x in f.read_text().splitlines() if x.startswith("| /")]
-                if lines:
-                    found.append([float(v) for v in lines[-1].strip("| ").split(" | ")[2:]])
+                lines = f.read_text().splitlines()
+                rows = [x for x in lines if x.startswith("| /")]
+                if rows:  # agreement.py's header names the cells of its row
+                    found.append(dict(zip(cells(lines[0]), cells(rows[-1]), strict=True)))
             if found:
-                means = [statistics.mean(r[index[c]] for r in found) for c in cols]
+                means = [statistics.mean(float(r[c]) for r in found) for c in cols]
                 print(f"| {s} | {name} | {len(found)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
