@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -53,6 +54,12 @@ class MISegModule(SegmentationModule):
         inputs = SobelInput(sobel)
         self.model = MISegmenter(inputs, encoder(in_channels=inputs.out_channels, P=P, d=d), heads(K=K, P=P), tau)
         self.objective = objective(tau=self.model.tau)
+        # the correspondence lever reads its correspondences from a frozen copy of the encoder at its initial weights
+        # (STEGO's frozen backbone; experiments/scale/correspondence.py measures how often they join same-class
+        # patches). A registered module, so checkpoints and exact resume carry it.
+        self.reference = None
+        if getattr(self.objective, "correspondence_weight", 0.0):
+            self.reference = copy.deepcopy(self.model.encoder).requires_grad_(False).eval()
         self.init_evaluation(K, num_classes, matching)
         # a compiled function, not a compiled module: a module attribute would add keys to the state dict
         self._compiled = torch.compile(self.model.forward) if compile else None
@@ -66,6 +73,8 @@ class MISegModule(SegmentationModule):
         weights = getattr(self.model.encoder, "weights", None)
         if stage == "fit" and weights:
             self.model.encoder.load_weights(weights)
+            if self.reference is not None:  # the copy starts from the same weights (a resume then restores both)
+                self.reference.load_state_dict(self.model.encoder.state_dict())
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.hparams.channels_last:
@@ -82,8 +91,13 @@ class MISegModule(SegmentationModule):
         if objective.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
             x2, flipped = jittered_flipped_view(x, objective.view_jitter, objective.view_hue)
             second = (*self.features(x2), flipped)
-        out = objective(L, H, self.valid_pixels(batch), second)
-        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image")
+        reference = None
+        if self.reference is not None:
+            self.reference.eval()  # Lightning sets every submodule to train mode each epoch; this one stays frozen
+            with torch.no_grad():
+                reference = self.reference(self.model.inputs(x))
+        out = objective(L, H, self.valid_pixels(batch), second, reference)
+        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence")
         self.log_dict(
             {f"train/{k}": out[k] for k in logged if k in out}, on_step=True, on_epoch=True, batch_size=L.shape[0]
         )

@@ -111,6 +111,46 @@ def jsd_bound(
     return {"mi": joint - marginal, "joint": joint, "marginal": marginal}
 
 
+@torch.no_grad()
+def correspondences(features: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest neighbours across images (STEGO's feature correspondences, in their simplest form).
+
+    features (B, Q, U, V): the features the correspondences are read from. Each image b gets a partner c(b): the other
+    image of the batch whose mean-pooled feature is closest in cosine; each position ij of b gets m(ij): the valid
+    position of c(b) whose feature is closest in cosine.  -> partner (B,), match (B, U*V) flat indices into c(b).
+    """
+    B, Q, U, V = features.shape
+    f = F.normalize(features.flatten(2).float(), dim=1)  # (B, Q, UV)
+    g = F.normalize(f.mean(2), dim=1)  # (B, Q)
+    image_sim = g @ g.T
+    image_sim.fill_diagonal_(float("-inf"))
+    partner = image_sim.argmax(1)
+    sim = torch.bmm(f.transpose(1, 2), f[partner])  # (B, UV anchor, UV partner)
+    if valid is not None:
+        sim.masked_fill_(~valid.flatten(1)[partner][:, None, :], float("-inf"))
+    return partner, sim.argmax(2)
+
+
+def correspondence_joint(
+    L: torch.Tensor, S: torch.Tensor, partner: torch.Tensor, match: torch.Tensor, valid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A lever beyond the thesis: E[-softplus(-T(L_ij(x), S_m(ij)(c(x))))], eq. 4.12's joint term with the
+    positive taken at the corresponding position of another image (`correspondences`) instead of the same
+    position of the same image. Why: eq. 4.12 is met by any balanced partition the network computes confidently
+    (experiments/scale, "Why the clusters miss the classes"); this term asks cluster k to mean the same thing in
+    every image, as far as the correspondence features say two patches are the same thing.
+    """
+    B, P, U, V = L.shape
+    S_c = S.flatten(2)[partner].gather(2, match[:, None, :].expand(B, P, U * V))  # (B, P, UV)
+    T = (L.flatten(2) * S_c).sum(1)  # (B, UV)
+    w = (
+        torch.ones_like(T)
+        if valid is None
+        else (valid.flatten(1) & valid.flatten(1)[partner].gather(1, match)).to(T.dtype)
+    )
+    return (-F.softplus(-T) * w).sum() / w.sum().clamp_min(1.0)
+
+
 def gather_negatives(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """all_gather x (B, ...) over the default process group -> (world * B, ...), offset of this rank's rows.
 
@@ -167,7 +207,7 @@ def mi_objective(
     S = soft_global(p.detach() if detach_assignment else p, H)
     out = jsd_with_negatives(L, S, valid, negatives, negative_positions)
     out["loss"] = -out["mi"]
-    out["p"] = p
+    out["p"], out["S"] = p, S
     return out
 
 
@@ -198,6 +238,9 @@ class MIObjective(nn.Module):
     symmetrised over the two views.
     negatives: "local" (this process's batch, the thesis) or "global" (gathered from all DDP ranks).
     negative_positions: "same" (the thesis) or "shuffled" (`jsd_bound`).
+    correspondence_weight: subtract w * `correspondence_joint` (positives at the corresponding position of another
+    image) from the loss; forward's `reference` gives the features the correspondences are read from (the method
+    passes a frozen copy of the encoder at its initial weights).
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
     views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
     jitter of that strength + a random flip, and passes it as forward's `second`).
@@ -215,6 +258,7 @@ class MIObjective(nn.Module):
         view_jitter: float = 0.4,
         view_hue: float = 0.1,
         negative_positions: str = "same",
+        correspondence_weight: float = 0.0,
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
@@ -223,6 +267,7 @@ class MIObjective(nn.Module):
         self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
+        self.correspondence_weight = correspondence_weight
 
     def forward(
         self,
@@ -230,14 +275,16 @@ class MIObjective(nn.Module):
         H: torch.Tensor,
         valid_pixels: torch.Tensor | None = None,
         second: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        reference: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """second: (L2, H2, flipped) of a second augmented view of the same images, or None."""
+        """second: (L2, H2, flipped) of a second augmented view of the same images, or None.
+        reference: (B, Q, U, V) features of the first view to read correspondences from (correspondence_weight)."""
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         if second is None:
             out = mi_objective(L, H, self.tau, valid, self.detach_assignment, self.negatives, self.negative_positions)
-            ps, pairs = [out["p"]], [(L, H, out["p"])]
+            ps, pairs, S = [out["p"]], [(L, H, out["p"])], out.pop("S")
         else:
             L2, H2, flipped = second
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
@@ -246,7 +293,7 @@ class MIObjective(nn.Module):
             a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions)
             b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions)
             out = {key: (a[key] + b[key]) / 2 for key in a}
-            out["loss"], out["p"] = -out["mi"], p1
+            out["loss"], out["p"], S = -out["mi"], p1, S1
             ps, pairs = (
                 [p1, unflip(p2, flipped)],
                 [(L, H, p1), (unflip(L2, flipped), H2, unflip(p2, flipped))],
@@ -254,6 +301,12 @@ class MIObjective(nn.Module):
         if self.entropy_weight:
             out["entropy"] = sum(marginal_entropy(p, valid) for p in ps) / len(ps)
             out["loss"] = out["loss"] - self.entropy_weight * out["entropy"]
+        if self.correspondence_weight:
+            if reference is None:
+                raise ValueError("correspondence_weight > 0 needs the reference features (forward's `reference`)")
+            partner, match = correspondences(reference, valid)
+            out["correspondence"] = correspondence_joint(L, S, partner, match, valid)
+            out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
         if self.in_image_weight:
             out["in_image"] = sum(in_image_negatives(Lx, Hx, px, valid) for Lx, Hx, px in pairs) / len(pairs)
             out["loss"] = out["loss"] + self.in_image_weight * out["in_image"]

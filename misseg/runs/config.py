@@ -97,6 +97,7 @@ class MIObjectiveConf:
     view_jitter: float = MISSING
     view_hue: float = MISSING
     negative_positions: str = MISSING
+    correspondence_weight: float = MISSING
 
 
 @dataclass

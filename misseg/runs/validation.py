@@ -105,6 +105,11 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(f"{prefix}.objective.negatives", objective.negatives, NEGATIVES)
     if "negative_positions" in objective:
         check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, NEGATIVE_POSITIONS)
+    if "correspondence_weight" in objective and not (
+        is_number(objective.correspondence_weight) and objective.correspondence_weight >= 0
+    ):
+        w = objective.correspondence_weight
+        raise ConfigError(f"{prefix}.objective.correspondence_weight={w!r}: must be a number >= 0 (0 = off)")
     if "T" in objective:
         check_int(f"{prefix}.objective.T", objective.T, 0, " (displacement half-width)")
     if model.get("K_over") is not None:

@@ -1,0 +1,82 @@
+"""How often do nearest-neighbour correspondences across images join two patches of the same class?
+
+Usage: python experiments/scale/correspondence.py DATA_DIR CKPT [CKPT ...]   (one markdown row per checkpoint and
+feature source)
+
+The correspondence lever (model.objective.correspondence_weight, objectives/mi.py `correspondences`) can only
+pull clusters towards the classes if its correspondences join same-class patches more often than chance. This
+measures that for three feature sources: the trained L, L of the same architecture at random init (what the lever
+reads, a frozen copy made before training), and the RGB mean of each patch. For each image of a seeded batch of 16
+(64 px centre crops) the partner is the closest other image, each patch is matched to its closest patch there, and
+`precision` is the fraction of matches whose patch labels (majority label, patches >= half ignore left out) agree.
+`chance` is the same fraction for a uniformly random valid patch of the same partner. `clusters agree` is how
+often the trained model's own cluster (argmax p') is the same at both ends of a match: a source that MI's clusters
+already follow gives the lever nothing new to say. Labels are used for this evaluation only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+from torch.nn import functional as F
+
+from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import seeded_batches
+from misseg.lit.build import load_module
+from misseg.objectives.mi import correspondences, soft_assignment
+
+
+def patch_labels(masks: torch.Tensor, size: tuple[int, int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, H, W) masks (255 = ignore) -> majority label (B, UV) and valid (B, UV): >= half the patch labelled."""
+    onehot = F.one_hot(masks.clamp_max(num_classes), num_classes + 1).permute(0, 3, 1, 2).float()
+    share = F.adaptive_avg_pool2d(onehot, size).flatten(2)  # (B, C + 1, UV)
+    return share[:, :num_classes].argmax(1), share[:, num_classes] < 0.5
+
+
+def score(features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, clusters: torch.Tensor) -> dict:
+    B, _, U, V = features.shape
+    partner, match = correspondences(features, valid.view(B, U, V))
+    lab_c, val_c, clu_c = labels[partner], valid[partner], clusters[partner]
+    ok = valid & val_c.gather(1, match)
+    same = (labels == lab_c.gather(1, match)) & ok
+    agree = (clusters == clu_c.gather(1, match)) & ok
+    # chance: a uniformly random valid patch of the same partner has the anchor's label with this probability
+    hits = (labels[:, :, None] == lab_c[:, None, :]) & val_c[:, None, :]
+    chance = hits.sum(2).float() / val_c.sum(1, keepdim=True).clamp_min(1)
+    n = ok.sum().clamp_min(1)
+    return {
+        "precision": same.sum().item() / n.item(),
+        "chance": (chance * valid).sum().item() / valid.sum().clamp_min(1).item(),
+        "clusters agree": agree.sum().item() / n.item(),
+    }
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    root, ckpts = sys.argv[1], sys.argv[2:]
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+    data.setup()
+    keys = ("precision", "chance", "clusters agree")
+    print("| checkpoint | features | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 2) + "|")
+    for ckpt in ckpts:
+        trained, random = load_module(ckpt), load_module(ckpt, random_init=True)
+        net, net0 = trained.model, random.model
+        rows: dict[str, list[dict]] = {"trained L": [], "random-init L": [], "RGB": []}
+        for x, masks in seeded_batches(data.val_set):
+            with torch.no_grad():
+                L, H = net(x)
+                L0, _ = net0(x)
+            size = tuple(L.shape[-2:])
+            labels, valid = patch_labels(masks, size, trained.hparams.num_classes)
+            clusters = soft_assignment(L, H, net.tau).argmax(1).flatten(1)
+            for name, f in (("trained L", L), ("random-init L", L0), ("RGB", F.adaptive_avg_pool2d(x, size))):
+                rows[name].append(score(f, labels, valid, clusters))
+        for name, rs in rows.items():
+            mean = {k: sum(r[k] for r in rs) / len(rs) for k in keys}
+            print(f"| {ckpt} | {name} | " + " | ".join(f"{mean[k]:.3f}" for k in keys) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
