@@ -51,3 +51,31 @@ def test_compose_model_refuses_unknown_keys_in_one_line():
     assert compose_model("iic", ["K=3"])["objective"]["T"] == 1
     with pytest.raises(ConfigError, match="heads"):
         compose_model("iic", ["heads.width=2"])
+
+
+def test_the_correspondence_lever_keeps_a_frozen_copy_of_the_initial_encoder_that_checkpoints_carry(tmp_path):
+    module = tiny_module("mi", "K=3", "objective.correspondence_weight=1")
+    start = {k: v.clone() for k, v in module.model.encoder.state_dict().items()}
+    assert all(torch.equal(v, module.reference.state_dict()[k]) for k, v in start.items())
+    assert not any(p.requires_grad for p in module.reference.parameters())
+    opt = torch.optim.SGD(module.parameters(), lr=0.5)
+    module.train()
+    batch = {"image": torch.randn(4, 3, 16, 16), "mask": torch.randint(0, 3, (4, 16, 16))}
+    out = module.training_step(batch, 0)
+    out["loss"].backward()
+    opt.step()
+    assert not module.reference.training  # Lightning's train() does not unfreeze it
+    assert all(torch.equal(v, module.reference.state_dict()[k]) for k, v in start.items())
+    assert not all(torch.equal(v, module.model.encoder.state_dict()[k]) for k, v in start.items())
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "misseg_class": "misseg.lit.mi.MISegModule",
+            "misseg_model": module.model_config,
+        },
+        tmp_path / "m.ckpt",
+    )
+    loaded = load_module(tmp_path / "m.ckpt")
+    assert all(torch.equal(v, loaded.reference.state_dict()[k]) for k, v in start.items())
+    assert tiny_module("mi", "K=3").reference is None  # off by default: checkpoints keep their keys

@@ -4,7 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from misseg.objectives.mi import jsd_bound, mi_objective, pool_valid, soft_assignment, soft_global
+from misseg.objectives.mi import (
+    MIObjective,
+    correspondence_joint,
+    correspondences,
+    jsd_bound,
+    mi_objective,
+    pool_valid,
+    soft_assignment,
+    soft_global,
+)
 
 
 def reference_loss(L, H, tau, valid=None):
@@ -170,3 +179,56 @@ def test_same_position_negatives_penalise_a_labelling_that_every_image_shares():
 def test_negative_positions_is_checked():
     with pytest.raises(ValueError, match="negative_positions='x'"):
         jsd_bound(torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1), negative_positions="x")
+
+
+def test_correspondences_pick_the_closest_other_image_and_its_closest_valid_patch():
+    """Image 1 is image 0 with its positions reversed (its closest image); image 2 is unrelated. Every patch of 0
+    finds itself in 1, and a patch made invalid in 1 is never a match."""
+    torch.manual_seed(0)
+    B, Q, U, V = 3, 8, 2, 3
+    f0 = torch.randn(Q, U * V)
+    f = torch.stack([f0, f0.flip(1), -f0 + 0.1 * torch.randn(Q, U * V)]).view(B, Q, U, V)
+    partner, match = correspondences(f)
+    assert partner[:2].tolist() == [1, 0]
+    assert match[0].tolist() == list(reversed(range(U * V)))
+    valid = torch.ones(B, U, V, dtype=torch.bool)
+    valid[1].view(-1)[U * V - 1] = False  # the patch that image 0's first patch would match
+    partner, match = correspondences(f, valid)
+    assert match[0, 0].item() != U * V - 1 and (match[0, 1:] == match[0, 1:].new_tensor(range(U * V - 2, -1, -1))).all()
+
+
+def test_correspondence_joint_matches_the_loop_and_rewards_clusters_shared_across_images():
+    torch.manual_seed(1)
+    B, P, U, V = 3, 4, 2, 2
+    L, S = torch.randn(B, P, U, V), torch.randn(B, P, U, V)
+    partner = torch.tensor([2, 0, 1])
+    match = torch.randint(0, U * V, (B, U * V))
+    valid = torch.rand(B, U, V) > 0.3
+    Lf, Sf, vf = L.flatten(2), S.flatten(2), valid.flatten(1)
+    terms = [
+        -F.softplus(-(Lf[b, :, n] @ Sf[partner[b], :, match[b, n]]))
+        for b in range(B)
+        for n in range(U * V)
+        if vf[b, n] and vf[partner[b], match[b, n]]
+    ]
+    assert torch.allclose(correspondence_joint(L, S, partner, match, valid), torch.stack(terms).mean(), atol=1e-6)
+    # the mechanism: two images of the same two regions; the term is higher when cluster k is the same region in
+    # both images than when the second image's clusters are swapped (image 0's anchors then meet the other H)
+    H = torch.tensor([[3.0, 0.0], [0.0, 3.0]]).expand(2, 2, 2)  # shared prototypes (P = 2)
+    L2 = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]).view(1, 2, 2, 2).expand(2, 2, 2, 2)
+    p_same = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1]]).view(1, 2, 2, 2).expand(2, 2, 2, 2)
+    p_swap = torch.stack([p_same[0], p_same[1].flip(0)])
+    partner, match = correspondences(L2)
+    same = correspondence_joint(L2, soft_global(p_same, H), partner, match)
+    swap = correspondence_joint(L2, soft_global(p_swap, H), partner, match)
+    assert same > swap + 0.3  # -0.05 vs -0.37: half the anchors go from T = 3 to T = 0
+
+
+def test_correspondence_lever_adds_its_term_and_needs_reference_features():
+    torch.manual_seed(2)
+    L, H = torch.randn(4, 8, 3, 3), torch.randn(4, 3, 8)
+    plain = MIObjective(tau=0.5)(L, H)
+    lever = MIObjective(tau=0.5, correspondence_weight=2.0)(L, H, reference=L)
+    assert torch.allclose(lever["loss"], plain["loss"] - 2.0 * lever["correspondence"])
+    with pytest.raises(ValueError, match="reference"):
+        MIObjective(tau=0.5, correspondence_weight=1.0)(L, H)
