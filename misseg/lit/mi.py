@@ -59,7 +59,7 @@ class MISegModule(SegmentationModule):
         # patches). A registered module, so checkpoints and exact resume carry it.
         self.reference = None
         if getattr(self.objective, "correspondence_weight", 0.0):
-            self.reference = copy.deepcopy(self.model.encoder).requires_grad_(False).eval()
+            self.reference = copy.deepcopy(self.model.encoder).requires_grad_(False)
         self.init_evaluation(K, num_classes, matching)
         # a compiled function, not a compiled module: a module attribute would add keys to the state dict
         self._compiled = torch.compile(self.model.forward) if compile else None
@@ -93,7 +93,7 @@ class MISegModule(SegmentationModule):
             second = (*self.features(x2), flipped)
         reference = None
         if self.reference is not None:
-            self.reference.eval()  # Lightning sets every submodule to train mode each epoch; this one stays frozen
+            self.reference.eval()  # here, not at init: Lightning warns of eval-mode modules, sets train mode per epoch
             with torch.no_grad():
                 reference = self.reference(self.model.inputs(x))
         out = objective(L, H, self.valid_pixels(batch), second, reference)
