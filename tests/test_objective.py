@@ -232,3 +232,13 @@ def test_correspondence_lever_adds_its_term_and_needs_reference_features():
     assert torch.allclose(lever["loss"], plain["loss"] - 2.0 * lever["correspondence"])
     with pytest.raises(ValueError, match="reference"):
         MIObjective(tau=0.5, correspondence_weight=1.0)(L, H)
+    torch.manual_seed(5)
+    random = MIObjective(tau=0.5, correspondence_weight=1.0, correspondence_partner="random")(L, H, reference=L)
+    torch.manual_seed(5)
+    shift = torch.randint(1, 4, (1,))
+    partner, match = correspondences(L, partner=(torch.arange(4) + shift) % 4)
+    assert (partner != torch.arange(4)).all()
+    S = soft_global(soft_assignment(L, H, 0.5), H)
+    assert torch.allclose(random["correspondence"], correspondence_joint(L, S, partner, match))
+    with pytest.raises(ValueError, match="correspondence_partner='x'"):
+        MIObjective(tau=0.5, correspondence_partner="x")

@@ -66,6 +66,7 @@ BAD_CONFIGS = [
     (["model.objective.views=3"], ["model.objective.views=3", "1, 2"]),
     (["model.heads.bottleneck=0"], ["model.heads.bottleneck=0", ">= 1"]),
     (["model.objective.correspondence_weight=-1"], ["model.objective.correspondence_weight=-1.0", ">= 0"]),
+    (["model.objective.correspondence_partner=far"], ["model.objective.correspondence_partner='far'", "nearest"]),
     (["model.encoder_width=32"], ["model.encoder_width was renamed", "model.encoder.width"]),
     (["model.backbone=timm:resnet18"], ["model.backbone was renamed", "model/encoder=timm"]),
     (["model=iic", "model.heads.width=2"], ["model.heads.width"]),  # IIC has no heads F_k: refused, not ignored

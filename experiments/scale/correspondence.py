@@ -5,13 +5,16 @@ feature source)
 
 The correspondence lever (model.objective.correspondence_weight, objectives/mi.py `correspondences`) can only
 pull clusters towards the classes if its correspondences join same-class patches more often than chance. This
-measures that for three feature sources: the trained L, L of the same architecture at random init (what the lever
-reads, a frozen copy made before training), and the RGB mean of each patch. For each image of a seeded batch of 16
-(64 px centre crops) the partner is the closest other image, each patch is matched to its closest patch there, and
-`precision` is the fraction of matches whose patch labels (majority label, patches >= half ignore left out) agree.
-`chance` is the same fraction for a uniformly random valid patch of the same partner. `clusters agree` is how
-often the trained model's own cluster (argmax p') is the same at both ends of a match: a source that MI's clusters
-already follow gives the lever nothing new to say. Labels are used for this evaluation only.
+measures that for these feature sources: the trained L; L of the same architecture at another random init; the
+RGB mean of each patch; and, for a checkpoint trained with the lever, its `reference` (the frozen copy of its
+initial encoder that the lever reads). For each image of a seeded batch of 16 (64 px centre crops) the partner is
+the closest other image ("random partner" rows: a random other image), each patch is matched to its closest patch
+there, and `precision` is the fraction of matches whose patch labels (majority label; patches at least half
+ignore are left out) agree. `chance` is the same fraction for a uniformly random valid patch of the same partner.
+`clusters agree` is how often the trained model's own cluster (argmax p') is the same at both ends of a match: a
+source that MI's clusters already follow gives the lever nothing new to say. `within 1 patch`: matches at most one
+patch away from the anchor's own position (near-duplicate partners, e.g. the next video frame). Labels are used
+for this evaluation only.
 """
 
 from __future__ import annotations
@@ -34,9 +37,13 @@ def patch_labels(masks: torch.Tensor, size: tuple[int, int], num_classes: int) -
     return share[:, :num_classes].argmax(1), share[:, num_classes] < 0.5
 
 
-def score(features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, clusters: torch.Tensor) -> dict:
+def score(
+    features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, clusters: torch.Tensor, partner=None
+) -> dict:
     B, _, U, V = features.shape
-    partner, match = correspondences(features, valid.view(B, U, V))
+    partner, match = correspondences(features, valid.view(B, U, V), partner)
+    own = torch.arange(U * V)[None]
+    near = ((match // V - own // V).abs() <= 1) & ((match % V - own % V).abs() <= 1)
     lab_c, val_c, clu_c = labels[partner], valid[partner], clusters[partner]
     ok = valid & val_c.gather(1, match)
     same = (labels == lab_c.gather(1, match)) & ok
@@ -49,6 +56,7 @@ def score(features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor, clu
         "precision": same.sum().item() / n.item(),
         "chance": (chance * valid).sum().item() / valid.sum().clamp_min(1).item(),
         "clusters agree": agree.sum().item() / n.item(),
+        "within 1 patch": (near & ok).sum().item() / n.item(),
     }
 
 
@@ -57,13 +65,14 @@ def main() -> None:
     root, ckpts = sys.argv[1], sys.argv[2:]
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
-    keys = ("precision", "chance", "clusters agree")
+    keys = ("precision", "chance", "clusters agree", "within 1 patch")
     print("| checkpoint | features | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 2) + "|")
     for ckpt in ckpts:
         trained, random = load_module(ckpt), load_module(ckpt, random_init=True)
         net, net0 = trained.model, random.model
-        rows: dict[str, list[dict]] = {"trained L": [], "random-init L": [], "RGB": []}
+        rows: dict[str, list[dict]] = {}
+        g = torch.Generator().manual_seed(0)
         for x, masks in seeded_batches(data.val_set):
             with torch.no_grad():
                 L, H = net(x)
@@ -71,8 +80,14 @@ def main() -> None:
             size = tuple(L.shape[-2:])
             labels, valid = patch_labels(masks, size, trained.hparams.num_classes)
             clusters = soft_assignment(L, H, net.tau).argmax(1).flatten(1)
-            for name, f in (("trained L", L), ("random-init L", L0), ("RGB", F.adaptive_avg_pool2d(x, size))):
-                rows[name].append(score(f, labels, valid, clusters))
+            sources = [("trained L", L), ("random-init L", L0), ("RGB", F.adaptive_avg_pool2d(x, size))]
+            if trained.reference is not None:  # the correspondence lever's own frozen initial encoder
+                with torch.no_grad():
+                    sources.append(("reference", trained.reference(net.inputs(x))))
+            random_partner = (torch.arange(len(x)) + torch.randint(1, len(x), (1,), generator=g)) % len(x)
+            for name, f in sources:
+                rows.setdefault(name, []).append(score(f, labels, valid, clusters))
+                rows.setdefault(f"{name}, random partner", []).append(score(f, labels, valid, clusters, random_partner))
         for name, rs in rows.items():
             mean = {k: sum(r[k] for r in rs) / len(rs) for k in keys}
             print(f"| {ckpt} | {name} | " + " | ".join(f"{mean[k]:.3f}" for k in keys) + " |", flush=True)

@@ -2,4 +2,5 @@
 checks (runs/validation.py) can name them without importing the loss code."""
 
 NEGATIVES = ("local", "global")  # this process's batch | gathered from all DDP ranks
+CORRESPONDENCE_PARTNERS = ("nearest", "random")  # the correspondence lever's other image (objectives/mi.py)
 NEGATIVE_POSITIONS = ("same", "shuffled")  # the thesis's E_marginal | a lever (objectives/mi.py, jsd_bound)

@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from misseg.objectives import NEGATIVE_POSITIONS, NEGATIVES
+from misseg.objectives import CORRESPONDENCE_PARTNERS, NEGATIVE_POSITIONS, NEGATIVES
 from misseg.objectives.views import unflip
 
 # The contractions below are written as torch.bmm on BLAS-friendly layouts rather than einsum: on CPU,
@@ -112,19 +112,23 @@ def jsd_bound(
 
 
 @torch.no_grad()
-def correspondences(features: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def correspondences(
+    features: torch.Tensor, valid: torch.Tensor | None = None, partner: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest neighbours across images (STEGO's feature correspondences, in their simplest form).
 
     features (B, Q, U, V): the features the correspondences are read from. Each image b gets a partner c(b): the other
     image of the batch whose mean-pooled feature is closest in cosine; each position ij of b gets m(ij): the valid
     position of c(b) whose feature is closest in cosine.  -> partner (B,), match (B, U*V) flat indices into c(b).
+    partner: (B,) the partners to use instead (e.g. a random other image).
     """
     B, Q, U, V = features.shape
     f = F.normalize(features.flatten(2).float(), dim=1)  # (B, Q, UV)
-    g = F.normalize(f.mean(2), dim=1)  # (B, Q)
-    image_sim = g @ g.T
-    image_sim.fill_diagonal_(float("-inf"))
-    partner = image_sim.argmax(1)
+    if partner is None:
+        g = F.normalize(f.mean(2), dim=1)  # (B, Q)
+        image_sim = g @ g.T
+        image_sim.fill_diagonal_(float("-inf"))
+        partner = image_sim.argmax(1)
     sim = torch.bmm(f.transpose(1, 2), f[partner])  # (B, UV anchor, UV partner)
     if valid is not None:
         sim.masked_fill_(~valid.flatten(1)[partner][:, None, :], float("-inf"))
@@ -240,7 +244,9 @@ class MIObjective(nn.Module):
     negative_positions: "same" (the thesis) or "shuffled" (`jsd_bound`).
     correspondence_weight: subtract w * `correspondence_joint` (positives at the corresponding position of another
     image) from the loss; forward's `reference` gives the features the correspondences are read from (the method
-    passes a frozen copy of the encoder at its initial weights).
+    passes a frozen copy of the encoder at its initial weights). correspondence_partner: the other image is the
+    closest one of the batch ("nearest") or a random one ("random": in a video, the closest image is the next
+    frame, whose matches are mostly the same position and add little to eq. 4.12's own positives).
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
     views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
     jitter of that strength + a random flip, and passes it as forward's `second`).
@@ -259,10 +265,13 @@ class MIObjective(nn.Module):
         view_hue: float = 0.1,
         negative_positions: str = "same",
         correspondence_weight: float = 0.0,
+        correspondence_partner: str = "nearest",
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
         check_option("negative_positions", negative_positions, NEGATIVE_POSITIONS)
+        check_option("correspondence_partner", correspondence_partner, CORRESPONDENCE_PARTNERS)
+        self.correspondence_partner = correspondence_partner
         self.negative_positions = negative_positions
         self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
@@ -304,7 +313,11 @@ class MIObjective(nn.Module):
         if self.correspondence_weight:
             if reference is None:
                 raise ValueError("correspondence_weight > 0 needs the reference features (forward's `reference`)")
-            partner, match = correspondences(reference, valid)
+            partner = None
+            if self.correspondence_partner == "random":  # a random cyclic shift: every image gets another one
+                B = L.shape[0]
+                partner = (torch.arange(B, device=L.device) + torch.randint(1, max(B, 2), (1,), device=L.device)) % B
+            partner, match = correspondences(reference, valid, partner)
             out["correspondence"] = correspondence_joint(L, S, partner, match, valid)
             out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
         if self.in_image_weight:

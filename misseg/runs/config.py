@@ -98,6 +98,7 @@ class MIObjectiveConf:
     view_hue: float = MISSING
     negative_positions: str = MISSING
     correspondence_weight: float = MISSING
+    correspondence_partner: str = MISSING
 
 
 @dataclass

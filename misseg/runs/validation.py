@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_diagnostics
 from misseg.metrics import MATCHINGS
-from misseg.objectives import NEGATIVE_POSITIONS, NEGATIVES
+from misseg.objectives import CORRESPONDENCE_PARTNERS, NEGATIVE_POSITIONS, NEGATIVES
 from misseg.runs.errors import ConfigError, UserError
 
 SPLITS = ("transductive", "holdout", "lists")
@@ -110,6 +110,10 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
     ):
         w = objective.correspondence_weight
         raise ConfigError(f"{prefix}.objective.correspondence_weight={w!r}: must be a number >= 0 (0 = off)")
+    if "correspondence_partner" in objective:
+        check_choice(
+            f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
+        )
     if "T" in objective:
         check_int(f"{prefix}.objective.T", objective.T, 0, " (displacement half-width)")
     if model.get("K_over") is not None:
