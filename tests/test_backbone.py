@@ -97,3 +97,21 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
         f"hydra.run.dir={tmp_path}/run2",
     )
     assert r.returncode != 0 and "absent.pth" in r.stderr and "put the file at" in r.stderr
+
+
+def test_the_correspondence_lever_reads_a_pretrained_encoder_when_one_is_loaded(tmp_path):
+    """STEGO's setting: with model.encoder.weights, the frozen reference starts from those weights, not random."""
+    source = TimmBackbone("resnet18", P=8, d=8)
+    torch.save(source.body.state_dict(), tmp_path / "r18.pth")
+    m = tiny_module(
+        "mi",
+        "K=2",
+        "model/encoder=timm",
+        "d=8",
+        f"encoder.weights={tmp_path}/r18.pth",
+        "objective.correspondence_weight=1",
+    )
+    m.setup("fit")
+    loaded = source.body.state_dict()
+    assert all(torch.equal(v, m.reference.body.state_dict()[k]) for k, v in loaded.items())
+    assert all(torch.equal(v, m.model.encoder.state_dict()[k]) for k, v in m.reference.state_dict().items())
