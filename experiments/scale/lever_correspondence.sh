@@ -5,12 +5,19 @@
 # other image of the batch, read from a frozen copy of the encoder at its initial weights (STEGO's correspondences,
 # with a random-init backbone: correspondence.py measures that they join same-class patches 0.66 vs 0.52 by chance
 # on ccp_persons, 0.72 vs 0.24 on CamVid, 0.63 vs 0.62 on COCO-Persons). Paper-faithful objective otherwise;
-# lever_positions.sh's budget and seeds.
+# lever_positions.sh's budget and seeds; then Human-Seg and COCO-Stuff-15 (things ignored in the loss, as
+# diagnose_small.sh), and the CRF rows.
 # Usage: bash experiments/scale/lever_correspondence.sh   (two runs at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-train() { lever "$@" mi_corr model.objective.correspondence_weight=1; }  # train SET K SEED
+train() { lever "$1" "$2" "$3" mi_corr model.objective.correspondence_weight=1 "${@:4}"; }  # train SET K SEED [ARGS]
+eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
+crf() {  # crf SET SEED: the CRF row of the lever's run
+  local d="$RUNS/small/$1/seed$2/mi_corr"
+  SEED=$2 run "$d/diag/step00450_crf/$1" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+    $(SEED=$2 data "$1") $eval_args crf=true
+}
 for seed in 0 1 2; do
   train ccp_persons 2 $seed &
   train camvid 11 $seed
@@ -20,3 +27,14 @@ train coco_persons 2 0 &
 train coco_persons 2 1
 wait
 train coco_persons 2 2
+for seed in 0 1 2; do
+  train human_seg 2 $seed &
+  train coco_stuff15 15 $seed model.ignore_in_loss=true
+  wait
+done
+for set in ccp_persons camvid coco_persons; do
+  crf $set 0 &
+  crf $set 1
+  wait
+  crf $set 2
+done

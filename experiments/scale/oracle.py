@@ -10,7 +10,11 @@ partition to the classes, and more steps or data cannot be expected to move it t
 measured the same way at the end: eval mode, the set's 64 px centre crops in a seeded random order, batches of 16
 (experiments/scale/shortcut.py), with each run's own p' (learned: the model's; oracle: the labels).
 
-Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json   (one thread; plain torch loop)
+With `--correspondence W` both runs train on the correspondence lever's objective instead (the bound plus
+W * objectives.mi.correspondence_joint, correspondences read from a frozen copy of the initial encoder, nearest
+partner image), and the comparison is made on that objective: does the lever make the classes the better optimum?
+
+Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json [--correspondence W]   (one thread)
        python experiments/scale/oracle.py --table OUT_DIR                   (markdown table of the *.json there)
 Budget as experiments/scale/common.sh: random 64 px crops + flip + colour jitter of the folder datamodule,
 batch 16, P = 256, encoder width 32, Adam lr 1e-3.
@@ -18,6 +22,7 @@ batch 16, P = 256, encoder width 32, Adam lr 1e-3.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
@@ -27,7 +32,14 @@ import torch.nn.functional as F
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import build_module, compose_model
-from misseg.objectives.mi import jsd_bound, pool_valid, soft_assignment, soft_global
+from misseg.objectives.mi import (
+    correspondence_joint,
+    correspondences,
+    jsd_bound,
+    pool_valid,
+    soft_assignment,
+    soft_global,
+)
 
 
 def class_fractions(mask: torch.Tensor, K: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,27 +51,35 @@ def class_fractions(mask: torch.Tensor, K: int, size: tuple[int, int]) -> tuple[
     return shares / shares.sum(1, keepdim=True).clamp_min(1e-6), valid
 
 
-def bound(net, x: torch.Tensor, mask: torch.Tensor, oracle: bool) -> torch.Tensor:
+def bound(net, x: torch.Tensor, mask: torch.Tensor, oracle: bool, reference=None, w: float = 0.0) -> torch.Tensor:
+    """The objective maximised: eq. 4.12's bound, plus w * the correspondence term when reference is given."""
     L, H = net(x)
     if oracle:
         p, valid = class_fractions(mask, H.shape[1], tuple(L.shape[-2:]))
     else:
         p, valid = soft_assignment(L, H, net.tau), None
-    return jsd_bound(L, soft_global(p, H), valid)["mi"]
+    S = soft_global(p, H)
+    value = jsd_bound(L, S, valid)["mi"]
+    if reference is not None:
+        with torch.no_grad():
+            partner, match = correspondences(reference(net.inputs(x)), valid)
+        value = value + w * correspondence_joint(L, S, partner, match, valid)
+    return value
 
 
-def train(root: str, K: int, steps: int, seed: int, oracle: bool) -> dict:
+def train(root: str, K: int, steps: int, seed: int, oracle: bool, w: float = 0.0) -> dict:
     torch.manual_seed(seed)
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0, seed=seed)
     data.setup()
     module = build_module(compose_model("mi", ["P=256", "encoder.width=32", f"K={K}"]), data.num_classes)
     net = module.model
+    reference = copy.deepcopy(net.encoder).requires_grad_(False).eval() if w else None
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     step, curve = 0, []
     while step < steps:
         for batch in data.train_dataloader():
             batch = data.on_after_batch_transfer(batch, 0)
-            loss = -bound(net, batch["image"], batch["mask"], oracle)
+            loss = -bound(net, batch["image"], batch["mask"], oracle, reference, w)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -72,7 +92,7 @@ def train(root: str, K: int, steps: int, seed: int, oracle: bool) -> dict:
     values = []
     with torch.no_grad():
         for x, mask in seeded_batches(data.val_set):
-            values.append(float(bound(net, x, mask.long(), oracle)))
+            values.append(float(bound(net, x, mask.long(), oracle, reference, w)))
     return {"eval_bound": sum(values) / len(values), "train_curve": curve}
 
 
@@ -84,16 +104,20 @@ def table(folder: str) -> None:
     rows = defaultdict(list)
     for f in sorted(Path(folder).glob("*.json")):
         r = json.loads(f.read_text())
-        rows[Path(r["data"]).name].append((r["seed"], r["learned"]["eval_bound"], r["oracle"]["eval_bound"]))
+        rows[(Path(r["data"]).name, r.get("correspondence", 0.0))].append(
+            (r["seed"], r["learned"]["eval_bound"], r["oracle"]["eval_bound"])
+        )
     head = (
-        "| set | seeds | bound, learned p' | bound, p' = the classes | learned - classes | per seed (learned / classes)"
+        "| set | correspondence weight | seeds | objective, learned p' | objective, p' = the classes "
+        "| learned - classes "
+        "| per seed (learned / classes)"
     )
     print(head + " |")
-    print("|---|---|---|---|---|---|")
-    for name, rs in rows.items():
+    print("|---|---|---|---|---|---|---|")
+    for (name, w), rs in rows.items():
         learned, oracle = (sum(r[i] for r in rs) / len(rs) for i in (1, 2))
         seeds = ", ".join(f"{a:.3f} / {b:.3f}" for _, a, b in sorted(rs))
-        print(f"| {name} | {len(rs)} | {learned:.3f} | {oracle:.3f} | {learned - oracle:+.3f} | {seeds} |")
+        print(f"| {name} | {w:g} | {len(rs)} | {learned:.3f} | {oracle:.3f} | {learned - oracle:+.3f} | {seeds} |")
 
 
 def main() -> None:
@@ -101,11 +125,12 @@ def main() -> None:
         return table(sys.argv[2])
     torch.set_num_threads(1)
     root, K, steps, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    result = {"data": root, "K": K, "steps": steps, "seed": seed}
+    w = float(sys.argv[7]) if sys.argv[6:7] == ["--correspondence"] else 0.0
+    result = {"data": root, "K": K, "steps": steps, "seed": seed, "correspondence": w}
     for name in ("learned", "oracle"):
-        result[name] = train(root, K, steps, seed, name == "oracle")
+        result[name] = train(root, K, steps, seed, name == "oracle", w)
         print(
-            name, f"eval bound {result[name]['eval_bound']:.3f}", "train:", result[name]["train_curve"][-3:], flush=True
+            name, f"eval objective {result[name]['eval_bound']:.3f}", "train:", result[name]["train_curve"][-3:], flush=True
         )
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
