@@ -2,6 +2,7 @@
 random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std over the seeds found.
 
 Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled] [--agreement]
+       [--study small1500]   (RUNS_DIR's subfolder: small = the 450-step runs, small1500 = the 1,500-step ones)
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def agreement(runs: str, sets: list[str], names: list[str]) -> None:
+def agreement(runs: str, sets: list[str], names: list[str], study: str = "small") -> None:
     """Mean over the seeds of each run's agreement.md (experiments/scale/agreement.py)."""
     cols = (
         "NMI(clusters, classes)",
@@ -52,7 +53,7 @@ def agreement(runs: str, sets: list[str], names: list[str]) -> None:
     for s in sets:
         for name in names:
             found = []
-            for f in sorted((Path(runs) / "small" / s).glob(f"seed*/{name}/agreement.md")):
+            for f in sorted((Path(runs) / study / s).glob(f"seed*/{name}/agreement.md")):
                 lines = f.read_text().splitlines()
                 rows = [x for x in lines if x.startswith("| /")]
                 if rows:  # agreement.py's header names the cells of its row
@@ -68,9 +69,10 @@ def main() -> None:
     ap.add_argument("sets", nargs="+")
     ap.add_argument("--names", default="mi,mi_shuffled")
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
+    ap.add_argument("--study", default="small", help="RUNS_DIR's subfolder (small, small1500)")
     args = ap.parse_args()
     if args.agreement:
-        return agreement(args.runs, args.sets, args.names.split(","))
+        return agreement(args.runs, args.sets, args.names.split(","), args.study)
     print(
         "| set | run | seeds | clusters (all images) | clusters + CRF (all images) | clusters (probe's test half) "
         "| K-means on L | linear probe "
@@ -80,14 +82,14 @@ def main() -> None:
     for s in args.sets:
         for name in args.names.split(","):
             rows = []
-            for seed_dir in sorted((Path(args.runs) / "small" / s).glob("seed*")):
+            for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
                 run = seed_dir / name
                 diag = sorted(
                     f for f in (run / "diag").glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name
                 )
                 if not (run / "metrics.json").is_file() or not diag:
                     continue
-                crf_file = run / "diag" / "step00450_crf" / s / "metrics.json"
+                crf_file = diag[-1].parent.parent.with_name(diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
                 crf = json.loads(crf_file.read_text())["miou"] if crf_file.is_file() else None
                 rows.append(
                     (

@@ -130,7 +130,11 @@ def main() -> None:
     for name in ("learned", "oracle"):
         result[name] = train(root, K, steps, seed, name == "oracle", w)
         print(
-            name, f"eval objective {result[name]['eval_bound']:.3f}", "train:", result[name]["train_curve"][-3:], flush=True
+            name,
+            f"eval objective {result[name]['eval_bound']:.3f}",
+            "train:",
+            result[name]["train_curve"][-3:],
+            flush=True,
         )
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
