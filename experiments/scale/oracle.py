@@ -14,17 +14,23 @@ With `--correspondence W` both runs train on the correspondence lever's objectiv
 W * objectives.mi.correspondence_joint, correspondences read from a frozen copy of the initial encoder, nearest
 partner image), and the comparison is made on that objective: does the lever make the classes the better optimum?
 
-Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json [--correspondence W]   (one thread)
+Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json [--correspondence W]
+           [--setting small|paper] [--device cuda] [--max-seconds S]
        python experiments/scale/oracle.py --table OUT_DIR                   (markdown table of the *.json there)
-Budget as experiments/scale/common.sh: random 64 px crops + flip + colour jitter of the folder datamodule,
-batch 16, P = 256, encoder width 32, Adam lr 1e-3.
+--setting small (default; one thread): experiments/scale/common.sh's budget, random 64 px crops + flip + colour
+jitter of the folder datamodule, batch 16, P = 256, encoder width 32, Adam lr 1e-3. --setting paper: the thesis's
+128 px crops, batch 64, P = 2048 (the thesis encoder's default width), Adam lr 1e-4 (for a GPU: gpu_thesis.sh).
+--max-seconds: each of the two runs stops at this wall time if STEPS is not reached first (the steps done are
+recorded).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -67,18 +73,37 @@ def bound(net, x: torch.Tensor, mask: torch.Tensor, oracle: bool, reference=None
     return value
 
 
-def train(root: str, K: int, steps: int, seed: int, oracle: bool, w: float = 0.0) -> dict:
+SETTINGS = {
+    "small": {"image_size": 64, "batch_size": 16, "model": ["P=256", "encoder.width=32"], "lr": 1e-3, "workers": 0},
+    "paper": {"image_size": 128, "batch_size": 64, "model": [], "lr": 1e-4, "workers": 6},
+}
+
+
+def train(
+    root: str,
+    K: int,
+    steps: int,
+    seed: int,
+    oracle: bool,
+    w: float = 0.0,
+    setting: str = "small",
+    device: str = "cpu",
+    max_seconds: float | None = None,
+) -> dict:
+    cfg = SETTINGS[setting]
     torch.manual_seed(seed)
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0, seed=seed)
+    data = FolderDataModule(
+        root=root, image_size=cfg["image_size"], batch_size=cfg["batch_size"], num_workers=cfg["workers"], seed=seed
+    )
     data.setup()
-    module = build_module(compose_model("mi", ["P=256", "encoder.width=32", f"K={K}"]), data.num_classes)
-    net = module.model
+    module = build_module(compose_model("mi", [*cfg["model"], f"K={K}"]), data.num_classes)
+    net = module.model.to(device)
     reference = copy.deepcopy(net.encoder).requires_grad_(False).eval() if w else None
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    step, curve = 0, []
+    opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
+    step, curve, start = 0, [], time.monotonic()
     while step < steps:
         for batch in data.train_dataloader():
-            batch = data.on_after_batch_transfer(batch, 0)
+            batch = data.on_after_batch_transfer({k: v.to(device) for k, v in batch.items()}, 0)
             loss = -bound(net, batch["image"], batch["mask"], oracle, reference, w)
             opt.zero_grad()
             loss.backward()
@@ -86,14 +111,16 @@ def train(root: str, K: int, steps: int, seed: int, oracle: bool, w: float = 0.0
             step += 1
             if step % 50 == 0:
                 curve.append((step, -float(loss.detach())))
-            if step == steps:
+            if step == steps or (max_seconds and time.monotonic() - start > max_seconds):
+                steps = step
                 break
+    seconds = time.monotonic() - start
     net.eval()
     values = []
     with torch.no_grad():
-        for x, mask in seeded_batches(data.val_set):
-            values.append(float(bound(net, x, mask.long(), oracle, reference, w)))
-    return {"eval_bound": sum(values) / len(values), "train_curve": curve}
+        for x, mask in seeded_batches(data.val_set, cfg["batch_size"]):
+            values.append(float(bound(net, x.to(device), mask.long().to(device), oracle, reference, w)))
+    return {"eval_bound": sum(values) / len(values), "train_curve": curve, "steps": steps, "train_seconds": seconds}
 
 
 def table(folder: str) -> None:
@@ -121,14 +148,27 @@ def table(folder: str) -> None:
 
 
 def main() -> None:
-    if sys.argv[1] == "--table":
+    if sys.argv[1:2] == ["--table"]:
         return table(sys.argv[2])
-    torch.set_num_threads(1)
-    root, K, steps, seed, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    w = float(sys.argv[7]) if sys.argv[6:7] == ["--correspondence"] else 0.0
-    result = {"data": root, "K": K, "steps": steps, "seed": seed, "correspondence": w}
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data")
+    ap.add_argument("K", type=int)
+    ap.add_argument("steps", type=int)
+    ap.add_argument("seed", type=int)
+    ap.add_argument("out")
+    ap.add_argument("--correspondence", type=float, default=0.0, metavar="W")
+    ap.add_argument("--setting", choices=sorted(SETTINGS), default="small")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--max-seconds", type=float, default=None)
+    a = ap.parse_args()
+    if a.device == "cpu":
+        torch.set_num_threads(1)
+    result = {"data": a.data, "K": a.K, "steps": a.steps, "seed": a.seed, "correspondence": a.correspondence}
+    result["setting"] = a.setting
     for name in ("learned", "oracle"):
-        result[name] = train(root, K, steps, seed, name == "oracle", w)
+        result[name] = train(
+            a.data, a.K, a.steps, a.seed, name == "oracle", a.correspondence, a.setting, a.device, a.max_seconds
+        )
         print(
             name,
             f"eval objective {result[name]['eval_bound']:.3f}",
@@ -136,7 +176,7 @@ def main() -> None:
             result[name]["train_curve"][-3:],
             flush=True,
         )
-    with open(out, "w") as f:
+    with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
 
 
