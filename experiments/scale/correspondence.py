@@ -5,7 +5,7 @@ feature source)
 
 The correspondence lever (model.objective.correspondence_weight, objectives/mi.py `correspondences`) can only
 pull clusters towards the classes if its correspondences join same-class patches more often than chance. This
-measures that for these feature sources: the trained L; L of the same architecture at another random init; the
+measures that for these feature sources: the trained L; L of the same architecture at a random init (seed 0); the
 RGB mean of each patch; and, for a checkpoint trained with the lever, its `reference` (the frozen copy of its
 initial encoder that the lever reads). For each image of a seeded batch of 16 (64 px centre crops) the partner is
 the closest other image ("random partner" rows: a random other image), each patch is matched to its closest patch
@@ -69,7 +69,9 @@ def main() -> None:
     print("| checkpoint | features | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 2) + "|")
     for ckpt in ckpts:
-        trained, random = load_module(ckpt), load_module(ckpt, random_init=True)
+        trained = load_module(ckpt)
+        torch.manual_seed(0)  # the random-init reference: the same draw on every call
+        random = load_module(ckpt, random_init=True)
         net, net0 = trained.model, random.model
         rows: dict[str, list[dict]] = {}
         g = torch.Generator().manual_seed(0)

@@ -3,8 +3,8 @@
 # the network computes confidently, so nothing asks cluster k to mean the same thing in every image.
 # model.objective.correspondence_weight=1 adds positives between each patch and its nearest patch in the closest
 # other image of the batch, read from a frozen copy of the encoder at its initial weights (STEGO's correspondences,
-# with a random-init backbone: correspondence.py measures that they join same-class patches 0.66 vs 0.52 by chance
-# on ccp_persons, 0.72 vs 0.24 on CamVid, 0.63 vs 0.62 on COCO-Persons). Paper-faithful objective otherwise;
+# with a random-init backbone: correspondence.py measures that they join same-class patches 0.67 vs 0.52 by chance
+# on ccp_persons, 0.70 vs 0.24 on CamVid, 0.63 vs 0.62 on COCO-Persons). Paper-faithful objective otherwise;
 # lever_positions.sh's budget and seeds; then Human-Seg and COCO-Stuff-15 (things ignored in the loss, as
 # diagnose_small.sh), and the CRF rows.
 # Usage: bash experiments/scale/lever_correspondence.sh   (two runs at a time, one thread each)
