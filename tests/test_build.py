@@ -8,8 +8,8 @@ from misseg.lit.build import compose_model, load_module
 from misseg.runs.errors import ConfigError
 
 
-def test_a_checkpoint_carries_its_model_config_and_rebuilds_the_same_module(tmp_path):
-    module = tiny_module("mi", "K=3", "heads.bottleneck=4", "objective.views=2")
+def save_checkpoint(module, path) -> None:
+    """What misseg's training writes that load_module reads: weights, hparams, class and composed model config."""
     torch.save(
         {
             "state_dict": module.state_dict(),
@@ -17,8 +17,13 @@ def test_a_checkpoint_carries_its_model_config_and_rebuilds_the_same_module(tmp_
             "misseg_class": "misseg.lit.mi.MISegModule",
             "misseg_model": module.model_config,
         },
-        tmp_path / "m.ckpt",
+        path,
     )
+
+
+def test_a_checkpoint_carries_its_model_config_and_rebuilds_the_same_module(tmp_path):
+    module = tiny_module("mi", "K=3", "heads.bottleneck=4", "objective.views=2")
+    save_checkpoint(module, tmp_path / "m.ckpt")
     loaded = load_module(tmp_path / "m.ckpt")
     assert loaded.model_config == module.model_config and loaded.objective.views == 2
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in module.state_dict().items())
@@ -67,15 +72,7 @@ def test_the_correspondence_lever_keeps_a_frozen_copy_of_the_initial_encoder_tha
     assert not module.reference.training  # Lightning's train() does not unfreeze it
     assert all(torch.equal(v, module.reference.state_dict()[k]) for k, v in start.items())
     assert not all(torch.equal(v, module.model.encoder.state_dict()[k]) for k, v in start.items())
-    torch.save(
-        {
-            "state_dict": module.state_dict(),
-            "hyper_parameters": dict(module.hparams),
-            "misseg_class": "misseg.lit.mi.MISegModule",
-            "misseg_model": module.model_config,
-        },
-        tmp_path / "m.ckpt",
-    )
+    save_checkpoint(module, tmp_path / "m.ckpt")
     loaded = load_module(tmp_path / "m.ckpt")
     assert all(torch.equal(v, loaded.reference.state_dict()[k]) for k, v in start.items())
     assert tiny_module("mi", "K=3").reference is None  # off by default: checkpoints keep their keys
