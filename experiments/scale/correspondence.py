@@ -19,7 +19,7 @@ for this evaluation only.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import torch
 from torch.nn import functional as F
@@ -62,7 +62,11 @@ def score(
 
 def main() -> None:
     torch.set_num_threads(1)
-    root, ckpts = sys.argv[1], sys.argv[2:]
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", help="a folder set (make_data.py)")
+    ap.add_argument("ckpts", nargs="+", help="MI checkpoints")
+    args = ap.parse_args()
+    root, ckpts = args.data, args.ckpts
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
     keys = ("precision", "chance", "clusters agree", "within 1 patch")
