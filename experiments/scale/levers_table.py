@@ -3,6 +3,7 @@ random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std
 
 Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled] [--agreement]
        [--study small1500]   (RUNS_DIR's subfolder: small = the 450-step runs, small1500 = the 1,500-step ones)
+       [--seeds 0,1,2]       (the seeds averaged; default 0-2, the study's three)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def agreement(runs: str, sets: list[str], names: list[str], study: str = "small") -> None:
+def agreement(runs: str, sets: list[str], names: list[str], study: str = "small", seeds=("0", "1", "2")) -> None:
     """Mean over the seeds of each run's agreement.md (experiments/scale/agreement.py)."""
     cols = (
         "NMI(clusters, classes)",
@@ -54,6 +55,8 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
         for name in names:
             found = []
             for f in sorted((Path(runs) / study / s).glob(f"seed*/{name}/agreement.md")):
+                if f.parent.parent.name.removeprefix("seed") not in seeds:
+                    continue
                 lines = f.read_text().splitlines()
                 rows = [x for x in lines if x.startswith("| /")]
                 if rows:  # agreement.py's header names the cells of its row
@@ -70,9 +73,11 @@ def main() -> None:
     ap.add_argument("--names", default="mi,mi_shuffled")
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
     ap.add_argument("--study", default="small", help="RUNS_DIR's subfolder (small, small1500)")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds to average")
     args = ap.parse_args()
+    seeds = tuple(args.seeds.split(","))
     if args.agreement:
-        return agreement(args.runs, args.sets, args.names.split(","), args.study)
+        return agreement(args.runs, args.sets, args.names.split(","), args.study, seeds)
     print(
         "| set | run | seeds | clusters (all images) | clusters + CRF (all images) | clusters (probe's test half) "
         "| K-means on L | linear probe "
@@ -83,6 +88,8 @@ def main() -> None:
         for name in args.names.split(","):
             rows = []
             for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
+                if seed_dir.name.removeprefix("seed") not in seeds:
+                    continue
                 run = seed_dir / name
                 diag = sorted(
                     f for f in (run / "diag").glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name
