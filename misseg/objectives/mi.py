@@ -135,6 +135,14 @@ def correspondences(
     return partner, sim.argmax(2)
 
 
+def random_partners(
+    B: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(B,) a random other image for every image of the batch: one random cyclic shift by 1 ... B - 1."""
+    shift = torch.randint(1, max(B, 2), (1,), generator=generator, device=device)
+    return (torch.arange(B, device=device) + shift) % B
+
+
 def correspondence_joint(
     L: torch.Tensor, S: torch.Tensor, partner: torch.Tensor, match: torch.Tensor, valid: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -313,10 +321,8 @@ class MIObjective(nn.Module):
         if self.correspondence_weight:
             if reference is None:
                 raise ValueError("correspondence_weight > 0 needs the reference features (forward's `reference`)")
-            partner = None
-            if self.correspondence_partner == "random":  # a random cyclic shift: every image gets another one
-                B = L.shape[0]
-                partner = (torch.arange(B, device=L.device) + torch.randint(1, max(B, 2), (1,), device=L.device)) % B
+            random = self.correspondence_partner == "random"
+            partner = random_partners(L.shape[0], L.device) if random else None
             partner, match = correspondences(reference, valid, partner)
             out["correspondence"] = correspondence_joint(L, S, partner, match, valid)
             out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
