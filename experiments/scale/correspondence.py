@@ -22,19 +22,19 @@ from __future__ import annotations
 import argparse
 
 import torch
+from oracle import class_fractions  # experiments/scale/oracle.py: the labels pooled to the patch grid
 from torch.nn import functional as F
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
-from misseg.objectives.mi import correspondences, soft_assignment
+from misseg.objectives.mi import correspondences, random_partners, soft_assignment
 
 
 def patch_labels(masks: torch.Tensor, size: tuple[int, int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, H, W) masks (255 = ignore) -> majority label (B, UV) and valid (B, UV): >= half the patch labelled."""
-    onehot = F.one_hot(masks.clamp_max(num_classes), num_classes + 1).permute(0, 3, 1, 2).float()
-    share = F.adaptive_avg_pool2d(onehot, size).flatten(2)  # (B, C + 1, UV)
-    return share[:, :num_classes].argmax(1), share[:, num_classes] < 0.5
+    shares, valid = class_fractions(masks.long(), num_classes, size)
+    return shares.argmax(1).flatten(1), valid.flatten(1)
 
 
 def score(
@@ -90,7 +90,7 @@ def main() -> None:
             if trained.reference is not None:  # the correspondence lever's own frozen initial encoder
                 with torch.no_grad():
                     sources.append(("reference", trained.reference(net.inputs(x))))
-            random_partner = (torch.arange(len(x)) + torch.randint(1, len(x), (1,), generator=g)) % len(x)
+            random_partner = random_partners(len(x), generator=g)
             for name, f in sources:
                 rows.setdefault(name, []).append(score(f, labels, valid, clusters))
                 rows.setdefault(f"{name}, random partner", []).append(score(f, labels, valid, clusters, random_partner))
