@@ -55,6 +55,11 @@ def check_positive(key: str, value: Any, allow_none: bool = False, none_means: s
         raise ConfigError(f"{key}={value!r}: must be a number > 0{alt}")
 
 
+def check_nonnegative(key: str, value: Any, why: str = "") -> None:
+    if not is_number(value) or value < 0:
+        raise ConfigError(f"{key}={value!r}: must be a number >= 0{why}")
+
+
 def check_choice(key: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise ConfigError(f"{key}={value!r}: use one of {', '.join(map(str, choices))}")
@@ -74,9 +79,7 @@ def check_model(model: DictConfig, prefix: str = "model") -> None:
             raise ConfigError(f"{prefix}.d={d!r}: the downsampling factor must be a power of 2 (1, 2, 4, 8, ...)")
     if "lr" in model:
         check_positive(f"{prefix}.lr", model.lr)
-    wd = model.get("weight_decay", 0.0)
-    if not is_number(wd) or wd < 0:
-        raise ConfigError(f"{prefix}.weight_decay={wd!r}: must be a number >= 0")
+    check_nonnegative(f"{prefix}.weight_decay", model.get("weight_decay", 0.0))
     if "matching" in model:
         check_choice(f"{prefix}.matching", model.matching, MATCHINGS)
     check_model_parts(model, prefix)
@@ -105,11 +108,8 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(f"{prefix}.objective.negatives", objective.negatives, NEGATIVES)
     if "negative_positions" in objective:
         check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, NEGATIVE_POSITIONS)
-    if "correspondence_weight" in objective and not (
-        is_number(objective.correspondence_weight) and objective.correspondence_weight >= 0
-    ):
-        w = objective.correspondence_weight
-        raise ConfigError(f"{prefix}.objective.correspondence_weight={w!r}: must be a number >= 0 (0 = off)")
+    if "correspondence_weight" in objective:
+        check_nonnegative(f"{prefix}.objective.correspondence_weight", objective.correspondence_weight, " (0 = off)")
     if "correspondence_partner" in objective:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
