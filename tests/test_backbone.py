@@ -61,9 +61,15 @@ def test_backbone_weights_from_a_local_file(tmp_path):
         tiny_module("mi", "K=2", "encoder.weights=x.pth")
 
 
-def test_backbone_trains_two_steps_on_cpu(tmp_path):
+def saved_resnet18(path):
+    """A timm ResNet-18 body at random init, saved as a plain weights file (what model.encoder.weights reads)."""
     source = TimmBackbone("resnet18", P=8, d=8)
-    torch.save(source.body.state_dict(), tmp_path / "r18.pth")
+    torch.save(source.body.state_dict(), path)
+    return source
+
+
+def test_backbone_trains_two_steps_on_cpu(tmp_path):
+    source = saved_resnet18(tmp_path / "r18.pth")
     r = run_cli(
         "-m",
         "misseg.train",
@@ -101,8 +107,7 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
 
 def test_the_correspondence_lever_reads_a_pretrained_encoder_when_one_is_loaded(tmp_path):
     """STEGO's setting: with model.encoder.weights, the frozen reference starts from those weights, not random."""
-    source = TimmBackbone("resnet18", P=8, d=8)
-    torch.save(source.body.state_dict(), tmp_path / "r18.pth")
+    source = saved_resnet18(tmp_path / "r18.pth")
     m = tiny_module(
         "mi",
         "K=2",
