@@ -28,7 +28,16 @@ export WANDB_MODE=disabled PYTHONPATH=$PWD
 mkdir -p "$OUT"
 t0=$(date +%s)
 python -c "import hydra" 2>/dev/null || python -m pip install -q --no-deps .gpu/wheels/* 2>&1 | tail -1
-python -c "import hydra, torch, pytorch_lightning, misseg" || { echo "gpu_thesis.sh: the environment lacks a dependency (above); add its wheel to .gpu/wheels"; exit 2; }
+command -v python > /dev/null || { echo "gpu_thesis.sh: no python on PATH"; exit 2; }
+missing=$(python -c "
+import importlib
+for m in ('hydra', 'torch', 'pytorch_lightning', 'kornia', 'torchmetrics', 'scipy', 'misseg'):
+    try:
+        importlib.import_module(m)
+    except ImportError as e:
+        print(m, '(' + str(e) + ')'); break
+")
+[ -z "$missing" ] || { echo "gpu_thesis.sh: cannot import $missing: put its wheel in .gpu/wheels"; exit 2; }
 {
   echo "commit: $(git rev-parse HEAD 2>/dev/null || cat .gpu/commit 2>/dev/null || echo unknown)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "device: $ACC"
