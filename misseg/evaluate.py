@@ -20,10 +20,7 @@ from misseg.runs.validation import check_clusters_match_classes, precheck, valid
 def random_init_module(ckpt_path: str | Path, seed: int, **overrides):
     """The checkpoint's architecture with fresh weights seeded by `seed`, its own weights NOT loaded: the
     random-init reference of the probes (evaluate init=random)."""
-    import torch
-
-    torch.manual_seed(seed)
-    return load_module(ckpt_path, random_init=True, **overrides)
+    return load_module(ckpt_path, random_init=True, seed=seed, **overrides)
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -29,6 +29,10 @@ def test_a_checkpoint_carries_its_model_config_and_rebuilds_the_same_module(tmp_
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in module.state_dict().items())
     fresh = load_module(tmp_path / "m.ckpt", random_init=True)
     assert not torch.equal(fresh.model.heads.weight, module.model.heads.weight)
+    torch.rand(3)  # a random init is the seed's draw, whatever the global RNG did in between
+    assert torch.equal(load_module(tmp_path / "m.ckpt", random_init=True).model.heads.weight, fresh.model.heads.weight)
+    other = load_module(tmp_path / "m.ckpt", random_init=True, seed=1)
+    assert not torch.equal(other.model.heads.weight, fresh.model.heads.weight)
 
 
 @pytest.mark.parametrize("method", ["mi", "iic"])

@@ -418,3 +418,25 @@ def test_sigterm_after_training_raises_interrupted_and_restores_the_handler():
             time.sleep(1)  # the handler runs between bytecodes; never reached
             pytest.fail("SIGTERM did not interrupt the block")
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    "module,argv,names",
+    [
+        ("misseg.data.prepare", [], "required: set"),
+        ("misseg.data.prepare", ["coco-stuff15", "--out", "x"], "--coco-root"),
+        ("misseg.bench", ["--device", "tpu"], "--device: invalid choice: 'tpu'"),
+        ("misseg.bench", ["--threads", "two"], "--threads: invalid int value: 'two'"),
+    ],
+)
+def test_argparse_clis_answer_a_bad_argument_in_one_line(module, argv, names, capsys):
+    """The non-Hydra CLIs (and the experiment scripts) use runs.errors.OneLineArgumentParser: one line naming
+    the argument and where the help is, exit 2, not argparse's multi-line usage block."""
+    import importlib
+
+    main = importlib.import_module(module if module != "misseg.bench" else "misseg.bench.__main__").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert names in err and f"(see python -m {module}" in err and "--help)" in err

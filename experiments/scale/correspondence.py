@@ -74,8 +74,7 @@ def main() -> None:
     print("|---" * (len(keys) + 2) + "|")
     for ckpt in ckpts:
         trained = load_module(ckpt)
-        torch.manual_seed(0)  # the random-init reference: the same draw on every call
-        random = load_module(ckpt, random_init=True)
+        random = load_module(ckpt, random_init=True, seed=0)  # the random-init reference: the same draw every call
         net, net0 = trained.model, random.model
         rows: dict[str, list[dict]] = {}
         g = torch.Generator().manual_seed(0)

@@ -8,7 +8,6 @@ paper setting is timed with a reduced batch and few rounds (the tables say exact
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ from misseg.bench.train_step import (
     separated,
     spread,
 )
+from misseg.runs.errors import OneLineArgumentParser
 
 TARGETS = {"train": 3.0, "metric": 5.0, "data": 10.0}
 TITLES = {"train": "Train step", "objective": "Objective", "scaling": "Scaling", "metric": "Metric",
@@ -235,7 +235,7 @@ def section_data(p: dict, device: torch.device, root: Path) -> tuple[dict, str]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m misseg.bench", description=__doc__.splitlines()[0])
+    ap = OneLineArgumentParser(prog="python -m misseg.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--quick", action="store_true", help="fewer/smaller measurements (smoke run)")
     ap.add_argument(

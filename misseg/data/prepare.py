@@ -33,6 +33,7 @@ from torchvision.transforms import v2
 from misseg.data import coco
 from misseg.data.cache import write_cache
 from misseg.data.folder import DatasetError, FolderDataset, read_classes
+from misseg.runs.errors import OneLineArgumentParser
 
 SPLITS = ("train2017", "val2017")
 IIC_LIST = "Coco164kFull_Stuff_Coarse_7.txt"  # IIC's curated v7 lists: 49,629 train2017 + 2,175 val2017
@@ -338,7 +339,7 @@ def bench(root: Path, cache_dir: Path | None, repeats: int = 3) -> dict[str, flo
 
 # ---------------------------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m misseg.data.prepare", description=__doc__,
+    p = OneLineArgumentParser(prog="python -m misseg.data.prepare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = p.add_subparsers(dest="set", required=True)
 

@@ -186,10 +186,12 @@ def read_checkpoint(path: str | Path) -> dict:
         raise ConfigError(f"ckpt_path={path}: not a loadable misseg checkpoint ({type(e).__name__}: {e})") from None
 
 
-def load_module(ckpt_path: str | Path, random_init: bool = False, **overrides: Any):
+def load_module(ckpt_path: str | Path, random_init: bool = False, seed: int = 0, **overrides: Any):
     """Any misseg method's checkpoint, rebuilt from the config it carries. random_init: the same architecture
-    with its initial (seeded) weights instead of the trained ones: the diagnostics' reference.
-    overrides: num_classes (the evaluation data's) and top-level model keys (e.g. matching)."""
+    with fresh weights drawn after torch.manual_seed(seed) instead of the trained ones (the diagnostics'
+    reference: the same draw on every call with the same seed; the global RNG is left seeded, as evaluate's
+    recorded numbers assume). overrides: num_classes (the evaluation data's) and top-level model keys (e.g.
+    matching)."""
     ckpt = read_checkpoint(ckpt_path)
     class_path = ckpt.get("misseg_class", DEFAULT_CLASS)
     class_path = RENAMED_CLASSES.get(class_path, class_path)
@@ -197,6 +199,10 @@ def load_module(ckpt_path: str | Path, random_init: bool = False, **overrides: A
         raise ConfigError(f"ckpt_path={ckpt_path}: records method {class_path!r}; known: {sorted(METHOD_CLASSES)}")
     hparams = dict(ckpt.get("hyper_parameters", {}))
     num_classes = overrides.pop("num_classes", None) or hparams.get("num_classes")
+    if random_init:
+        import torch
+
+        torch.manual_seed(seed)
     try:
         cfg = ckpt.get("misseg_model") or legacy_model_config(class_path, hparams)
         module = build_module(cfg, num_classes, **overrides)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,6 +62,16 @@ def reported_errors(prefix: str = "error") -> Iterator[None]:
         label = "interrupted" if isinstance(e, Interrupted) else prefix
         print(f"{label}: {one_line(str(e))}", file=sys.stderr, flush=True)
         raise SystemExit(e.exit_code) from None
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for the non-Hydra CLIs and the experiment scripts: a bad or missing argument gets the one line
+    `PROG: error: MESSAGE (see PROG --help)` and exit 2, not argparse's usage block (subparsers are made of the
+    same class: argparse's add_subparsers defaults parser_class to type(self))."""
+
+    def error(self, message: str):  # argparse's hook; must not return
+        print(f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 
 @contextmanager
