@@ -2,7 +2,9 @@
 # The "+ CRF" rows that sections 5 and 7 of README.md left out (issue 14 part 2 asks for every run with and
 # without the CRF): `misseg.evaluate crf=true` on the final checkpoint of MI, IIC and the correspondence lever on
 # Human-Seg and COCO-Stuff-15 (seeds 0-2), the random-partner lever on ccp_persons and CamVid, ccp_persons seeds
-# 3-4, and the 1,500-step ccp_persons runs. Evaluation only; a run without its checkpoint is skipped.
+# 3-4, and the 1,500-step ccp_persons runs; then the random-init reference's clusters + CRF (`init=random crf=true`
+# on each set's `mi` checkpoint, seeds 0-2: the architecture at its seeded initial weights, refined and scored
+# like a trained run). Evaluation only; a run without its checkpoint is skipped.
 # Usage: bash experiments/scale/crf_rest.sh   (two evaluations at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,3 +34,10 @@ crf small1500 ccp_persons 0 01500 mi mi_corr &
 crf small1500 ccp_persons 1 01500 mi mi_corr
 wait
 crf small1500 ccp_persons 2 01500 mi mi_corr
+for seed in 0 1 2; do
+  for set in ccp_persons camvid coco_persons human_seg coco_stuff15; do
+    d="$RUNS/small/$set/seed$seed/mi"
+    SEED=$seed run "$d/diag/random_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+      $(SEED=$seed data "$set") $eval_args init=random crf=true
+  done
+done
