@@ -3,8 +3,9 @@
 # without the CRF): `misseg.evaluate crf=true` on the final checkpoint of MI, IIC and the correspondence lever on
 # Human-Seg and COCO-Stuff-15 (seeds 0-2), the random-partner lever on ccp_persons and CamVid, ccp_persons seeds
 # 3-4, and the 1,500-step ccp_persons runs; then the random-init reference's clusters + CRF (`init=random crf=true`
-# on each set's `mi` checkpoint, seeds 0-2: the architecture at its seeded initial weights, refined and scored
-# like a trained run). Evaluation only; a run without its checkpoint is skipped.
+# on each set's `mi` checkpoint, seeds 0-2, with the init seed of that run's diag/random row: the architecture
+# at its seeded initial weights, refined and scored like a trained run). Evaluation only; a run without its
+# checkpoint is skipped.
 # Usage: bash experiments/scale/crf_rest.sh   (two evaluations at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +38,9 @@ crf small1500 ccp_persons 2 01500 mi mi_corr
 for seed in 0 1 2; do
   for set in ccp_persons camvid coco_persons human_seg coco_stuff15; do
     d="$RUNS/small/$set/seed$seed/mi"
-    SEED=$seed run "$d/diag/random_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
-      $(SEED=$seed data "$set") $eval_args init=random crf=true
+    # the init of the random-init row it refines: diagnose.sh drew seed 0 for every run (more_seeds.sh: per seed)
+    init=$(grep -o ' seed=[0-9]*' "$d/diag/random/$set.cmd" | tail -1 | cut -d= -f2)
+    SEED=$init run "$d/diag/random_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+      $(SEED=$init data "$set") $eval_args init=random crf=true
   done
 done
