@@ -10,7 +10,7 @@ neighbouring pixel pairs with different labels (how fragmented a labelling is).
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import torch
 
@@ -18,6 +18,9 @@ from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
 from misseg.lit.build import load_module
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/scale/agreement.py"
 
 
 def edge_density(labels: torch.Tensor) -> float:
@@ -28,9 +31,8 @@ def edge_density(labels: torch.Tensor) -> float:
     return float(diff / total)
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    root, ckpts = sys.argv[1], sys.argv[2:]
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, then one markdown row per checkpoint."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
     batches = list(data.val_dataloader())
@@ -67,6 +69,21 @@ def main() -> None:
             edge_density(clusters),
         ]
         print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("data", metavar="DATA_DIR", help="a folder set (make_data.py)")
+    ap.add_argument("ckpts", metavar="CKPT", nargs="+", help="checkpoints (one markdown row each)")
+    args = ap.parse_args(argv)
+    if not Path(args.data).is_dir():
+        ap.error(f"DATA_DIR {args.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
+    for c in args.ckpts:
+        if not Path(c).is_file():
+            ap.error(f"CKPT {c}: no such file; pass a checkpoint (RUN/checkpoints/*.ckpt)")
+    torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
+        table(args.data, args.ckpts)
 
 
 if __name__ == "__main__":

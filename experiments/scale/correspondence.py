@@ -19,7 +19,7 @@ for this evaluation only.
 
 from __future__ import annotations
 
-import argparse
+from pathlib import Path
 
 import torch
 from oracle import class_fractions  # experiments/scale/oracle.py: the labels pooled to the patch grid
@@ -29,6 +29,9 @@ from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
 from misseg.objectives.mi import correspondences, random_partners, soft_assignment
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/scale/correspondence.py"
 
 
 def patch_labels(masks: torch.Tensor, size: tuple[int, int], num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,13 +63,8 @@ def score(
     }
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", help="a folder set (make_data.py)")
-    ap.add_argument("ckpts", nargs="+", help="MI checkpoints")
-    args = ap.parse_args()
-    root, ckpts = args.data, args.ckpts
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, then one markdown row per checkpoint and feature source."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
     keys = ("precision", "chance", "clusters agree", "within 1 patch")
@@ -96,6 +94,21 @@ def main() -> None:
         for name, rs in rows.items():
             mean = {k: sum(r[k] for r in rs) / len(rs) for k in keys}
             print(f"| {ckpt} | {name} | " + " | ".join(f"{mean[k]:.3f}" for k in keys) + " |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("data", metavar="DATA_DIR", help="a folder set (make_data.py)")
+    ap.add_argument("ckpts", metavar="CKPT", nargs="+", help="MI checkpoints")
+    args = ap.parse_args(argv)
+    if not Path(args.data).is_dir():
+        ap.error(f"DATA_DIR {args.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
+    for c in args.ckpts:
+        if not Path(c).is_file():
+            ap.error(f"CKPT {c}: no such file; pass an MI checkpoint (RUN/checkpoints/*.ckpt)")
+    torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
+        table(args.data, args.ckpts)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
+from misseg.runs.errors import OneLineArgumentParser
+
+PROG = "experiments/scale/gpu_summary.py"
 RUNS = ("mi", "mi_corr", "iic")
 
 
@@ -37,8 +39,14 @@ def steps(run: Path) -> str:
     return f"{max(done, default=0) + 1} steps in {info.get('duration_s', float('nan')):.0f} s"
 
 
-def main() -> None:
-    out, sets = Path(sys.argv[1]), sys.argv[2:]
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("out", metavar="OUT", type=Path, help="gpu_thesis.sh's output folder")
+    ap.add_argument("sets", metavar="SET", nargs="+", help="eval set names (gpu_thesis.sh's EVAL_SETS), one row each")
+    args = ap.parse_args(argv)
+    if not args.out.is_dir():
+        ap.error(f"OUT {args.out}: no such directory; pass the OUT folder of experiments/scale/gpu_thesis.sh")
+    out, sets = args.out, args.sets
     runs = " | ".join(f"{r}: clusters / probe / K-means on L" for r in RUNS)
     print(f"| eval set | trivial | K-means RGB | {runs} | MI random init: probe |")
     print("|---" * (len(RUNS) + 4) + "|")

@@ -6,7 +6,7 @@ Usage: python experiments/scale/grid.py DATA_DIR OUT.png CKPT [CKPT ...]
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from PIL import Image
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/scale/grid.py"
 
 
 def strip(x: torch.Tensor) -> np.ndarray:
@@ -21,9 +24,8 @@ def strip(x: torch.Tensor) -> np.ndarray:
     return torch.cat(list(x), 1).numpy()
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    root, out, ckpts = sys.argv[1], sys.argv[2], sys.argv[3:]
+def grid(root: str, out: str, ckpts: list[str]) -> None:
+    """Write the picture to `out` and print its path."""
     data = FolderDataModule(root=root, image_size=64, batch_size=8, num_workers=0)
     data.setup()
     batch = next(iter(data.val_dataloader()))
@@ -39,6 +41,24 @@ def main() -> None:
     image = (np.concatenate(rows, 0) * 255).astype(np.uint8)
     Image.fromarray(image).resize((image.shape[1] * 2, image.shape[0] * 2), Image.NEAREST).save(out)
     print(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("data", metavar="DATA_DIR", help="a folder set (make_data.py)")
+    ap.add_argument("out", metavar="OUT.png", help="the picture to write")
+    ap.add_argument("ckpts", metavar="CKPT", nargs="+", help="checkpoints (two rows each)")
+    args = ap.parse_args(argv)
+    if not Path(args.data).is_dir():
+        ap.error(f"DATA_DIR {args.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
+    if not Path(args.out).parent.is_dir():
+        ap.error(f"OUT.png {args.out}: no such directory {Path(args.out).parent}; create it first")
+    for c in args.ckpts:
+        if not Path(c).is_file():
+            ap.error(f"CKPT {c}: no such file; pass a checkpoint (RUN/checkpoints/*.ckpt)")
+    torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
+        grid(args.data, args.out, args.ckpts)
 
 
 if __name__ == "__main__":

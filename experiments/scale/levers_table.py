@@ -8,10 +8,13 @@ Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from pathlib import Path
+
+from misseg.runs.errors import OneLineArgumentParser
+
+PROG = "experiments/scale/levers_table.py"
 
 
 def probe(path: Path) -> dict[str, float] | None:
@@ -66,15 +69,20 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
                 print(f"| {s} | {name} | {len(found)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("runs")
-    ap.add_argument("sets", nargs="+")
-    ap.add_argument("--names", default="mi,mi_shuffled")
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("runs", metavar="RUNS_DIR", help="the scale study's runs folder (lever_*.sh's RUNS)")
+    ap.add_argument("sets", metavar="SET", nargs="+", help="set names (RUNS_DIR/STUDY/SET)")
+    ap.add_argument("--names", default="mi,mi_shuffled", help="comma-separated run names (default mi,mi_shuffled)")
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
     ap.add_argument("--study", default="small", help="RUNS_DIR's subfolder (small, small1500)")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds to average")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if not Path(args.runs).is_dir():
+        ap.error(f"RUNS_DIR {args.runs}: no such directory; pass the runs folder of experiments/scale/lever_*.sh")
+    study = Path(args.runs) / args.study
+    if not study.is_dir():
+        ap.error(f"--study {args.study}: no such directory {study}; pass the runs' subfolder (small, small1500)")
     seeds = tuple(args.seeds.split(","))
     if args.agreement:
         return agreement(args.runs, args.sets, args.names.split(","), args.study, seeds)

@@ -16,7 +16,6 @@ Usage: python experiments/scale/make_data.py --shared /work/shared/data --out /w
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,9 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from misseg.runs.errors import OneLineArgumentParser
+
+PROG = "experiments/scale/make_data.py"
 SETS = ["coco_persons", "human_seg", "ccp_persons", "camvid", "coco_stuff27"]
 UNIONS = {"persons400": ["coco_persons", "human_seg"], "persons1400": ["coco_persons", "human_seg", "ccp_persons"]}
 PREFIX = {"coco_persons": "coco_", "human_seg": "hseg_", "ccp_persons": "ccp_"}
@@ -87,18 +89,27 @@ def union(out: Path, name: str, parts: list[str]) -> None:
     print(f"{name}: {n} images")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--side", type=int, default=80)
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, required=True, help="the shared data folder (SHARED/<set>/images, masks)")
+    ap.add_argument("--out", type=Path, required=True, help="where the small copies go (made if missing)")
+    ap.add_argument("--side", type=int, default=80, help="the shorter side in px (default 80)")
     ap.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
     ap.add_argument("--jpeg", type=int, default=None, help="save images as JPEG of this quality (default PNG)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sets = args.sets.split(",")
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
-        raise SystemExit(f"--sets: unknown {unknown}; use some of {SETS}")
+        ap.error(f"--sets: unknown {unknown}; use some of {SETS}")
+    if args.side < 1:
+        ap.error(f"--side {args.side}: must be a positive number of pixels")
+    if args.jpeg is not None and not 1 <= args.jpeg <= 100:
+        ap.error(f"--jpeg {args.jpeg}: a JPEG quality is 1-100")
+    if not args.shared.is_dir():
+        ap.error(f"--shared {args.shared}: no such directory; pass the shared data folder (e.g. /work/shared/data)")
+    for s in sets:
+        if not (args.out / s).is_dir() and not (args.shared / s / "images").is_dir():
+            ap.error(f"--shared {args.shared}: no such directory {args.shared / s / 'images'}; leave {s} out of --sets")
     args.out.mkdir(parents=True, exist_ok=True)
     for s in sets:
         if (args.out / s).is_dir():

@@ -26,11 +26,10 @@ recorded).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +45,9 @@ from misseg.objectives.mi import (
     soft_assignment,
     soft_global,
 )
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/scale/oracle.py"
 
 
 def class_fractions(mask: torch.Tensor, K: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +128,6 @@ def train(
 def table(folder: str) -> None:
     """Per set: the eval bounds of the learned and the oracle run, per seed and their mean."""
     from collections import defaultdict
-    from pathlib import Path
 
     rows = defaultdict(list)
     for f in sorted(Path(folder).glob("*.json")):
@@ -147,22 +148,50 @@ def table(folder: str) -> None:
         print(f"| {name} | {w:g} | {len(rs)} | {learned:.3f} | {oracle:.3f} | {learned - oracle:+.3f} | {seeds} |")
 
 
-def main() -> None:
-    if sys.argv[1:2] == ["--table"]:
-        return table(sys.argv[2])
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data")
-    ap.add_argument("K", type=int)
-    ap.add_argument("steps", type=int)
-    ap.add_argument("seed", type=int)
-    ap.add_argument("out")
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(
+        prog=PROG,
+        description=__doc__.splitlines()[0],
+        usage="%(prog)s DATA_DIR K STEPS SEED OUT.json [--correspondence W] [--setting {paper,small}] "
+        "[--device DEVICE] [--max-seconds S]\n       %(prog)s --table OUT_DIR",
+    )
+    # optional here so that `--table OUT_DIR` stands alone; required (checked below) without it
+    ap.add_argument("data", metavar="DATA_DIR", nargs="?", help="a folder set (make_data.py)")
+    ap.add_argument("K", type=int, nargs="?", help="clusters")
+    ap.add_argument("steps", metavar="STEPS", type=int, nargs="?", help="training steps of each of the two runs")
+    ap.add_argument("seed", metavar="SEED", type=int, nargs="?")
+    ap.add_argument("out", metavar="OUT.json", nargs="?", help="the result file to write")
     ap.add_argument("--correspondence", type=float, default=0.0, metavar="W")
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="small")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-seconds", type=float, default=None)
-    a = ap.parse_args()
+    ap.add_argument("--table", metavar="OUT_DIR", help="print the markdown table of the *.json files there instead")
+    a = ap.parse_intermixed_args(argv)  # positionals and options in any order, as with required positionals
+    positionals = {"DATA_DIR": a.data, "K": a.K, "STEPS": a.steps, "SEED": a.seed, "OUT.json": a.out}
+    if a.table is not None:
+        given = [k for k, v in positionals.items() if v is not None]
+        if given:
+            ap.error(f"--table {a.table}: no {', '.join(given)} with --table; make the table and the runs separately")
+        if not Path(a.table).is_dir():
+            ap.error(f"--table {a.table}: no such directory; pass the folder of oracle.py's OUT.json files")
+        return table(a.table)
+    missing = [k for k, v in positionals.items() if v is None]
+    if missing:
+        ap.error(f"the following arguments are required: {', '.join(missing)}")
+    if not Path(a.data).is_dir():
+        ap.error(f"DATA_DIR {a.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
+    if not Path(a.out).parent.is_dir():
+        ap.error(f"OUT.json {a.out}: no such directory {Path(a.out).parent}; create it first")
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        ap.error(f"--device {a.device}: no CUDA device visible to torch; run on a GPU machine or use --device cpu")
     if a.device == "cpu":
         torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set, a bad K: misseg's one line, exit 2
+        run(a)
+
+
+def run(a) -> None:
+    """Train the learned and the oracle run, print their eval objectives and write OUT.json."""
     result = {"data": a.data, "K": a.K, "steps": a.steps, "seed": a.seed, "correspondence": a.correspondence}
     result["setting"] = a.setting
     for name in ("learned", "oracle"):

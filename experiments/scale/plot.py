@@ -7,7 +7,6 @@ Usage: python experiments/scale/plot.py [RUNS]   (default /work/exp_runs/scale)
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +14,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from summarize import SIZES, baselines, datascale_rows, points  # noqa: E402  (this folder is on sys.path)
+
+from misseg.runs.errors import OneLineArgumentParser  # noqa: E402
+
+PROG = "experiments/scale/plot.py"
 
 FIGURES = Path(__file__).parent / "figures"
 COLOURS = {"mi_paper": "C0", "iic": "C1", "mi_sobel": "C2"}
@@ -63,8 +66,18 @@ def plot(rows: list[dict], base: dict, x, path: Path, title: str, xlabel: str) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    runs = Path(argv[0] if argv else "/work/exp_runs/scale")
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "runs",
+        metavar="RUNS",
+        type=Path,
+        nargs="?",
+        default=Path("/work/exp_runs/scale"),
+        help="the scale study's runs folder (default /work/exp_runs/scale)",
+    )
+    runs = ap.parse_args(argv).runs
+    if not runs.is_dir():
+        ap.error(f"RUNS {runs}: no such directory; pass the scale study's runs folder (experiments/scale/*.sh)")
     base, rows = baselines(runs), points(runs)
     compute = [r for r in rows if r["study"] == "compute"]
     plot(compute, base, lambda r: r["step"], FIGURES / "steps.png",

@@ -9,7 +9,6 @@ Usage: python experiments/scale/position.py DATA_DIR [DATA_DIR ...]   (one markd
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
@@ -18,13 +17,16 @@ from misseg.baselines.kmeans import kmeans_fit
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import normalized_mutual_information
 from misseg.metrics.matching import confusion_matrix, match_and_score
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/scale/position.py"
 
 
-def main() -> None:
-    torch.set_num_threads(1)
+def table(roots: list[str]) -> None:
+    """The header, then one markdown row per set."""
     print("| set | classes | NMI(classes, 8x8 cell) | position baseline mIoU (PA) |")
     print("|---|---|---|---|")
-    for root in sys.argv[1:]:
+    for root in roots:
         data = FolderDataModule(root=root, image_size=64, batch_size=64, num_workers=0)
         data.setup()
         gt = torch.cat([b["mask"] for b in data.val_dataloader()]).long()
@@ -41,6 +43,18 @@ def main() -> None:
         scores = match_and_score(conf)
         nmi = normalized_mutual_information(labelled, cell)
         print(f"| {Path(root).name} | {K} | {nmi:.3f} | {scores['miou']:.3f} ({scores['pa']:.3f}) |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("data", metavar="DATA_DIR", nargs="+", help="folder sets (make_data.py), one markdown row each")
+    args = ap.parse_args(argv)
+    for root in args.data:
+        if not Path(root).is_dir():
+            ap.error(f"DATA_DIR {root}: no such directory; pass folder sets made by experiments/scale/make_data.py")
+    torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set: misseg's one line, exit 2
+        table(args.data)
 
 
 if __name__ == "__main__":

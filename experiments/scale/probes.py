@@ -7,9 +7,12 @@ Usage: python experiments/scale/probes.py RUN_ROOT [--figure PNG]   (RUN_ROOT: s
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+
+from misseg.runs.errors import OneLineArgumentParser
+
+PROG = "experiments/scale/probes.py"
 
 
 def rows(root: Path) -> list[dict]:
@@ -74,12 +77,16 @@ def figure(data: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=130)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--figure", type=Path)
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("root", metavar="RUN_ROOT", type=Path, help="searched for */diag/*/*/metrics.json")
+    parser.add_argument("--figure", metavar="PNG", type=Path, help="also draw the probe vs clusters figure there")
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        parser.error(f"RUN_ROOT {args.root}: no such directory; pass the runs folder diagnose.sh wrote into")
     data = rows(args.root)
+    if args.figure and not any(r["step"] != "random" and r["linear"] is not None for r in data):
+        parser.error(f"--figure: no trained run's linear probe under {args.root}; run experiments/scale/diagnose.sh")
     print(table(data))
     if args.figure:
         figure(data, args.figure)

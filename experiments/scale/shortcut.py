@@ -7,13 +7,16 @@ as in training. Data: a folder set of make_data.py (shorter side 80 px).
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import torch
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import assignment_ablation, seeded_batches
 from misseg.lit.build import load_module
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/scale/shortcut.py"
 
 KEYS = ("bound", "uniform", "other_image", "share_uniform", "H_between_k", "confidence", "usage_entropy")
 
@@ -28,9 +31,8 @@ def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
 
 
-def main() -> None:
-    torch.set_num_threads(1)
-    root, ckpts = sys.argv[1], sys.argv[2:]
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, then one markdown row per checkpoint."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
     print("| checkpoint | " + " | ".join(KEYS) + " |")
@@ -38,6 +40,21 @@ def main() -> None:
     for c in ckpts:
         r = ablate(c, data)
         print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("data", metavar="DATA_DIR", help="a folder set (make_data.py)")
+    ap.add_argument("ckpts", metavar="CKPT", nargs="+", help="checkpoints (one markdown row each)")
+    args = ap.parse_args(argv)
+    if not Path(args.data).is_dir():
+        ap.error(f"DATA_DIR {args.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
+    for c in args.ckpts:
+        if not Path(c).is_file():
+            ap.error(f"CKPT {c}: no such file; pass a checkpoint (RUN/checkpoints/*.ckpt)")
+    torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
+        table(args.data, args.ckpts)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ Usage: python experiments/scale/summarize.py [RUNS]   (default /work/exp_runs/sc
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from misseg.runs.errors import OneLineArgumentParser
+
+PROG = "experiments/scale/summarize.py"
 SIZES = {"coco_persons": 109, "human_seg": 290, "ccp_persons": 1004, "persons400": 399, "persons1400": 1403}
 BASE_SETS = ["coco_persons", "human_seg", "ccp_persons", "persons400", "persons1400", "camvid", "coco_stuff27",
              "coco_stuff15"]  # fmt: skip
@@ -124,8 +126,18 @@ def baseline_table(base: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    runs = Path(argv[0] if argv else "/work/exp_runs/scale")
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "runs",
+        metavar="RUNS",
+        type=Path,
+        nargs="?",
+        default=Path("/work/exp_runs/scale"),
+        help="the scale study's runs folder (default /work/exp_runs/scale)",
+    )
+    runs = ap.parse_args(argv).runs
+    if not runs.is_dir():
+        ap.error(f"RUNS {runs}: no such directory; pass the scale study's runs folder (experiments/scale/*.sh)")
     base, rows = baselines(runs), points(runs)
     print("## Baselines (each set scored on its own images, 64 px centre crops)\n")
     print(baseline_table(base))

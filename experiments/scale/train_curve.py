@@ -1,16 +1,22 @@
-"""Mean of each logged training scalar (train/*_step) per block of steps, from a run's csv/metrics.csv, as a
-markdown table: is the objective still improving where mIoU is flat? Usage: python experiments/scale/train_curve.py
-RUN_DIR [BLOCK]"""
+"""Mean of each logged training scalar (train/*_step) per block of steps, from a run's csv/metrics.csv.
+
+A markdown table: is the objective still improving where mIoU is flat?
+
+Usage: python experiments/scale/train_curve.py RUN_DIR [BLOCK]   (BLOCK: steps per row, default 500)
+"""
 
 from __future__ import annotations
 
 import csv
-import sys
 from collections import defaultdict
 from pathlib import Path
 
+from misseg.runs.errors import OneLineArgumentParser
 
-def main(run: str, block: int = 500) -> None:
+PROG = "experiments/scale/train_curve.py"
+
+
+def table(run: str, block: int = 500) -> None:
     sums: dict = defaultdict(lambda: defaultdict(list))
     with open(Path(run) / "csv" / "metrics.csv") as f:
         for row in csv.DictReader(f):
@@ -24,5 +30,20 @@ def main(run: str, block: int = 500) -> None:
         print(f"| {b * block}-{(b + 1) * block - 1} | {' | '.join(cells)} |")
 
 
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("run", metavar="RUN_DIR", help="a training run's folder (its csv/metrics.csv is read)")
+    ap.add_argument("block", metavar="BLOCK", type=int, nargs="?", default=500, help="steps per row (default 500)")
+    args = ap.parse_args(argv)
+    metrics = Path(args.run) / "csv" / "metrics.csv"
+    if not Path(args.run).is_dir():
+        ap.error(f"RUN_DIR {args.run}: no such directory; pass a training run's folder (hydra.run.dir)")
+    if not metrics.is_file():
+        ap.error(f"RUN_DIR {args.run}: no such file {metrics}; pass a run trained with the csv logger")
+    if args.block < 1:
+        ap.error(f"BLOCK {args.block}: must be a positive number of steps")
+    table(args.run, args.block)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
+    main()

@@ -10,7 +10,6 @@ between images. Usage: python experiments/small_real/consistency.py RUN_DIR [RUN
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,6 +19,9 @@ from omegaconf import OmegaConf
 
 from misseg.lit.build import load_module, make_datamodule
 from misseg.metrics.matching import confusion_matrix, hungarian_mapping, majority_mapping, scores_from_confusion
+from misseg.runs.errors import OneLineArgumentParser, reported_errors
+
+PROG = "experiments/small_real/consistency.py"
 
 
 def per_image_confusions(module, loader, K: int, C: int) -> np.ndarray:
@@ -36,7 +38,8 @@ def mean_miou(confusions: np.ndarray, mappings: list[np.ndarray]) -> float:
     return float(np.nanmean(values))
 
 
-def main(run_dirs: list[str]) -> None:
+def tables(run_dirs: list[str]) -> None:
+    """One row per run, then the means over seeds per dataset and method."""
     print("| run | whole-set mIoU | per-image mIoU, whole-set mapping | per-image mIoU, per-image mapping | gap |")
     print("|---|---|---|---|---|")
     groups: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
@@ -65,5 +68,19 @@ def main(run_dirs: list[str]) -> None:
         print(f"| {dataset} | {method} | {len(values)} | {a:.3f} | {b:.3f} | {c:.3f} | {c - b:+.3f} |")
 
 
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("runs", metavar="RUN_DIR", nargs="+", help="training runs (OUT/<dataset>/seed<S>/<method>)")
+    args = ap.parse_args(argv)
+    for run in map(Path, args.runs):
+        if not run.is_dir():
+            ap.error(f"RUN_DIR {run}: no such directory; pass training runs (OUT/<dataset>/seed<S>/<method>)")
+        for need in (run / "config_resolved.yaml", run / "checkpoints" / "last.ckpt"):
+            if not need.is_file():
+                ap.error(f"RUN_DIR {run}: no such file {need}; pass a finished training run")
+    with reported_errors(f"{PROG}: error"):  # a malformed dataset or checkpoint: misseg's one line, exit 2
+        tables(args.runs)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

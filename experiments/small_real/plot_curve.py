@@ -18,6 +18,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from summarize import load as load_table  # noqa: E402  (this folder is on sys.path when run as a script)
 
+from misseg.runs.errors import OneLineArgumentParser  # noqa: E402
+
+PROG = "experiments/small_real/plot_curve.py"
+
 FIGURE = Path(__file__).parent / "figures" / "curve.png"
 
 
@@ -42,10 +46,19 @@ def baselines(table_dir: Path | None, dataset: str) -> dict[str, float]:
     return {m: sum(v) / len(v) for m, v in values.items() if v}
 
 
-def main(curve_dir: str, table_dir: str | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("curve_dir", metavar="CURVE_DIR", help="curve.sh's output folder")
+    ap.add_argument("table_dir", metavar="TABLE_DIR", nargs="?", help="run.sh's output folder (the baseline lines)")
+    args = ap.parse_args(argv)
+    curve_dir, table_dir = args.curve_dir, args.table_dir
+    if not Path(curve_dir).is_dir():
+        ap.error(f"CURVE_DIR {curve_dir}: no such directory; pass the output folder of experiments/small_real/curve.sh")
+    if table_dir and not Path(table_dir).is_dir():
+        ap.error(f"TABLE_DIR {table_dir}: no such directory; pass run.sh's output folder, or leave it out")
     points = load(Path(curve_dir))
     if not points:
-        raise SystemExit(f"{curve_dir}: no steps*/<dataset>/seed*/<method>/metrics.json; run curve.sh first")
+        ap.error(f"CURVE_DIR {curve_dir}: no steps*/<dataset>/seed*/<method>/metrics.json; run curve.sh first")
     fig, axes = plt.subplots(1, len(points), figsize=(5 * len(points), 3.6), squeeze=False)
     print("| dataset | method | steps | time (s) | mIoU |\n|---|---|---|---|---|")
     for ax, (dataset, methods) in zip(axes[0], sorted(points.items()), strict=True):
@@ -66,4 +79,4 @@ def main(curve_dir: str, table_dir: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main()

@@ -9,11 +9,14 @@ Usage: python experiments/small_real/summarize.py [RESULTS_DIR] [--mean] [--meth
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+from misseg.runs.errors import OneLineArgumentParser
+
+PROG = "experiments/small_real/summarize.py"
 
 
 def load(root: str) -> list[dict]:
@@ -83,13 +86,15 @@ def lever_table(rows: list[dict], seed: int = 0) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("root", nargs="?", default="logs/small_real")
-    ap.add_argument("--mean", action="store_true")
-    ap.add_argument("--methods", default=None)
-    ap.add_argument("--levers", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("root", metavar="RESULTS_DIR", nargs="?", default="logs/small_real", help="default logs/small_real")
+    ap.add_argument("--mean", action="store_true", help="one row per dataset, one column per method")
+    ap.add_argument("--methods", default=None, help="comma-separated columns of --mean, in this order")
+    ap.add_argument("--levers", action="store_true", help="levers.sh's screen, one row per lever")
+    ap.add_argument("--seed", type=int, default=0, help="the seed of --levers (default 0)")
     args = ap.parse_args(argv)
+    if not Path(args.root).is_dir():
+        ap.error(f"RESULTS_DIR {args.root}: no such directory; pass the OUT folder of run.sh or levers.sh")
     rows = load(args.root)
     if args.levers:
         print(lever_table(rows, args.seed))

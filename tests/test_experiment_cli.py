@@ -1,0 +1,195 @@
+"""The research scripts of experiments/ answer bad input like the package's CLIs: one `PROG: error: ...` line on
+stderr naming the argument or file, exit 2, no traceback, nothing written; and the command lines of their READMEs
+and .sh scripts still parse to the same values. In-process (main(argv)), no data loaded, nothing trained."""
+
+import importlib.util
+import sys
+
+import pytest
+from conftest import REPO
+
+SCRIPTS = [
+    "scale/agreement",
+    "scale/correspondence",
+    "scale/gpu_summary",
+    "scale/grid",
+    "scale/levers_table",
+    "scale/make_data",
+    "scale/oracle",
+    "scale/plot",
+    "scale/position",
+    "scale/probes",
+    "scale/shortcut",
+    "scale/summarize",
+    "scale/train_curve",
+    "small_real/consistency",
+    "small_real/plot_curve",
+    "small_real/shrink",
+    "small_real/summarize",
+]
+NO_REQUIRED = {"scale/plot", "scale/summarize", "small_real/summarize"}  # an optional RUNS/RESULTS_DIR only
+
+# {missing}: a path that does not exist; {dir}: an empty folder; {file}: a file there (a stand-in checkpoint)
+MISSING_PATH = [
+    ("scale/agreement", ["{missing}", "{file}"], "{missing}"),
+    ("scale/agreement", ["{dir}", "{file}", "{missing}"], "{missing}"),
+    ("scale/correspondence", ["{missing}", "{file}"], "{missing}"),
+    ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
+    ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),
+    ("scale/grid", ["{missing}", "{dir}/grid.png", "{file}"], "{missing}"),
+    ("scale/grid", ["{dir}", "{missing}/grid.png", "{file}"], "{missing}"),
+    ("scale/grid", ["{dir}", "{dir}/grid.png", "{missing}"], "{missing}"),
+    ("scale/levers_table", ["{missing}", "ccp_persons", "--names", "mi,mi_corr"], "{missing}"),
+    ("scale/levers_table", ["{dir}", "ccp_persons", "--study", "small1500"], "{dir}/small1500"),
+    ("scale/make_data", ["--shared", "{missing}", "--out", "{dir}/small"], "{missing}"),
+    ("scale/make_data", ["--shared", "{dir}", "--out", "{dir}/small", "--sets", "camvid"], "{dir}/camvid/images"),
+    ("scale/oracle", ["{missing}", "2", "450", "0", "{dir}/o.json"], "{missing}"),
+    ("scale/oracle", ["{dir}", "2", "450", "0", "{missing}/o.json"], "{missing}"),
+    ("scale/oracle", ["--table", "{missing}"], "{missing}"),
+    ("scale/plot", ["{missing}"], "{missing}"),
+    ("scale/position", ["{dir}", "{missing}"], "{missing}"),
+    ("scale/probes", ["{missing}", "--figure", "{dir}/probes.png"], "{missing}"),
+    ("scale/shortcut", ["{missing}", "{file}"], "{missing}"),
+    ("scale/shortcut", ["{dir}", "{missing}"], "{missing}"),
+    ("scale/summarize", ["{missing}"], "{missing}"),
+    ("scale/train_curve", ["{missing}"], "{missing}"),
+    ("scale/train_curve", ["{dir}", "100"], "{dir}/csv/metrics.csv"),
+    ("small_real/consistency", ["{missing}"], "{missing}"),
+    ("small_real/consistency", ["{dir}"], "{dir}/config_resolved.yaml"),
+    ("small_real/plot_curve", ["{missing}"], "{missing}"),
+    ("small_real/plot_curve", ["{dir}", "{missing}"], "{missing}"),
+    ("small_real/shrink", ["{missing}", "{dir}/out", "128"], "{missing}"),
+    ("small_real/shrink", ["{dir}", "{dir}/out", "128"], "{dir}/images"),
+    ("small_real/summarize", ["{missing}", "--mean"], "{missing}"),
+]
+
+
+def load(script: str, monkeypatch: pytest.MonkeyPatch):
+    """The script as a module, its folder on sys.path for its sibling imports (`from oracle import ...`)."""
+    path = REPO / "experiments" / f"{script}.py"
+    monkeypatch.syspath_prepend(str(path.parent))
+    for sibling in ("oracle", "summarize"):  # scale/ and small_real/ both hold a summarize.py: import the right one
+        monkeypatch.delitem(sys.modules, sibling, raising=False)
+    spec = importlib.util.spec_from_file_location(f"experiment_{path.parent.name}_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def refused(module, argv: list[str], capsys: pytest.CaptureFixture) -> str:
+    """main(argv) must exit 2 with one stderr line and nothing on stdout; that line."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        module.main(argv)
+    out, err = capsys.readouterr()
+    assert e.value.code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    return err.splitlines()[0]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_a_missing_argument_is_one_error_line_exit_2(script, monkeypatch, capsys):
+    module = load(script, monkeypatch)
+    line = refused(module, ["--no-such-option"] if script in NO_REQUIRED else [], capsys)
+    assert line.startswith(f"experiments/{script}.py: error: ")
+    assert ("unrecognized arguments" if script in NO_REQUIRED else "arguments are required") in line
+    assert line.endswith(f"(see experiments/{script}.py --help)")
+
+
+@pytest.mark.parametrize(("script", "argv", "missing"), MISSING_PATH)
+def test_a_missing_path_is_named_in_one_error_line_and_nothing_is_written(
+    script, argv, missing, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "step00450.ckpt").write_bytes(b"")
+    before = sorted(tmp_path.rglob("*"))
+    places = {"missing": tmp_path / "missing", "dir": tmp_path, "file": tmp_path / "step00450.ckpt"}
+    module = load(script, monkeypatch)
+    line = refused(module, [a.format(**places) for a in argv], capsys)
+    assert line.startswith(f"experiments/{script}.py: error: ")
+    assert missing.format(**places) in line
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_oracle_needs_all_five_positionals_or_table_alone(tmp_path, monkeypatch, capsys):
+    oracle = load("scale/oracle", monkeypatch)
+    assert "required: STEPS, SEED, OUT.json" in refused(oracle, [str(tmp_path), "2"], capsys)
+    assert "no DATA_DIR with --table" in refused(oracle, ["--table", str(tmp_path), str(tmp_path)], capsys)
+    assert "--setting" in refused(oracle, [str(tmp_path), "2", "450", "0", "o.json", "--setting", "big"], capsys)
+    oracle.main(["--table", str(tmp_path)])  # README: oracle.py --table OUT_DIR (here: no results yet, the header)
+    assert capsys.readouterr().out.startswith("| set | correspondence weight |")
+
+
+def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
+    """The README / .sh command lines of the scripts that load data or checkpoints, the work itself replaced."""
+    import torch
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the scripts' one thread, not for this process
+    ckpt = tmp_path / "step00450.ckpt"
+    ckpt.write_bytes(b"")
+    d, c = str(tmp_path), str(ckpt)
+    seen = []
+    for script, work, argv, expected in [
+        ("scale/agreement", "table", [d, c], (d, [c])),
+        ("scale/shortcut", "table", [d, c, c], (d, [c, c])),
+        ("scale/correspondence", "table", [d, c], (d, [c])),
+        ("scale/grid", "grid", [d, f"{d}/grid.png", c], (d, f"{d}/grid.png", [c])),
+        ("scale/position", "table", [d, d], ([d, d],)),
+    ]:
+        module = load(script, monkeypatch)
+        monkeypatch.setattr(module, work, lambda *a: seen.append(a))
+        module.main(argv)
+        assert seen.pop() == expected, script
+    oracle = load("scale/oracle", monkeypatch)
+    monkeypatch.setattr(oracle, "run", lambda a: seen.append(a))
+    # gpu_thesis.sh's order, and options before / between the positionals as argparse allowed before
+    for argv in (
+        [d, "2", "1000000", "0", f"{d}/oracle.json", "--setting", "paper", "--device", "cpu", "--max-seconds", "100"],
+        ["--setting", "paper", d, "2", "--max-seconds", "100", "1000000", "0", f"{d}/oracle.json"],
+    ):
+        oracle.main(argv)
+        a = seen.pop()
+        assert (a.data, a.K, a.steps, a.seed, a.out) == (d, 2, 1000000, 0, f"{d}/oracle.json")
+        assert (a.setting, a.device, a.max_seconds, a.correspondence, a.table) == ("paper", "cpu", 100.0, 0.0, None)
+    oracle.main([d, "2", "450", "3", f"{d}/o.json", "--correspondence", "1"])  # oracle_corr.sh
+    assert seen.pop().correspondence == 1.0
+
+
+def test_the_table_scripts_read_an_empty_results_folder(tmp_path, monkeypatch, capsys):
+    """The README / .sh command lines of the scripts that only read metrics files, on folders with none yet."""
+    (tmp_path / "small").mkdir()
+    (tmp_path / "small1500").mkdir()
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("step,train/mi_step\n0,0.5\n1,0.7\n600,0.9\n")
+    d = str(tmp_path)
+    for script, argv, first in [
+        ("scale/gpu_summary", [d, "coco_persons", "human_seg"], "| eval set | trivial |"),
+        ("scale/levers_table", [d, "ccp_persons", "camvid", "--names", "mi,mi_deep"], "| set | run | seeds |"),
+        ("scale/levers_table", [d, "ccp_persons", "--names", "mi,mi_corr", "--study", "small1500"], "| set |"),
+        ("scale/levers_table", [d, "ccp_persons", "--agreement", "--seeds", "0,1"], "| set | run | seeds |"),
+        ("scale/probes", [d], "| run | set | step |"),
+        ("scale/summarize", [d], "## Baselines"),
+        ("scale/train_curve", [d], "| steps | train/mi |"),
+        ("small_real/summarize", [d, "--mean", "--methods", "trivial,kmeans,mi_paper,iic"], "| dataset |"),
+        ("small_real/summarize", [d, "--levers"], "| lever (seed 0) |"),
+    ]:
+        load(script, monkeypatch).main(argv)
+        assert capsys.readouterr().out.startswith(first), script
+    load("scale/train_curve", monkeypatch).main([d, "600"])
+    assert capsys.readouterr().out.splitlines()[2:] == ["| 0-599 | 0.600 |", "| 600-1199 | 0.900 |"]
+
+
+def test_an_existing_dataset_is_not_overwritten_by_shrink(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "src"
+    for sub in ("images", "masks"):
+        (src / sub).mkdir(parents=True)
+        (tmp_path / "dst" / sub).mkdir(parents=True)
+    (src / "classes.txt").write_text("a\nb\n")
+    line = refused(load("small_real/shrink", monkeypatch), [str(src), str(tmp_path / "dst"), "128"], capsys)
+    assert f"{tmp_path / 'dst' / 'images'} exists already" in line
+
+
+def test_every_script_of_the_brief_is_covered():
+    found = {str(p.relative_to(REPO / "experiments").with_suffix("")) for p in REPO.glob("experiments/*/*.py")}
+    assert found == set(SCRIPTS), "a script of experiments/ was added or removed: list it in SCRIPTS and MISSING_PATH"
+    assert {s for s, _, _ in MISSING_PATH} == set(SCRIPTS)
