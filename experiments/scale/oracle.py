@@ -15,13 +15,14 @@ W * objectives.mi.correspondence_joint, correspondences read from a frozen copy 
 partner image), and the comparison is made on that objective: does the lever make the classes the better optimum?
 
 Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json [--correspondence W]
-           [--setting small|paper] [--device cuda] [--max-seconds S]
+           [--setting small|paper] [--device cuda] [--max-seconds S] [--model KEY=VALUE ...]
        python experiments/scale/oracle.py --table OUT_DIR                   (markdown table of the *.json there)
 --setting small (default; one thread): experiments/scale/common.sh's budget, random 64 px crops + flip + colour
 jitter of the folder datamodule, batch 16, P = 256, encoder width 32, Adam lr 1e-3. --setting paper: the thesis's
 128 px crops, batch 64, P = 2048 (the thesis encoder's default width), Adam lr 1e-4 (for a GPU: gpu_thesis.sh).
---max-seconds: each of the two runs stops at this wall time if STEPS is not reached first (the steps done are
-recorded).
+--model: conf/model keys applied after the setting's (e.g. `--model P=2048 encoder.width=64`: the thesis's
+architecture at the small setting; paper_arch.sh). --max-seconds: each of the two runs stops at this wall time if
+STEPS is not reached first (the steps done are recorded).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ def train(
     setting: str = "small",
     device: str = "cpu",
     max_seconds: float | None = None,
+    model: tuple[str, ...] = (),
 ) -> dict:
     cfg = SETTINGS[setting]
     torch.manual_seed(seed)
@@ -98,7 +100,7 @@ def train(
         root=root, image_size=cfg["image_size"], batch_size=cfg["batch_size"], num_workers=cfg["workers"], seed=seed
     )
     data.setup()
-    module = build_module(compose_model("mi", [*cfg["model"], f"K={K}"]), data.num_classes)
+    module = build_module(compose_model("mi", [*cfg["model"], *model, f"K={K}"]), data.num_classes)
     net = module.model.to(device)
     reference = copy.deepcopy(net.encoder).requires_grad_(False).eval() if w else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="small")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-seconds", type=float, default=None)
+    ap.add_argument("--model", nargs="+", default=[], metavar="KEY=VALUE", help="model keys after the setting's")
     ap.add_argument("--table", metavar="OUT_DIR", help="print the markdown table of the *.json files there instead")
     a = ap.parse_intermixed_args(argv)  # positionals and options in any order, as with required positionals
     positionals = {"DATA_DIR": a.data, "K": a.K, "STEPS": a.steps, "SEED": a.seed, "OUT.json": a.out}
@@ -193,10 +196,19 @@ def main(argv: list[str] | None = None) -> None:
 def run(a) -> None:
     """Train the learned and the oracle run, print their eval objectives and write OUT.json."""
     result = {"data": a.data, "K": a.K, "steps": a.steps, "seed": a.seed, "correspondence": a.correspondence}
-    result["setting"] = a.setting
+    result["setting"], result["model"] = a.setting, a.model
     for name in ("learned", "oracle"):
         result[name] = train(
-            a.data, a.K, a.steps, a.seed, name == "oracle", a.correspondence, a.setting, a.device, a.max_seconds
+            a.data,
+            a.K,
+            a.steps,
+            a.seed,
+            name == "oracle",
+            a.correspondence,
+            a.setting,
+            a.device,
+            a.max_seconds,
+            tuple(a.model),
         )
         print(
             name,
