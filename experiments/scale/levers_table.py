@@ -4,6 +4,8 @@ random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std
 Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled] [--agreement]
        [--study small1500]   (RUNS_DIR's subfolder: small = the 450-step runs, small1500 = the 1,500-step ones)
        [--seeds 0,1,2]       (the seeds averaged; default 0-2, the study's three)
+       [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
+                              + CRF, K-means on L and linear probe; crf_rest.sh makes the CRF cell)
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
     ap.add_argument("--study", default="small", help="RUNS_DIR's subfolder (small, small1500)")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds to average")
+    ap.add_argument(
+        "--random-init", action="store_true", help="a 'random init' row per set: the first name's diag/random(_crf)"
+    )
     args = ap.parse_args(argv)
     if not Path(args.runs).is_dir():
         ap.error(f"RUNS_DIR {args.runs}: no such directory; pass the runs folder of experiments/scale/lever_*.sh")
@@ -93,27 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---" * 10 + "|")
     for s in args.sets:
-        for name in args.names.split(","):
+        names = args.names.split(",")
+        for name in names + (["random init"] if args.random_init else []):
             rows = []
             for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
-                if seed_dir.name.removeprefix("seed") not in seeds:
-                    continue
-                run = seed_dir / name
-                diag = sorted(
-                    f for f in (run / "diag").glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name
-                )
-                if not (run / "metrics.json").is_file() or not diag:
-                    continue
-                crf_file = diag[-1].parent.parent.with_name(diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
-                crf = json.loads(crf_file.read_text())["miou"] if crf_file.is_file() else None
-                rows.append(
-                    (
-                        json.loads((run / "metrics.json").read_text())["miou"],
-                        probe(diag[-1]),
-                        probe(run / "diag" / "random" / s / "metrics.json"),
-                        crf,
-                    )
-                )
+                if seed_dir.name.removeprefix("seed") in seeds:
+                    rows += gather(seed_dir / name, s) if name != "random init" else random_init(seed_dir / names[0], s)
             if not rows:
                 continue
             print(
@@ -122,6 +112,28 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {cell(col(rows, 'kmeans'))} | {cell(col(rows, 'linear'))} | {cell(col(rows, 'linear', 2))} "
                 f"| {', '.join(f'{r[0]:.3f}' for r in rows)} |"
             )
+
+
+def miou(path: Path) -> float | None:
+    return json.loads(path.read_text())["miou"] if path.is_file() else None
+
+
+def gather(run: Path, s: str) -> list[tuple]:
+    """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF)."""
+    diag = sorted(f for f in (run / "diag").glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name)
+    if not (run / "metrics.json").is_file() or not diag:
+        return []
+    crf_file = diag[-1].parent.parent.with_name(diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
+    random = probe(run / "diag" / "random" / s / "metrics.json")
+    return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
+
+
+def random_init(run: Path, s: str) -> list[tuple]:
+    """The random-init reference of a run (evaluate init=random: diag/random, + CRF: diag/random_crf), same shape."""
+    f = run / "diag" / "random" / s / "metrics.json"
+    if not f.is_file():
+        return []
+    return [(miou(f), probe(f), probe(f), miou(run / "diag" / "random_crf" / s / "metrics.json"))]
 
 
 if __name__ == "__main__":
