@@ -193,3 +193,43 @@ def test_every_script_of_the_brief_is_covered():
     found = {str(p.relative_to(REPO / "experiments").with_suffix("")) for p in REPO.glob("experiments/*/*.py")}
     assert found == set(SCRIPTS), "a script of experiments/ was added or removed: list it in SCRIPTS and MISSING_PATH"
     assert {s for s, _, _ in MISSING_PATH} == set(SCRIPTS)
+
+
+def fake_metrics(path, miou: float, weights: str | None = None) -> None:
+    import json
+
+    path.mkdir(parents=True, exist_ok=True)
+    probe = {k: {"miou": miou} for k in ("unsupervised", "kmeans", "linear")}
+    (path / "metrics.json").write_text(json.dumps({"miou": miou, "probe": probe, "weights": weights}))
+
+
+def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, monkeypatch, capsys):
+    """diagnose.sh draws the random init with seed 0 for every run: three runs, one draw; a per-seed draw
+    (more_seeds.sh) counts once per seed. The CRF cell is diag/random_crf's, not a trained step's."""
+    for seed, init in ((0, 0), (1, 0), (2, 1)):
+        run = tmp_path / "small" / "s" / f"seed{seed}" / "mi"
+        fake_metrics(run, 0.5)
+        fake_metrics(run / "diag" / "step00450" / "s", 0.5)
+        fake_metrics(run / "diag" / "step00450_crf" / "s", 0.6)
+        fake_metrics(run / "diag" / "random" / "s", 0.1 + init, f"random init (seed {init}), architecture of {run}")
+        fake_metrics(run / "diag" / "random_crf" / "s", 0.2 + init)
+    load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi", "--random-init"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")]
+    assert [r[1] for r in rows] == ["mi", "random init"]
+    assert rows[0][2:5] == ["3", "0.500 ± 0.000", "0.600 ± 0.000"]
+    assert rows[1][2:5] == ["2", "0.600 ± 0.707", "0.700 ± 0.707"]  # draws 0 and 1: (0.1, 1.1) and (0.2, 1.2)
+
+
+def test_probes_table_leaves_out_the_crf_scores(tmp_path, monkeypatch):
+    run = tmp_path / "r"
+    fake_metrics(run / "diag" / "step00450" / "s", 0.5)
+    fake_metrics(run / "diag" / "step00450_crf" / "s", 0.6)
+    fake_metrics(run / "diag" / "random_crf" / "s", 0.2)
+    rows = load("scale/probes", monkeypatch).rows(tmp_path)
+    assert [(r["run"], r["step"]) for r in rows] == [("r", "step00450")]
+
+
+def test_oracle_refuses_zero_clusters_or_steps(tmp_path, monkeypatch, capsys):
+    oracle = load("scale/oracle", monkeypatch)
+    line = refused(oracle, [str(tmp_path), "0", "450", "0", str(tmp_path / "o.json")], capsys)
+    assert "K=0" in line and not (tmp_path / "o.json").exists()

@@ -5,7 +5,8 @@ Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names 
        [--study small1500]   (RUNS_DIR's subfolder: small = the 450-step runs, small1500 = the 1,500-step ones)
        [--seeds 0,1,2]       (the seeds averaged; default 0-2, the study's three)
        [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
-                              + CRF, K-means on L and linear probe; crf_rest.sh makes the CRF cell)
+                              + CRF, K-means on L and linear probe, one per distinct seeded draw; crf_rest.sh
+                              makes the CRF cell)
 """
 
 from __future__ import annotations
@@ -100,10 +101,11 @@ def main(argv: list[str] | None = None) -> None:
     for s in args.sets:
         names = args.names.split(",")
         for name in names + (["random init"] if args.random_init else []):
-            rows = []
+            rows, seen = [], set()
             for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
                 if seed_dir.name.removeprefix("seed") in seeds:
-                    rows += gather(seed_dir / name, s) if name != "random init" else random_init(seed_dir / names[0], s)
+                    run = seed_dir / (names[0] if name == "random init" else name)
+                    rows += random_init(run, s, seen) if name == "random init" else gather(run, s)
             if not rows:
                 continue
             print(
@@ -128,11 +130,18 @@ def gather(run: Path, s: str) -> list[tuple]:
     return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
 
 
-def random_init(run: Path, s: str) -> list[tuple]:
-    """The random-init reference of a run (evaluate init=random: diag/random, + CRF: diag/random_crf), same shape."""
+def random_init(run: Path, s: str, seen: set[str]) -> list[tuple]:
+    """The random-init reference of a run (evaluate init=random: diag/random, + CRF: diag/random_crf), same shape;
+    an init already in `seen` (the same seeded draw of the same architecture, e.g. diagnose.sh's seed 0 for every
+    run) is counted once."""
     f = run / "diag" / "random" / s / "metrics.json"
     if not f.is_file():
         return []
+    weights = json.loads(f.read_text()).get("weights", str(f))
+    draw = weights.split(", architecture")[0]  # "random init (seed N)"
+    if draw in seen:
+        return []
+    seen.add(draw)
     return [(miou(f), probe(f), probe(f), miou(run / "diag" / "random_crf" / s / "metrics.json"))]
 
 

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         prog=PROG,
         description=__doc__.splitlines()[0],
         usage="%(prog)s DATA_DIR K STEPS SEED OUT.json [--correspondence W] [--setting {paper,small}] "
-        "[--device DEVICE] [--max-seconds S]\n       %(prog)s --table OUT_DIR",
+        "[--device DEVICE] [--max-seconds S] [--model KEY=VALUE ...]\n       %(prog)s --table OUT_DIR",
     )
     # optional here so that `--table OUT_DIR` stands alone; required (checked below) without it
     ap.add_argument("data", metavar="DATA_DIR", nargs="?", help="a folder set (make_data.py)")
@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     missing = [k for k, v in positionals.items() if v is None]
     if missing:
         ap.error(f"the following arguments are required: {', '.join(missing)}")
+    if a.K < 1 or a.steps < 1:
+        ap.error(f"K={a.K}, STEPS={a.steps}: both must be at least 1")
     if not Path(a.data).is_dir():
         ap.error(f"DATA_DIR {a.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
     if not Path(a.out).parent.is_dir():

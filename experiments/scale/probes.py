@@ -18,6 +18,8 @@ PROG = "experiments/scale/probes.py"
 def rows(root: Path) -> list[dict]:
     out = []
     for path in sorted(root.rglob("diag/*/*/metrics.json")):
+        if "_crf" in path.parent.parent.name:  # crf=true scores (reference.sh, crf_rest.sh) carry no probes
+            continue
         m = json.loads(path.read_text())
         probe = m.get("probe", {})
         step, dataset, run = path.parent.parent.name, path.parent.name, path.parents[3]
