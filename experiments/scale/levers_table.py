@@ -4,6 +4,7 @@ random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std
 Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled] [--agreement]
        [--study small1500]   (RUNS_DIR's subfolder: small = the 450-step runs, small1500 = the 1,500-step ones)
        [--seeds 0,1,2]       (the seeds averaged; default 0-2, the study's three)
+       [--probe-dir cosine]  (the probes of reprobe.sh: RUN/diag/cosine/...; default RUN/diag/...)
        [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
                               + CRF, K-means on L and linear probe, one per distinct seeded draw; crf_rest.sh
                               makes the CRF cell)
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
     ap.add_argument("--study", default="small", help="RUNS_DIR's subfolder (small, small1500)")
     ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds to average")
+    ap.add_argument("--probe-dir", default="", help="read the probes from RUN/diag/PROBE_DIR (reprobe.sh: cosine)")
     ap.add_argument(
         "--random-init", action="store_true", help="a 'random init' row per set: the first name's diag/random(_crf)"
     )
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
                 if seed_dir.name.removeprefix("seed") in seeds:
                     run = seed_dir / (names[0] if name == "random init" else name)
-                    rows += random_init(run, s, seen) if name == "random init" else gather(run, s)
+                    rows += random_init(run, s, seen) if name == "random init" else gather(run, s, args.probe_dir)
             if not rows:
                 continue
             print(
@@ -120,13 +122,15 @@ def miou(path: Path) -> float | None:
     return json.loads(path.read_text())["miou"] if path.is_file() else None
 
 
-def gather(run: Path, s: str) -> list[tuple]:
-    """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF)."""
-    diag = sorted(f for f in (run / "diag").glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name)
+def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
+    """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF); the probes
+    from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag."""
+    probes = run / "diag" / probe_dir
+    diag = sorted(f for f in probes.glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name)
     if not (run / "metrics.json").is_file() or not diag:
         return []
-    crf_file = diag[-1].parent.parent.with_name(diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
-    random = probe(run / "diag" / "random" / s / "metrics.json")
+    crf_file = run / "diag" / (diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
+    random = probe(probes / "random" / s / "metrics.json")
     return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
 
 

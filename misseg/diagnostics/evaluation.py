@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # torch is imported inside the functions: validation imports 
 
 PROBES = ("linear", "kmeans")
 INITS = ("trained", "random")
+PROBE_SCHEDULES = ("cosine", "constant")
+PROBE_SCHEDULE = "cosine"  # the linear probe's lr schedule (conf/evaluate.yaml probe_schedule); see fit_linear_probe
+PROBE_MIN_STEPS = 1000  # ... and its least number of Adam steps (conf/evaluate.yaml probe_min_steps)
 
 
 def probe_kinds(value: Any) -> list[str]:
@@ -56,6 +59,8 @@ def check_diagnostics(cfg: DictConfig) -> None:
         raise ConfigError(f"probe_fit_fraction={fraction!r}: must be a number in (0, 1) (share of images to fit on)")
     check_int("probe_epochs", cfg.get("probe_epochs", 20), 1)
     check_positive("probe_lr", cfg.get("probe_lr", 1e-2))
+    check_choice("probe_schedule", cfg.get("probe_schedule", PROBE_SCHEDULE), PROBE_SCHEDULES)
+    check_int("probe_min_steps", cfg.get("probe_min_steps", PROBE_MIN_STEPS), 0)
     check_int("probe_kmeans_iters", cfg.get("probe_kmeans_iters", 10), 1)
     crf = cfg.get("crf", False)
     if not isinstance(crf, bool):
@@ -205,6 +210,8 @@ def linear_probe(
         num_classes,
         epochs=int(cfg.get("probe_epochs", 20)),
         lr=float(cfg.get("probe_lr", 1e-2)),
+        schedule=str(cfg.get("probe_schedule", PROBE_SCHEDULE)),
+        min_steps=int(cfg.get("probe_min_steps", PROBE_MIN_STEPS)),
         seed=int(cfg.seed),
     )
     del features

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The linear probes of section 5 again with the converged probe (probe_schedule=cosine, the default since this
+# script was written; every earlier probe number used a constant Adam lr of 1e-2, which does not converge at
+# P = 2048 and leaves +-0.02 of optimiser noise at P = 256): MI and IIC at 450 steps on the five sets, seeds 0-2,
+# their random-init reference (the same seeded draw as diag/random), and paper_arch.sh's runs. Written to
+# RUN/diag/cosine/{step00450,random}/SET: nothing earlier is overwritten. Table: levers_table.py --probe-dir cosine.
+# Usage: bash experiments/scale/reprobe.sh   (two evaluations at a time, one thread each)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source experiments/scale/common.sh
+eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false probe=linear probe_schedule=cosine"
+probe() {  # probe SET SEED NAME: the trained run's probe and, once per seeded draw, its random init's
+  local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
+  [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d"; return 0; }
+  SEED=$seed run "$d/diag/cosine/step00450/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+    $(SEED=$seed data "$set") $eval_args
+  # IIC shares MI's encoder and its seeded init, so its random-init probe is MI's (section 2)
+  [ "$3" != iic ] && [ -f "$d/diag/random/$set/metrics.json" ] || return 0
+  local init
+  init=$(grep -o 'random init (seed [0-9]*' "$d/diag/random/$set/metrics.json" | grep -o '[0-9]*$')
+  [ "$init" = "$seed" ] || [ "$seed" = 0 ] || return 0  # seed 0's draw is already made for this set
+  SEED=$init run "$d/diag/cosine/random/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+    $(SEED=$init data "$set") $eval_args init=random
+}
+for seed in 0 1 2; do
+  probe ccp_persons $seed mi_paperarch &
+  for set in ccp_persons camvid; do probe $set $seed mi; probe $set $seed iic; done
+  wait
+  for set in coco_persons human_seg coco_stuff15; do probe $set $seed mi & probe $set $seed iic; wait; done
+done
