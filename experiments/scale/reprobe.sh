@@ -22,9 +22,15 @@ probe() {  # probe SET SEED NAME: the trained run's probe and, once per seeded d
   SEED=$init run "$d/diag/cosine/random/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
     $(SEED=$init data "$set") $eval_args init=random
 }
+for seed in 0 1 2; do  # MI and its random init first, then the thesis architecture's runs, then IIC
+  probe ccp_persons $seed mi & probe camvid $seed mi; wait
+  probe coco_persons $seed mi & probe human_seg $seed mi; wait
+  probe coco_stuff15 $seed mi
+done
+probe ccp_persons 0 mi_paperarch & probe ccp_persons 1 mi_paperarch; wait
+probe ccp_persons 2 mi_paperarch
 for seed in 0 1 2; do
-  probe ccp_persons $seed mi_paperarch &
-  for set in ccp_persons camvid; do probe $set $seed mi; probe $set $seed iic; done
-  wait
-  for set in coco_persons human_seg coco_stuff15; do probe $set $seed mi & probe $set $seed iic; wait; done
+  probe ccp_persons $seed iic & probe camvid $seed iic; wait
+  probe coco_persons $seed iic & probe human_seg $seed iic; wait
+  probe coco_stuff15 $seed iic
 done
