@@ -45,3 +45,8 @@ for seed in 0 1 2; do
       $(SEED=$init data "$set") $eval_args init=random crf=true
   done
 done
+# paper_arch.sh's runs (the thesis's P = 2048, width 64 at the CPU budget)
+crf small ccp_persons 0 00450 mi_paperarch &
+crf small ccp_persons 1 00450 mi_paperarch
+wait
+crf small ccp_persons 2 00450 mi_paperarch
