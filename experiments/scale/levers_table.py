@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> None:
             for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
                 if seed_dir.name.removeprefix("seed") in seeds:
                     run = seed_dir / (names[0] if name == "random init" else name)
-                    rows += random_init(run, s, seen) if name == "random init" else gather(run, s, args.probe_dir)
+                    rows += (
+                        random_init(run, s, seen, args.probe_dir)
+                        if name == "random init"
+                        else gather(run, s, args.probe_dir)
+                    )
             if not rows:
                 continue
             print(
@@ -134,11 +138,11 @@ def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
     return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
 
 
-def random_init(run: Path, s: str, seen: set[str]) -> list[tuple]:
+def random_init(run: Path, s: str, seen: set[str], probe_dir: str = "") -> list[tuple]:
     """The random-init reference of a run (evaluate init=random: diag/random, + CRF: diag/random_crf), same shape;
     an init already in `seen` (the same seeded draw of the same architecture, e.g. diagnose.sh's seed 0 for every
     run) is counted once."""
-    f = run / "diag" / "random" / s / "metrics.json"
+    f = run / "diag" / probe_dir / "random" / s / "metrics.json"
     if not f.is_file():
         return []
     weights = json.loads(f.read_text()).get("weights", str(f))
