@@ -225,11 +225,15 @@ def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckp
 
 def test_evaluate_init_random_and_a_bad_value(tmp_path, tiny_ckpt):
     ckpt, data = tiny_ckpt
-    r = evaluate(ckpt, data, "probe=linear", "init=random", "report=false", "logger=csv", f"hydra.run.dir={tmp_path}/e")
+    args = ("probe=linear", "init=random", "report=false", "logger=csv", "probe_min_steps=30")
+    r = evaluate(ckpt, data, *args, f"hydra.run.dir={tmp_path}/e")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["init"] == "random" and "crf" not in m and set(m["probe"]) == {"split", "unsupervised", "linear"}
     assert 0 <= m["probe"]["linear"]["miou"] <= 1
+    # 3 fit images = 1 step a pass: 20 passes, raised to probe_min_steps; the protocol is recorded
+    assert m["probe"]["linear"]["steps"] == m["probe"]["linear"]["epochs"] == 30
+    assert m["probe"]["linear"]["schedule"] == "cosine" and m["probe"]["linear"]["lr"] == 0.01
     logged = (tmp_path / "e" / "csv" / "metrics.csv").read_text().splitlines()
     row = dict(zip(logged[0].split(","), logged[1].split(","), strict=True))
     assert float(row["eval/probe/linear/miou"]) == pytest.approx(m["probe"]["linear"]["miou"])
