@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The linear probes of section 5 again with the converged probe (probe_schedule=cosine, the default since this
 # script was written; every earlier probe number used a constant Adam lr of 1e-2, which does not converge at
-# P = 2048 and leaves +-0.02 of optimiser noise at P = 256): MI and IIC at 450 steps on the five sets, seeds 0-2,
-# their random-init reference (the same seeded draw as diag/random), and paper_arch.sh's runs. Written to
+# P = 2048 and leaves +-0.03 of optimiser noise at P = 256): MI and IIC at 450 steps on the five sets, seeds 0-2,
+# their random-init reference (the same seeded draw as diag/random), paper_arch.sh's runs, and the 4,500-step
+# persons1400 runs of section 2. Written to
 # RUN/diag/cosine/{step00450,random}/SET: nothing earlier is overwritten. Table: levers_table.py --probe-dir cosine.
 # Usage: bash experiments/scale/reprobe.sh   (two evaluations at a time, one thread each)
 set -euo pipefail
@@ -33,4 +34,15 @@ for seed in 0 1 2; do
   probe ccp_persons $seed iic & probe camvid $seed iic; wait
   probe coco_persons $seed iic & probe human_seg $seed iic; wait
   probe coco_stuff15 $seed iic
+done
+# the 4,500-step runs on the person union (section 2's probe rows and the README's Results claim), seed 0
+for name in mi_paper iic; do
+  d="$RUNS/compute/persons1400/$name"
+  for set in ccp_persons human_seg coco_persons; do
+    run "$d/diag/cosine/step04500/$set" misseg.evaluate ckpt_path="$d/checkpoints/step04500.ckpt" \
+      $(data "$set") $eval_args &
+    [ $name = iic ] || run "$d/diag/cosine/random/$set" misseg.evaluate ckpt_path="$d/checkpoints/step04500.ckpt" \
+      $(data "$set") $eval_args init=random
+    wait
+  done
 done
