@@ -3,7 +3,7 @@
 # script was written; every earlier probe number used a constant Adam lr of 1e-2, which does not converge at
 # P = 2048 and leaves +-0.03 of optimiser noise at P = 256): MI and IIC at 450 steps on the five sets, seeds 0-2,
 # their random-init reference (the same seeded draw as diag/random), paper_arch.sh's runs, and the 4,500-step
-# persons1400 runs of section 2. Written to
+# persons1400 runs of section 2, section 7's lever runs. Written to
 # RUN/diag/cosine/{step00450,random}/SET: nothing earlier is overwritten. Table: levers_table.py --probe-dir cosine.
 # Usage: bash experiments/scale/reprobe.sh   (two evaluations at a time, one thread each)
 set -euo pipefail
@@ -46,3 +46,21 @@ for name in mi_paper iic; do
     wait
   done
 done
+# section 7's lever (450 steps, five sets) and the 1,500-step ccp_persons runs (their random init: the 1,500-step
+# mi run's, the same seed-0 draw of the same architecture)
+for seed in 0 1 2; do
+  probe ccp_persons $seed mi_corr & probe camvid $seed mi_corr; wait
+  probe coco_persons $seed mi_corr & probe human_seg $seed mi_corr; wait
+  probe coco_stuff15 $seed mi_corr
+done
+for seed in 0 1 2; do
+  for name in mi mi_corr; do
+    d="$RUNS/small1500/ccp_persons/seed$seed/$name"
+    SEED=$seed run "$d/diag/cosine/step01500/ccp_persons" misseg.evaluate \
+      ckpt_path="$d/checkpoints/step01500.ckpt" $(SEED=$seed data ccp_persons) $eval_args &
+  done
+  wait
+done
+d="$RUNS/small1500/ccp_persons/seed0/mi"
+run "$d/diag/cosine/random/ccp_persons" misseg.evaluate ckpt_path="$d/checkpoints/step01500.ckpt" \
+  $(data ccp_persons) $eval_args init=random
