@@ -47,3 +47,7 @@ lever() {
   [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
     > "$d/agreement.md" 2>/dev/null
 }
+
+# init_seed RUN SET: the seed of RUN's random-init reference on SET (diag/random's metrics.json records the draw:
+# diagnose.sh drew seed 0 for every run, more_seeds.sh one per seed), so a later evaluation can refine the same one
+init_seed() { grep -o 'random init (seed [0-9]*' "$1/diag/random/$2/metrics.json" | grep -o '[0-9]*$'; }

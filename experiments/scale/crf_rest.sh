@@ -40,7 +40,7 @@ for seed in 0 1 2; do
     d="$RUNS/small/$set/seed$seed/mi"
     [ -f "$d/diag/random/$set/metrics.json" ] && [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d"; continue; }
     # the init of the random-init row it refines: diagnose.sh drew seed 0 for every run (more_seeds.sh: per seed)
-    init=$(grep -o 'random init (seed [0-9]*' "$d/diag/random/$set/metrics.json" | grep -o '[0-9]*$')
+    init=$(init_seed "$d" "$set")
     SEED=$init run "$d/diag/random_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
       $(SEED=$init data "$set") $eval_args init=random crf=true
   done

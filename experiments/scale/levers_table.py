@@ -100,18 +100,14 @@ def main(argv: list[str] | None = None) -> None:
         "| linear probe, random init | per seed: clusters (all images) |"
     )
     print("|---" * 10 + "|")
+    names = args.names.split(",")
     for s in args.sets:
-        names = args.names.split(",")
         for name in names + (["random init"] if args.random_init else []):
-            rows, seen = [], set()
+            rows, seen, reference = [], set(), name == "random init"
             for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
                 if seed_dir.name.removeprefix("seed") in seeds:
-                    run = seed_dir / (names[0] if name == "random init" else name)
-                    rows += (
-                        random_init(run, s, seen, args.probe_dir)
-                        if name == "random init"
-                        else gather(run, s, args.probe_dir)
-                    )
+                    run = seed_dir / (names[0] if reference else name)
+                    rows += random_init(run, s, seen, args.probe_dir) if reference else gather(run, s, args.probe_dir)
             if not rows:
                 continue
             print(

@@ -18,7 +18,7 @@ probe() {  # probe SET SEED NAME: the trained run's probe and, once per seeded d
   # IIC shares MI's encoder and its seeded init, so its random-init probe is MI's (section 2)
   [ "$3" != iic ] && [ -f "$d/diag/random/$set/metrics.json" ] || return 0
   local init
-  init=$(grep -o 'random init (seed [0-9]*' "$d/diag/random/$set/metrics.json" | grep -o '[0-9]*$')
+  init=$(init_seed "$d" "$set")
   [ "$init" = "$seed" ] || [ "$seed" = 0 ] || return 0  # seed 0's draw is already made for this set
   SEED=$init run "$d/diag/cosine/random/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
     $(SEED=$init data "$set") $eval_args init=random
