@@ -233,3 +233,18 @@ def test_oracle_refuses_zero_clusters_or_steps(tmp_path, monkeypatch, capsys):
     oracle = load("scale/oracle", monkeypatch)
     line = refused(oracle, [str(tmp_path), "0", "450", "0", str(tmp_path / "o.json")], capsys)
     assert "K=0" in line and not (tmp_path / "o.json").exists()
+
+
+def test_make_data_needs_no_shared_folder_when_every_set_is_made(tmp_path, monkeypatch, capsys):
+    (tmp_path / "small" / "camvid").mkdir(parents=True)
+    make_data = load("scale/make_data", monkeypatch)
+    make_data.main(["--shared", str(tmp_path / "missing"), "--out", str(tmp_path / "small"), "--sets", "camvid"])
+    assert capsys.readouterr().out == "camvid: exists, skipped\n"
+
+
+def test_position_prints_no_header_before_a_malformed_set(tmp_path, monkeypatch, capsys):
+    (tmp_path / "images").mkdir()  # no masks/, no classes.txt
+    position = load("scale/position", monkeypatch)
+    monkeypatch.setattr(position.torch, "set_num_threads", lambda n: None)
+    line = refused(position, [str(tmp_path)], capsys)
+    assert str(tmp_path) in line

@@ -440,3 +440,25 @@ def test_argparse_clis_answer_a_bad_argument_in_one_line(module, argv, names, ca
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1
     assert names in err and f"(see python -m {module}" in err and "--help)" in err
+
+
+def test_existing_path_types_name_the_argument_the_value_and_the_hint(tmp_path, capsys):
+    """runs.errors.existing_dir / existing_file: argparse `type=`s that pass the value through unchanged and
+    refuse a missing path (or a path of the other kind) in the parser's one line."""
+    from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file
+
+    (tmp_path / "a.ckpt").write_bytes(b"")
+    ap = OneLineArgumentParser(prog="p")
+    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir("pass a folder set"))
+    ap.add_argument("ckpt", metavar="CKPT", type=existing_file("pass a checkpoint"))
+    args = ap.parse_args([str(tmp_path), str(tmp_path / "a.ckpt")])
+    assert (args.data, args.ckpt) == (str(tmp_path), str(tmp_path / "a.ckpt"))
+    for argv, line in [
+        ([str(tmp_path / "no"), str(tmp_path / "a.ckpt")], f"argument DATA_DIR: {tmp_path / 'no'}: no such directory"),
+        ([str(tmp_path / "a.ckpt"), str(tmp_path / "a.ckpt")], "no such directory; pass a folder set"),
+        ([str(tmp_path), str(tmp_path)], f"argument CKPT: {tmp_path}: no such file; pass a checkpoint"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            ap.parse_args(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.splitlines()) == 1 and line in err, err

@@ -10,7 +10,7 @@ import csv
 import json
 from pathlib import Path
 
-from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/gpu_summary.py"
 RUNS = ("mi", "mi_corr", "iic")
@@ -41,12 +41,15 @@ def steps(run: Path) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("out", metavar="OUT", type=Path, help="gpu_thesis.sh's output folder")
+    ap.add_argument(
+        "out",
+        metavar="OUT",
+        type=existing_dir("pass the OUT folder of experiments/scale/gpu_thesis.sh"),
+        help="gpu_thesis.sh's output folder",
+    )
     ap.add_argument("sets", metavar="SET", nargs="+", help="eval set names (gpu_thesis.sh's EVAL_SETS), one row each")
     args = ap.parse_args(argv)
-    if not args.out.is_dir():
-        ap.error(f"OUT {args.out}: no such directory; pass the OUT folder of experiments/scale/gpu_thesis.sh")
-    out, sets = args.out, args.sets
+    out, sets = Path(args.out), args.sets
     runs = " | ".join(f"{r}: clusters / probe / K-means on L" for r in RUNS)
     print(f"| eval set | trivial | K-means RGB | {runs} | MI random init: probe |")
     print("|---" * (len(RUNS) + 4) + "|")

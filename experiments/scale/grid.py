@@ -14,7 +14,7 @@ from PIL import Image
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
-from misseg.runs.errors import OneLineArgumentParser, reported_errors
+from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 PROG = "experiments/scale/grid.py"
 
@@ -43,19 +43,20 @@ def grid(root: str, out: str, ckpts: list[str]) -> None:
     print(out)
 
 
+SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
+CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", help="a folder set (make_data.py)")
+    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
     ap.add_argument("out", metavar="OUT.png", help="the picture to write")
-    ap.add_argument("ckpts", metavar="CKPT", nargs="+", help="checkpoints (two rows each)")
+    ap.add_argument(
+        "ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="checkpoints (two rows each)"
+    )
     args = ap.parse_args(argv)
-    if not Path(args.data).is_dir():
-        ap.error(f"DATA_DIR {args.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
     if not Path(args.out).parent.is_dir():
         ap.error(f"OUT.png {args.out}: no such directory {Path(args.out).parent}; create it first")
-    for c in args.ckpts:
-        if not Path(c).is_file():
-            ap.error(f"CKPT {c}: no such file; pass a checkpoint (RUN/checkpoints/*.ckpt)")
     torch.set_num_threads(1)
     with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
         grid(args.data, args.out, args.ckpts)

@@ -16,7 +16,7 @@ import json
 import statistics
 from pathlib import Path
 
-from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/levers_table.py"
 
@@ -75,7 +75,12 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
 
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("runs", metavar="RUNS_DIR", help="the scale study's runs folder (lever_*.sh's RUNS)")
+    ap.add_argument(
+        "runs",
+        metavar="RUNS_DIR",
+        type=existing_dir("pass the runs folder of experiments/scale/lever_*.sh"),
+        help="the scale study's runs folder (lever_*.sh's RUNS)",
+    )
     ap.add_argument("sets", metavar="SET", nargs="+", help="set names (RUNS_DIR/STUDY/SET)")
     ap.add_argument("--names", default="mi,mi_shuffled", help="comma-separated run names (default mi,mi_shuffled)")
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
@@ -86,8 +91,6 @@ def main(argv: list[str] | None = None) -> None:
         "--random-init", action="store_true", help="a 'random init' row per set: the first name's diag/random(_crf)"
     )
     args = ap.parse_args(argv)
-    if not Path(args.runs).is_dir():
-        ap.error(f"RUNS_DIR {args.runs}: no such directory; pass the runs folder of experiments/scale/lever_*.sh")
     study = Path(args.runs) / args.study
     if not study.is_dir():
         ap.error(f"--study {args.study}: no such directory {study}; pass the runs' subfolder (small, small1500)")

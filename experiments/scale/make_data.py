@@ -105,10 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--side {args.side}: must be a positive number of pixels")
     if args.jpeg is not None and not 1 <= args.jpeg <= 100:
         ap.error(f"--jpeg {args.jpeg}: a JPEG quality is 1-100")
-    if not args.shared.is_dir():
+    to_make = [s for s in sets if not (args.out / s).is_dir()]  # --shared is only read for these
+    if to_make and not args.shared.is_dir():
         ap.error(f"--shared {args.shared}: no such directory; pass the shared data folder (e.g. /work/shared/data)")
-    for s in sets:
-        if not (args.out / s).is_dir() and not (args.shared / s / "images").is_dir():
+    for s in to_make:
+        if not (args.shared / s / "images").is_dir():
             ap.error(f"--shared {args.shared}: no such directory {args.shared / s / 'images'}; leave {s} out of --sets")
     args.out.mkdir(parents=True, exist_ok=True)
     for s in sets:

@@ -46,7 +46,7 @@ from misseg.objectives.mi import (
     soft_assignment,
     soft_global,
 )
-from misseg.runs.errors import OneLineArgumentParser, reported_errors
+from misseg.runs.errors import OneLineArgumentParser, existing_dir, reported_errors
 
 PROG = "experiments/scale/oracle.py"
 
@@ -158,7 +158,13 @@ def main(argv: list[str] | None = None) -> None:
         "[--device DEVICE] [--max-seconds S] [--model KEY=VALUE ...]\n       %(prog)s --table OUT_DIR",
     )
     # optional here so that `--table OUT_DIR` stands alone; required (checked below) without it
-    ap.add_argument("data", metavar="DATA_DIR", nargs="?", help="a folder set (make_data.py)")
+    ap.add_argument(
+        "data",
+        metavar="DATA_DIR",
+        nargs="?",
+        type=existing_dir("pass a folder set made by experiments/scale/make_data.py"),
+        help="a folder set (make_data.py)",
+    )
     ap.add_argument("K", type=int, nargs="?", help="clusters")
     ap.add_argument("steps", metavar="STEPS", type=int, nargs="?", help="training steps of each of the two runs")
     ap.add_argument("seed", metavar="SEED", type=int, nargs="?")
@@ -168,23 +174,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--max-seconds", type=float, default=None)
     ap.add_argument("--model", nargs="+", default=[], metavar="KEY=VALUE", help="model keys after the setting's")
-    ap.add_argument("--table", metavar="OUT_DIR", help="print the markdown table of the *.json files there instead")
+    ap.add_argument(
+        "--table",
+        metavar="OUT_DIR",
+        type=existing_dir("pass the folder of oracle.py's OUT.json files"),
+        help="print the markdown table of the *.json files there instead",
+    )
     a = ap.parse_intermixed_args(argv)  # positionals and options in any order, as with required positionals
     positionals = {"DATA_DIR": a.data, "K": a.K, "STEPS": a.steps, "SEED": a.seed, "OUT.json": a.out}
     if a.table is not None:
         given = [k for k, v in positionals.items() if v is not None]
         if given:
             ap.error(f"--table {a.table}: no {', '.join(given)} with --table; make the table and the runs separately")
-        if not Path(a.table).is_dir():
-            ap.error(f"--table {a.table}: no such directory; pass the folder of oracle.py's OUT.json files")
         return table(a.table)
     missing = [k for k, v in positionals.items() if v is None]
     if missing:
         ap.error(f"the following arguments are required: {', '.join(missing)}")
     if a.K < 1 or a.steps < 1:
         ap.error(f"K={a.K}, STEPS={a.steps}: both must be at least 1")
-    if not Path(a.data).is_dir():
-        ap.error(f"DATA_DIR {a.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
     if not Path(a.out).parent.is_dir():
         ap.error(f"OUT.json {a.out}: no such directory {Path(a.out).parent}; create it first")
     if a.device.startswith("cuda") and not torch.cuda.is_available():

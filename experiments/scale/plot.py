@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from summarize import SIZES, baselines, datascale_rows, points  # noqa: E402  (this folder is on sys.path)
 
-from misseg.runs.errors import OneLineArgumentParser  # noqa: E402
+from misseg.runs.errors import OneLineArgumentParser, existing_dir  # noqa: E402
 
 PROG = "experiments/scale/plot.py"
 
@@ -70,14 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "runs",
         metavar="RUNS",
-        type=Path,
+        type=existing_dir("pass the scale study's runs folder (experiments/scale/*.sh)"),
         nargs="?",
-        default=Path("/work/exp_runs/scale"),
+        default="/work/exp_runs/scale",  # a string, so argparse checks it like a given one
         help="the scale study's runs folder (default /work/exp_runs/scale)",
     )
-    runs = ap.parse_args(argv).runs
-    if not runs.is_dir():
-        ap.error(f"RUNS {runs}: no such directory; pass the scale study's runs folder (experiments/scale/*.sh)")
+    runs = Path(ap.parse_args(argv).runs)
     base, rows = baselines(runs), points(runs)
     compute = [r for r in rows if r["study"] == "compute"]
     plot(compute, base, lambda r: r["step"], FIGURES / "steps.png",

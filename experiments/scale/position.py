@@ -17,16 +17,15 @@ from misseg.baselines.kmeans import kmeans_fit
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import normalized_mutual_information
 from misseg.metrics.matching import confusion_matrix, match_and_score
-from misseg.runs.errors import OneLineArgumentParser, reported_errors
+from misseg.runs.errors import OneLineArgumentParser, existing_dir, reported_errors
 
 PROG = "experiments/scale/position.py"
 
 
 def table(roots: list[str]) -> None:
-    """The header, then one markdown row per set."""
-    print("| set | classes | NMI(classes, 8x8 cell) | position baseline mIoU (PA) |")
-    print("|---|---|---|---|")
-    for root in roots:
+    """The header, then one markdown row per set; the header only once the first set has loaded, so that a
+    malformed set gives the error line alone."""
+    for i, root in enumerate(roots):
         data = FolderDataModule(root=root, image_size=64, batch_size=64, num_workers=0)
         data.setup()
         gt = torch.cat([b["mask"] for b in data.val_dataloader()]).long()
@@ -42,16 +41,22 @@ def table(roots: list[str]) -> None:
         conf = confusion_matrix(region, gt, K, K)
         scores = match_and_score(conf)
         nmi = normalized_mutual_information(labelled, cell)
+        if i == 0:
+            print("| set | classes | NMI(classes, 8x8 cell) | position baseline mIoU (PA) |")
+            print("|---|---|---|---|")
         print(f"| {Path(root).name} | {K} | {nmi:.3f} | {scores['miou']:.3f} ({scores['pa']:.3f}) |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", nargs="+", help="folder sets (make_data.py), one markdown row each")
+    ap.add_argument(
+        "data",
+        metavar="DATA_DIR",
+        nargs="+",
+        type=existing_dir("pass folder sets made by experiments/scale/make_data.py"),
+        help="folder sets (make_data.py), one markdown row each",
+    )
     args = ap.parse_args(argv)
-    for root in args.data:
-        if not Path(root).is_dir():
-            ap.error(f"DATA_DIR {root}: no such directory; pass folder sets made by experiments/scale/make_data.py")
     torch.set_num_threads(1)
     with reported_errors(f"{PROG}: error"):  # a malformed set: misseg's one line, exit 2
         table(args.data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/probes.py"
 
@@ -81,11 +81,15 @@ def figure(data: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    parser.add_argument("root", metavar="RUN_ROOT", type=Path, help="searched for */diag/*/*/metrics.json")
+    parser.add_argument(
+        "root",
+        metavar="RUN_ROOT",
+        type=existing_dir("pass the runs folder diagnose.sh wrote into"),
+        help="searched for */diag/*/*/metrics.json",
+    )
     parser.add_argument("--figure", metavar="PNG", type=Path, help="also draw the probe vs clusters figure there")
     args = parser.parse_args(argv)
-    if not args.root.is_dir():
-        parser.error(f"RUN_ROOT {args.root}: no such directory; pass the runs folder diagnose.sh wrote into")
+    args.root = Path(args.root)
     data = rows(args.root)
     if args.figure and not any(r["step"] != "random" and r["linear"] is not None for r in data):
         parser.error(f"--figure: no trained run's linear probe under {args.root}; run experiments/scale/diagnose.sh")

@@ -7,14 +7,12 @@ as in training. Data: a folder set of make_data.py (shorter side 80 px).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import assignment_ablation, seeded_batches
 from misseg.lit.build import load_module
-from misseg.runs.errors import OneLineArgumentParser, reported_errors
+from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 PROG = "experiments/scale/shortcut.py"
 
@@ -42,16 +40,17 @@ def table(root: str, ckpts: list[str]) -> None:
         print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
 
 
+SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
+CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", help="a folder set (make_data.py)")
-    ap.add_argument("ckpts", metavar="CKPT", nargs="+", help="checkpoints (one markdown row each)")
+    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
+    ap.add_argument(
+        "ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="checkpoints (one markdown row each)"
+    )
     args = ap.parse_args(argv)
-    if not Path(args.data).is_dir():
-        ap.error(f"DATA_DIR {args.data}: no such directory; pass a folder set made by experiments/scale/make_data.py")
-    for c in args.ckpts:
-        if not Path(c).is_file():
-            ap.error(f"CKPT {c}: no such file; pass a checkpoint (RUN/checkpoints/*.ckpt)")
     torch.set_num_threads(1)
     with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
         table(args.data, args.ckpts)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/summarize.py"
 SIZES = {"coco_persons": 109, "human_seg": 290, "ccp_persons": 1004, "persons400": 399, "persons1400": 1403}
@@ -130,14 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "runs",
         metavar="RUNS",
-        type=Path,
+        type=existing_dir("pass the scale study's runs folder (experiments/scale/*.sh)"),
         nargs="?",
-        default=Path("/work/exp_runs/scale"),
+        default="/work/exp_runs/scale",  # a string, so argparse checks it like a given one
         help="the scale study's runs folder (default /work/exp_runs/scale)",
     )
-    runs = ap.parse_args(argv).runs
-    if not runs.is_dir():
-        ap.error(f"RUNS {runs}: no such directory; pass the scale study's runs folder (experiments/scale/*.sh)")
+    runs = Path(ap.parse_args(argv).runs)
     base, rows = baselines(runs), points(runs)
     print("## Baselines (each set scored on its own images, 64 px centre crops)\n")
     print(baseline_table(base))

@@ -11,7 +11,7 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/train_curve.py"
 
@@ -32,12 +32,15 @@ def table(run: str, block: int = 500) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("run", metavar="RUN_DIR", help="a training run's folder (its csv/metrics.csv is read)")
+    ap.add_argument(
+        "run",
+        metavar="RUN_DIR",
+        type=existing_dir("pass a training run's folder (hydra.run.dir)"),
+        help="a training run's folder (its csv/metrics.csv is read)",
+    )
     ap.add_argument("block", metavar="BLOCK", type=int, nargs="?", default=500, help="steps per row (default 500)")
     args = ap.parse_args(argv)
     metrics = Path(args.run) / "csv" / "metrics.csv"
-    if not Path(args.run).is_dir():
-        ap.error(f"RUN_DIR {args.run}: no such directory; pass a training run's folder (hydra.run.dir)")
     if not metrics.is_file():
         ap.error(f"RUN_DIR {args.run}: no such file {metrics}; pass a run trained with the csv logger")
     if args.block < 1:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -72,6 +73,27 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's hook; must not return
         print(f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr, flush=True)
         raise SystemExit(2)
+
+
+def existing_dir(hint: str) -> Callable[[str], str]:
+    """An argparse `type=` for a folder that must exist: the value unchanged, or `VALUE: no such directory; HINT`
+    (argparse prefixes the argument's name and the parser prints it as its one line)."""
+    return _existing(Path.is_dir, "directory", hint)
+
+
+def existing_file(hint: str) -> Callable[[str], str]:
+    """An argparse `type=` for a file that must exist (see existing_dir)."""
+    return _existing(Path.is_file, "file", hint)
+
+
+def _existing(test: Callable[[Path], bool], what: str, hint: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not test(Path(value)):
+            raise argparse.ArgumentTypeError(f"{value}: no such {what}; {hint}")
+        return value
+
+    check.__name__ = what  # argparse names the type in its fallback message
+    return check
 
 
 @contextmanager
