@@ -17,10 +17,15 @@ from misseg.runs.resume import check_run_dir
 from misseg.runs.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
 
 
-def random_init_module(ckpt_path: str | Path, seed: int, **overrides):
+def random_init_module(ckpt_path: str | Path, seed: int, initial: bool = False, **overrides):
     """The checkpoint's architecture with fresh weights seeded by `seed`, its own weights NOT loaded: the
-    random-init reference of the probes (evaluate init=random)."""
-    return load_module(ckpt_path, random_init=True, seed=seed, **overrides)
+    random-init reference of the probes (evaluate init=random). initial: then the weights files its config names
+    (model.encoder.weights, model.reference.weights) are loaded, as when training started (init=initial: the
+    reference a run from pretrained weights must beat)."""
+    module = load_module(ckpt_path, random_init=True, seed=seed, **overrides)
+    if initial and hasattr(module, "load_initial_weights"):
+        module.load_initial_weights()
+    return module
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -38,9 +43,10 @@ def evaluate(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = make_datamodule(cfg.data, run_dir)
     overrides = dict(num_classes=datamodule.num_classes, matching=cfg.matching)
-    random_init = cfg.get("init", "trained") == "random"
+    init = cfg.get("init", "trained")
+    random_init = init in ("random", "initial")
     if random_init:
-        module = random_init_module(cfg.ckpt_path, cfg.seed, **overrides)
+        module = random_init_module(cfg.ckpt_path, cfg.seed, initial=init == "initial", **overrides)
     else:
         module = load_module(cfg.ckpt_path, **overrides)
     check_clusters_match_classes(
@@ -55,7 +61,10 @@ def evaluate(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         loggers = instantiate_dict(cfg.get("logger"))
         result.update(diagnostics(cfg, module, datamodule, result, run_dir, loggers))  # probe / crf / init
-        weights = f"random init (seed {cfg.seed}), architecture of ckpt_path={cfg.ckpt_path}" if random_init else None
+        weights = None
+        if random_init:
+            what = "random init" if init == "random" else "initial weights (its config's weights files)"
+            weights = f"{what} (seed {cfg.seed}), architecture of ckpt_path={cfg.ckpt_path}"
         metrics = metrics_record(result, datamodule.classes, weights=weights or f"ckpt_path={cfg.ckpt_path}")
         metrics_path = write_metrics(run_dir, metrics)
         figures = {}

@@ -89,6 +89,13 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
     assert ckpt["global_step"] == 2 and ckpt["misseg_model"]["encoder"]["name"] == "resnet18"
     trained = ckpt["state_dict"]["model.encoder.body.conv1.weight"]
     assert torch.equal(trained, source.body.state_dict()["conv1.weight"])  # loaded, then frozen
+    # evaluate's references: init=random draws every weight; init=initial loads the weights file again
+    from misseg.evaluate import random_init_module
+
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    random = random_init_module(last, seed=0).model.encoder.body.state_dict()["conv1.weight"]
+    initial = random_init_module(last, seed=0, initial=True).model.encoder.body.state_dict()["conv1.weight"]
+    assert torch.equal(initial, trained) and not torch.equal(random, trained)
     r = run_cli(
         "-m",
         "misseg.train",
@@ -120,3 +127,61 @@ def test_the_correspondence_lever_reads_a_pretrained_encoder_when_one_is_loaded(
     loaded = source.body.state_dict()
     assert all(torch.equal(v, m.reference.body.state_dict()[k]) for k, v in loaded.items())
     assert all(torch.equal(v, m.model.encoder.state_dict()[k]) for k, v in m.reference.state_dict().items())
+
+
+def test_dilated_upsampled_backbone_keeps_the_deepest_map_at_the_thesis_stride():
+    """model/encoder=effnet_lite0: the deepest EfficientNet-Lite0 map (320 channels), dilated to stride 8 on a 2x
+    enlarged input, gives L at stride 4 of the image, like the thesis's encoder; P=None keeps the raw channels."""
+    m = tiny_module("mi", "K=2", "model/encoder=effnet_lite0", "d=4").model
+    L, _ = m(torch.randn(2, 3, 32, 48))
+    assert L.shape == (2, 8, 8, 12) and m.encoder.d == 4
+    assert m.encoder.body.feature_info.channels()[m.encoder.level] == 320  # nothing cut off
+    raw = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
+    assert raw(torch.randn(1, 3, 32, 32)).shape == (1, 320, 8, 8) and raw.P == 320
+    undilated = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, upsample=2)
+    assert undilated.body.feature_info.channels()[-1] == 40  # without dilate the deeper stages are dropped
+    with pytest.raises(BackboneError, match="upsample=0"):
+        TimmBackbone("tf_efficientnet_lite0", P=4, upsample=0)
+    with pytest.raises(BackboneError, match="multiple of upsample"):
+        TimmBackbone("tf_efficientnet_lite0", P=4, stride=8, upsample=3)
+
+
+def test_a_pretrained_body_sees_its_own_input_normalisation():
+    """misseg feeds ImageNet-normalised images; the TF EfficientNets were trained on [-1, 1] (timm's
+    pretrained_cfg), ResNets on ImageNet statistics (then the mapping is the identity)."""
+    from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from misseg.models import backbone
+
+    assert (backbone.IMAGENET_MEAN, backbone.IMAGENET_STD) == (IMAGENET_MEAN, IMAGENET_STD)
+    image = torch.rand(1, 3, 4, 4)
+    normalised = (image - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    effnet = TimmBackbone("tf_efficientnet_lite0", P=4, d=16)
+    assert torch.allclose(normalised * effnet.scale + effnet.shift, 2 * image - 1, atol=1e-6)
+    resnet = TimmBackbone("resnet18", P=4, d=8)
+    assert torch.allclose(normalised * resnet.scale + resnet.shift, normalised, atol=1e-6)
+    assert "scale" not in resnet.state_dict()  # checkpoints keep their keys
+
+
+def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_path):
+    """model/reference=effnet_lite0: the lever's frozen network is its own (weights from its own file), the
+    encoder C stays the scratch thesis CNN, and the reference's features reach the objective on L's grid."""
+    source = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
+    torch.save(source.body.state_dict(), tmp_path / "lite0.pth")
+    m = tiny_module(
+        "mi",
+        "K=2",
+        "objective.correspondence_weight=1",
+        "model/reference=effnet_lite0",
+        f"reference.weights={tmp_path}/lite0.pth",
+    )
+    assert type(m.model.encoder).__name__ == "LocalEncoder" and m.reference.P == 320
+    assert not any(p.requires_grad for p in m.reference.parameters())
+    m.setup("fit")
+    assert all(torch.equal(v, m.reference.body.state_dict()[k]) for k, v in source.body.state_dict().items())
+    seen = {}
+    objective = m.objective.forward
+    m.objective.forward = lambda L, H, valid, second, reference: seen.update(L=L, ref=reference) or objective(
+        L, H, valid, second, reference
+    )
+    m.training_step({"image": torch.randn(2, 3, 16, 16)}, 0)
+    assert seen["ref"].shape == (2, 320, *seen["L"].shape[-2:])  # the stride-4 reference on the stride-2 L grid

@@ -122,3 +122,18 @@ def test_centered_heads_are_composed_from_config():
     assert isinstance(module.model.heads.center, torch.nn.BatchNorm1d)
     L, H = module.model(torch.randn(4, 3, 16, 16))
     assert H.shape == (4, 3, 8)
+
+
+def test_receptive_field_is_measured_through_saturating_activations_too():
+    """describe.receptive_field: the thesis encoder's 23 px (issue 14), and EfficientNet-Lite's ReLU6, which
+    would close every path of the all-positive structural copy, is opened like max pooling."""
+    from conftest import tiny_module
+
+    from misseg.models.backbone import TimmBackbone
+    from misseg.models.describe import describe, receptive_field
+
+    thesis = tiny_module("mi", "K=2", "d=4", "encoder.depth=4", "encoder.width=4").model.encoder
+    assert receptive_field(thesis, 3, 128) == 23
+    effnet = TimmBackbone("tf_efficientnet_lite0", P=4, d=4, stride=8, dilate=True, upsample=2)
+    assert receptive_field(effnet, 3, 64) > 23
+    assert "stride 4" in describe(tiny_module("mi", "K=2", "model/encoder=effnet_lite0", "d=4"), size=64)

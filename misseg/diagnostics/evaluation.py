@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # torch is imported inside the functions: validation imports 
     import torch
 
 PROBES = ("linear", "kmeans")
-INITS = ("trained", "random")
+INITS = ("trained", "random", "initial")
 PROBE_SCHEDULES = ("cosine", "constant")
 PROBE_SCHEDULE = "cosine"  # the linear probe's lr schedule (conf/evaluate.yaml probe_schedule); see fit_linear_probe
 PROBE_MIN_STEPS = 1000  # ... and its least number of Adam steps (conf/evaluate.yaml probe_min_steps)

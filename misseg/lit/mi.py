@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from misseg.data.augment import jittered_flipped_view
 from misseg.lit.base import SegmentationModule, resolve_classes
@@ -23,6 +24,8 @@ class MISegModule(SegmentationModule):
     encoder: builds C as encoder(in_channels=, P=, d=) (conf/model/encoder/: thesis, timm, ...);
     heads: builds F_1..F_K as heads(K=, P=) (conf/model/heads/); objective: builds the loss as objective(tau=)
     (conf/model/objective/mi.yaml, with its levers). Hydra passes them as partials; the defaults are the thesis's.
+    reference: builds the correspondence lever's frozen network as reference(in_channels=, P=None, d=)
+    (conf/model/reference/); None = a copy of C at its initial weights.
     K: clusters (None = number of classes of the data); tau: None = 1/sqrt(P) (paper); sobel: RGB + Sobel input;
     ignore_in_loss: label 255 removes pixels from the loss (COCO-Stuff things), the only use of labels in training.
     num_classes: ground-truth classes for evaluation (set from the data).
@@ -35,6 +38,7 @@ class MISegModule(SegmentationModule):
         encoder: Callable[..., nn.Module] = LocalEncoder,
         heads: Callable[..., nn.Module] = HighLevelHeads,
         objective: Callable[..., MIObjective] = MIObjective,
+        reference: Callable[..., nn.Module] | None = None,
         K: int | None = None,
         P: int = 2048,
         d: int = 4,
@@ -50,16 +54,20 @@ class MISegModule(SegmentationModule):
     ) -> None:
         super().__init__()
         K, num_classes = resolve_classes(K, num_classes)
-        self.save_hyperparameters(ignore=["encoder", "heads", "objective"])
+        self.save_hyperparameters(ignore=["encoder", "heads", "objective", "reference"])
         inputs = SobelInput(sobel)
         self.model = MISegmenter(inputs, encoder(in_channels=inputs.out_channels, P=P, d=d), heads(K=K, P=P), tau)
         self.objective = objective(tau=self.model.tau)
-        # the correspondence lever reads its correspondences from a frozen copy of the encoder at its initial weights
-        # (STEGO's frozen backbone; experiments/scale/correspondence.py measures how often they join same-class
-        # patches). A registered module, so checkpoints and exact resume carry it.
-        self.reference = None
+        # the correspondence lever reads its correspondences from a frozen network: a copy of the encoder at its
+        # initial weights, or one of its own (STEGO's frozen backbone; experiments/scale/correspondence.py measures
+        # how often they join same-class patches). A registered module, so checkpoints and exact resume carry it.
+        self.reference, self.own_reference = None, reference is not None
         if getattr(self.objective, "correspondence_weight", 0.0):
-            self.reference = copy.deepcopy(self.model.encoder).requires_grad_(False)
+            if reference is not None:
+                self.reference = reference(in_channels=inputs.out_channels, P=None, d=d)
+            else:
+                self.reference = copy.deepcopy(self.model.encoder)
+            self.reference.requires_grad_(False)
         self.init_evaluation(K, num_classes, matching)
         # a compiled function, not a compiled module: a module attribute would add keys to the state dict
         self._compiled = torch.compile(self.model.forward) if compile else None
@@ -70,11 +78,23 @@ class MISegModule(SegmentationModule):
 
     def setup(self, stage: str) -> None:
         # before Lightning restores a checkpoint (resume), so a resumed run keeps its trained weights
+        if stage == "fit":
+            self.load_initial_weights()
+
+    def load_initial_weights(self) -> None:
+        """The weights files the config names (encoder, reference), as training starts; the rest stays as drawn.
+        Also evaluate init=initial's reference: what training started from."""
         weights = getattr(self.model.encoder, "weights", None)
-        if stage == "fit" and weights:
+        if weights:
             self.model.encoder.load_weights(weights)
-            if self.reference is not None:  # the copy starts from the same weights (a resume then restores both)
-                self.reference.load_state_dict(self.model.encoder.state_dict())
+        if self.reference is None:
+            return
+        own = getattr(self.reference, "weights", None)
+        if self.own_reference:
+            if own:
+                self.reference.load_weights(own)
+        elif weights:  # the copy starts from the encoder's weights (a resume then restores both)
+            self.reference.load_state_dict(self.model.encoder.state_dict())
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.hparams.channels_last:
@@ -96,6 +116,8 @@ class MISegModule(SegmentationModule):
             self.reference.eval()  # here, not at init: Lightning warns of eval-mode modules, sets train mode per epoch
             with torch.no_grad():
                 reference = self.reference(self.model.inputs(x))
+            if reference.shape[-2:] != L.shape[-2:]:  # a reference of another stride: read on L's grid
+                reference = F.interpolate(reference, size=L.shape[-2:], mode="bilinear", align_corners=False)
         out = objective(L, H, self.valid_pixels(batch), second, reference)
         logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence")
         self.log_dict(

@@ -4,6 +4,13 @@
 (nothing is downloaded at run time), takes its deepest feature map whose stride equals `model.d`, and maps it to
 P channels with a linear 1x1 conv (no BN/ReLU, as in the scratch encoder, so L can take any sign).
 Self-supervised weights (e.g. DINO) come from a local file: `model.encoder.weights=PATH`.
+
+Two options make a pretrained body useful on small images (DeepLab's and STEGO's practice): `dilate` keeps the
+deeper stages at the chosen stride with dilated convolutions instead of dropping them, so L is read from the
+deepest, most semantic map; `upsample` enlarges the input first (a network trained on 224 px ImageNet objects
+sees a 64 px crop's person at a size it knows). L's stride on the input is then stride / upsample. The input is
+mapped from misseg's ImageNet normalisation to the one the network was trained with (timm's pretrained_cfg, e.g.
+[-1, 1] for the TF EfficientNets), so pretrained weights see what they expect.
 """
 
 from __future__ import annotations
@@ -12,7 +19,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+# the normalisation misseg's data applies (misseg.data.transforms; models import no data code, a test keeps them equal)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 # wrappers that checkpoints of self-supervised methods put around the backbone's own keys
 _STRIP_PREFIXES = ("module.", "teacher.", "student.", "backbone.", "encoder.", "model.")
 _NESTED_KEYS = ("state_dict", "model", "teacher", "student", "backbone")
@@ -83,38 +94,65 @@ def match_keys(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor])
 
 
 class TimmBackbone(nn.Module):
-    """x: (B, C_in, H, W) -> L: (B, P, H/d, W/d) from the deepest timm feature map of stride d."""
+    """x: (B, C_in, H, W) -> L: (B, P, H/d, W/d) from the deepest timm feature map of stride d * upsample.
+
+    P: None = the body's own channels, no projection (the correspondence lever's frozen reference, lit/mi.py).
+    """
 
     def __init__(
         self,
         name: str,
         in_channels: int = 3,
-        P: int = 2048,
+        P: int | None = 2048,
         d: int = 8,
         freeze: bool = False,
         weights: str | None = None,
         stride: int | None = None,
+        dilate: bool = False,
+        upsample: int = 1,
     ) -> None:
         super().__init__()
-        # stride: the preset's own output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep);
-        # None = model.d. The method reads the stride of L from the encoder (self.d), so the two cannot disagree.
-        d = stride or d
-        self.name, self.weights = name, weights
-        self.body = create_timm_features(name, in_channels)
+        # stride: the body's output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep); None =
+        # model.d * upsample. The method reads the stride of L from the encoder (self.d), so the two cannot disagree.
+        if upsample < 1:
+            raise BackboneError(f"model.encoder.upsample={upsample}: must be a positive integer (1 = off)")
+        body_stride = stride or d * upsample
+        if body_stride % upsample:
+            raise BackboneError(
+                f"model.encoder.stride={body_stride}, upsample={upsample}: the stride must be a multiple of upsample"
+            )
+        self.name, self.weights, self.upsample = name, weights, upsample
+        extra = {"output_stride": body_stride} if dilate else {}
+        try:
+            self.body = create_timm_features(name, in_channels, **extra)
+        except (TypeError, ValueError, AssertionError) as e:  # timm refuses the stride for this family
+            raise BackboneError(f"model.encoder.dilate=true: timm {name} cannot dilate to stride {body_stride} ({e})")
         strides = list(self.body.feature_info.reduction())
-        levels = [i for i, s in enumerate(strides) if s == d]
+        if dilate:  # timm reports the undilated strides; the deeper stages now run at body_stride
+            strides = [min(s, body_stride) for s in strides]
+        levels = [i for i, s in enumerate(strides) if s == body_stride]
         if not levels:
             raise BackboneError(
-                f"model.d={d}: timm {name} has feature maps of stride {sorted(set(strides))} only; "
-                f"set model.d to one of them (larger = deeper, more semantic features, coarser L)"
+                f"model.d={body_stride}: timm {name} has feature maps of stride {sorted(set(strides))} only; "
+                f"set model.d to one of them (larger = deeper, more semantic features, coarser L), "
+                "or model.encoder.dilate=true to keep the deeper stages at that stride"
             )
         self.level = levels[-1]  # the deepest of that stride (a ViT has all its blocks at stride 16)
         if self.level < len(strides) - 1:  # rebuild without the deeper stages: no compute or weights wasted
             out_index = self.body.feature_info.out_indices[self.level]
-            self.body, self.level = create_timm_features(name, in_channels, out_indices=(out_index,)), 0
+            self.body = create_timm_features(name, in_channels, out_indices=(out_index,), **extra)
+            self.level = 0
         channels = self.body.feature_info.channels()[self.level]
-        self.project = nn.Conv2d(channels, P, kernel_size=1)
-        self.P, self.d, self.frozen = P, d, freeze
+        self.project = nn.Conv2d(channels, P, kernel_size=1) if P is not None else nn.Identity()
+        self.P, self.d, self.frozen = P or channels, body_stride // upsample, freeze
+        # ImageNet-normalised input -> the body's own normalisation: x * scale + shift per channel (identity for
+        # networks trained with ImageNet statistics; not saved, so checkpoints keep their keys)
+        mean, std = _pretrained_normalization(name)
+        scale, shift = torch.ones(in_channels), torch.zeros(in_channels)
+        scale[:3] = torch.tensor(IMAGENET_STD) / torch.tensor(std)
+        shift[:3] = (torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)
+        self.register_buffer("scale", scale.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, -1, 1, 1), persistent=False)
         if freeze:
             self.body.requires_grad_(False)
             self.body.eval()
@@ -150,4 +188,17 @@ class TimmBackbone(nn.Module):
         self.body.load_state_dict(state, strict=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.scale + self.shift
+        if self.upsample > 1:
+            x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
         return self.project(self.body(x)[self.level])
+
+
+def _pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std (RGB) the timm model `name` was trained with; ImageNet's where timm records none."""
+    import timm
+
+    cfg = timm.get_pretrained_cfg(name) if hasattr(timm, "get_pretrained_cfg") else None
+    mean = tuple(getattr(cfg, "mean", None) or IMAGENET_MEAN)
+    std = tuple(getattr(cfg, "std", None) or IMAGENET_STD)
+    return mean[:3], std[:3]

@@ -4,7 +4,7 @@ The receptive field is read off the gradient: the input pixels whose value chang
 all (non-zero gradient of L[:, :, u0, v0].sum()), in eval mode, so dilations, pooling and padding are counted
 without a formula. Two readings:
 - structural: on a copy whose every path is open (positive conv weights, identity BatchNorm, average instead of
-  max pooling, a positive input): the extent the architecture allows;
+  max pooling, ReLU instead of ReLU6, a positive input): the extent the architecture allows;
 - at init: the weights as built. The two differ when an initialisation closes paths, e.g. timm's ResNets start
   with the last BatchNorm of every residual block at zero, so at init L sees only the stem and the shortcuts.
 """
@@ -28,10 +28,13 @@ def _all_paths_open(encoder: nn.Module) -> nn.Module:
             nn.init.constant_(m.weight, 1.0 / m.weight[0].numel())
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.reset_parameters()  # running mean 0, var 1, weight 1, bias 0: the identity in eval mode
-        elif isinstance(m, nn.MaxPool2d) and name:
+        elif isinstance(m, nn.MaxPool2d | nn.ReLU6) and name:
+            # max pooling passes one input; ReLU6 (EfficientNet-Lite, MobileNet) closes every path once the
+            # all-positive activations pass 6
             parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
-            pool = nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
-            setattr(parent, name.rpartition(".")[2], pool)
+            opened = nn.ReLU() if isinstance(m, nn.ReLU6) else None
+            opened = opened or nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode)
+            setattr(parent, name.rpartition(".")[2], opened)
     return net
 
 
@@ -52,6 +55,8 @@ def receptive_field(encoder: nn.Module, in_channels: int = 3, size: int = 128, s
         net.train(was_training)
     touched = x.grad.abs().sum((0, 1)) > 0
     rows, cols = touched.any(1).nonzero(), touched.any(0).nonzero()
+    if not len(rows):  # every path closed (e.g. saturated activations at init): L's centre sees no pixel
+        return 0
     return int(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1)
 
 

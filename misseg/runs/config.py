@@ -51,7 +51,17 @@ class TimmEncoder:
     name: str = MISSING
     weights: Optional[str] = MISSING  # noqa: UP045
     freeze: bool = MISSING
-    stride: Optional[int] = None  # noqa: UP045  null = model.d
+    stride: Optional[int] = None  # noqa: UP045  the body's output stride; null = model.d * upsample
+    dilate: bool = False  # keep the deeper stages at that stride (dilated), so L comes from the deepest map
+    upsample: int = 1  # enlarge the input by this factor first: L's stride on the input is stride / upsample
+
+
+@dataclass
+class TimmReference(TimmEncoder):
+    """The correspondence lever's frozen reference (conf/model/reference/), built as reference(in_channels=...,
+    P=None, d=model.d): a timm body whose raw features the correspondences are read from."""
+
+    freeze: bool = True
 
 
 @dataclass
@@ -141,6 +151,7 @@ class MIConf(MethodConf):
     compile: bool = MISSING
     heads: Any = MISSING
     objective: Any = MISSING
+    reference: Any = None  # model/reference=...: the correspondence lever's frozen reference; null = C at init
 
 
 @dataclass
@@ -156,6 +167,7 @@ SCHEMAS = {
     ("model/encoder", "_thesis_schema"): ThesisEncoder,
     ("model/encoder", "_timm_schema"): TimmEncoder,
     ("model/encoder", "_vgg_schema"): VGGEncoder,
+    ("model/reference", "_timm_schema"): TimmReference,
     ("model/heads", "_thesis_schema"): ThesisHeads,
     ("model/objective", "_mi_schema"): MIObjectiveConf,
     ("model/objective", "_iic_schema"): IICObjectiveConf,
