@@ -180,8 +180,15 @@ def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_pa
     assert all(torch.equal(v, m.reference.body.state_dict()[k]) for k, v in source.body.state_dict().items())
     seen = {}
     objective = m.objective.forward
-    m.objective.forward = lambda L, H, valid, second, reference: seen.update(L=L, ref=reference) or objective(
-        L, H, valid, second, reference
+    m.objective.forward = lambda L, H, valid, second, reference: (
+        seen.update(L=L, ref=reference) or objective(L, H, valid, second, reference)
     )
     m.training_step({"image": torch.randn(2, 3, 16, 16)}, 0)
     assert seen["ref"].shape == (2, 320, *seen["L"].shape[-2:])  # the stride-4 reference on the stride-2 L grid
+
+
+def test_a_body_that_cannot_dilate_is_named_in_one_line():
+    with pytest.raises(BackboneError, match="resnet18 cannot dilate to stride 4.*dilate=false"):
+        TimmBackbone("resnet18", P=4, stride=4, dilate=True)
+    with pytest.raises(BackboneError, match="no model"):  # an unknown name stays that error, dilated or not
+        TimmBackbone("not_a_model", P=4, stride=8, dilate=True)

