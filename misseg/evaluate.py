@@ -23,7 +23,7 @@ def random_init_module(ckpt_path: str | Path, seed: int, initial: bool = False, 
     (model.encoder.weights, model.reference.weights) are loaded, as when training started (init=initial: the
     reference a run from pretrained weights must beat)."""
     module = load_module(ckpt_path, random_init=True, seed=seed, **overrides)
-    if initial and hasattr(module, "load_initial_weights"):
+    if initial:
         module.load_initial_weights()
     return module
 

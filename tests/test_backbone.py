@@ -192,3 +192,13 @@ def test_a_body_that_cannot_dilate_is_named_in_one_line():
         TimmBackbone("resnet18", P=4, stride=4, dilate=True)
     with pytest.raises(BackboneError, match="no model"):  # an unknown name stays that error, dilated or not
         TimmBackbone("not_a_model", P=4, stride=8, dilate=True)
+
+
+def test_iic_loads_the_encoder_weights_file_too(tmp_path):
+    """model=iic model.encoder.weights=FILE: the file is loaded as training starts, as for MI (it used to be
+    silently ignored: IIC trained from random init)."""
+    source = saved_resnet18(tmp_path / "r18.pth")
+    m = tiny_module("iic", "K=2", "model/encoder=timm", "d=8", f"encoder.weights={tmp_path}/r18.pth")
+    assert not torch.equal(m.model.encoder.body.conv1.weight, source.body.conv1.weight)
+    m.setup("fit")
+    assert all(torch.equal(v, m.model.encoder.body.state_dict()[k]) for k, v in source.body.state_dict().items())

@@ -38,6 +38,18 @@ class SegmentationModule(pl.LightningModule):
         self.val_metric = HungarianSegmentationMetric(num_pred, num_classes, matching=matching)
         self.last_eval: dict | None = None
 
+    def setup(self, stage: str) -> None:
+        # before Lightning restores a checkpoint (resume), so a resumed run keeps its trained weights
+        if stage == "fit":
+            self.load_initial_weights()
+
+    def load_initial_weights(self) -> None:
+        """The weights file the encoder's config names (model.encoder.weights), as training starts; the rest stays
+        as drawn. Also evaluate init=initial's reference: what training started from."""
+        weights = getattr(self.model.encoder, "weights", None)
+        if weights:
+            self.model.encoder.load_weights(weights)
+
     def valid_pixels(self, batch: dict) -> torch.Tensor | None:
         """Pixels that take part in the loss: all, or with model.ignore_in_loss those not labelled 255 (COCO-Stuff
         things; the only use of labels in training)."""

@@ -76,24 +76,15 @@ class MISegModule(SegmentationModule):
         if self.hparams.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
-    def setup(self, stage: str) -> None:
-        # before Lightning restores a checkpoint (resume), so a resumed run keeps its trained weights
-        if stage == "fit":
-            self.load_initial_weights()
-
     def load_initial_weights(self) -> None:
-        """The weights files the config names (encoder, reference), as training starts; the rest stays as drawn.
-        Also evaluate init=initial's reference: what training started from."""
-        weights = getattr(self.model.encoder, "weights", None)
-        if weights:
-            self.model.encoder.load_weights(weights)
+        """The base's encoder weights, then the reference's: its own file, or the copy of the loaded encoder."""
+        super().load_initial_weights()
         if self.reference is None:
             return
-        own = getattr(self.reference, "weights", None)
         if self.own_reference:
-            if own:
-                self.reference.load_weights(own)
-        elif weights:  # the copy starts from the encoder's weights (a resume then restores both)
+            if getattr(self.reference, "weights", None):
+                self.reference.load_weights(self.reference.weights)
+        elif getattr(self.model.encoder, "weights", None):  # the copy starts from the encoder's weights
             self.reference.load_state_dict(self.model.encoder.state_dict())
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
