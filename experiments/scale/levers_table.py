@@ -4,7 +4,8 @@ random-init probe, from RUNS/small/SET/seedS/NAME/diag (lever_*.sh). Mean +- std
 Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names mi,mi_shuffled] [--agreement]
        [--study small1500]   (RUNS_DIR's subfolder: small = the 450-step runs, small1500 = the 1,500-step ones)
        [--seeds 0,1,2]       (the seeds averaged; default 0-2, the study's three)
-       [--probe-dir cosine]  (the probes of reprobe.sh: RUN/diag/cosine/...; default RUN/diag/...)
+       [--probe-dir cosine]  (the probes of reprobe.sh: RUN/diag/cosine/...; default RUN/diag/...; a run whose
+                              RUN/diag/... probes record that schedule already is read from there)
        [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
                               + CRF, K-means on L and linear probe, one per distinct seeded draw; crf_rest.sh
                               makes the CRF cell)
@@ -130,11 +131,24 @@ def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
     from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag."""
     probes = run / "diag" / probe_dir
     diag = sorted(f for f in probes.glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name)
+    if probe_dir and not diag and recorded_schedule(run / "diag", s) == probe_dir:
+        probes, diag = run / "diag", sorted(run.glob(f"diag/step*/{s}/metrics.json"))  # diagnosed under it already
+        diag = [f for f in diag if "crf" not in f.parent.parent.name]
     if not (run / "metrics.json").is_file() or not diag:
         return []
     crf_file = run / "diag" / (diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
     random = probe(probes / "random" / s / "metrics.json")
     return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
+
+
+def recorded_schedule(diag: Path, s: str) -> str | None:
+    """The linear probe's lr schedule that DIAG's step evaluations on set s record (metrics.json, since the
+    converged probe), or None: runs diagnosed after that change need no reprobe.sh pass."""
+    schedules = set()
+    for f in diag.glob(f"step*/{s}/metrics.json"):
+        if "crf" not in f.parent.parent.name:
+            schedules.add(json.loads(f.read_text()).get("probe", {}).get("linear", {}).get("schedule"))
+    return schedules.pop() if len(schedules) == 1 else None
 
 
 def random_init(run: Path, s: str, seen: set[str], probe_dir: str = "") -> list[tuple]:
