@@ -114,6 +114,14 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
         )
+    if model.get("reference") is not None and not objective.get("correspondence_weight"):
+        raise ConfigError(
+            f"{prefix}/reference={model.reference.get('name', '?')}: only the correspondence lever reads a reference "
+            f"network; set {prefix}.objective.correspondence_weight > 0, or leave {prefix}/reference out"
+        )
+    for key in ("upsample", "stride"):
+        if encoder.get(key) is not None:
+            check_int(f"{prefix}.encoder.{key}", encoder[key], 1)
     if "T" in objective:
         check_int(f"{prefix}.objective.T", objective.T, 0, " (displacement half-width)")
     if model.get("K_over") is not None:
