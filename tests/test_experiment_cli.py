@@ -320,3 +320,9 @@ def test_levers_table_reads_a_run_diagnosed_under_the_converged_probe_without_re
     rows = {r.split(" | ")[1]: r.split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| s |")}
     assert set(rows) == {"old", "new"}
     assert rows["old"][7] == "0.400" and rows["new"][7] == "0.200"  # the linear probe column
+
+
+def test_oracle_drops_the_settings_thesis_encoder_keys_when_another_encoder_is_picked(monkeypatch):
+    oracle = load("scale/oracle", monkeypatch)
+    assert oracle.encoder_group(["model/encoder=effnet_lite0", "encoder.freeze=true"])
+    assert not oracle.encoder_group(["P=2048", "encoder.width=64"])  # paper_arch.sh: the thesis encoder, wider

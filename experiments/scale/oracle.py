@@ -21,7 +21,9 @@ Usage: python experiments/scale/oracle.py DATA_DIR K STEPS SEED OUT.json [--corr
 jitter of the folder datamodule, batch 16, P = 256, encoder width 32, Adam lr 1e-3. --setting paper: the thesis's
 128 px crops, batch 64, P = 2048 (the thesis encoder's default width), Adam lr 1e-4 (for a GPU: gpu_thesis.sh).
 --model: conf/model keys applied after the setting's (e.g. `--model P=2048 encoder.width=64`: the thesis's
-architecture at the small setting; paper_arch.sh). --max-seconds: each of the two runs stops at this wall time if
+architecture at the small setting; paper_arch.sh; `--model model/encoder=effnet_lite0 encoder.weights=FILE
+encoder.freeze=true`: the frozen ImageNet network of section 10, the setting's encoder keys then dropped; a
+weights file is loaded as misseg.train loads it). --max-seconds: each of the two runs stops at this wall time if
 STEPS is not reached first (the steps done are recorded).
 """
 
@@ -100,7 +102,9 @@ def train(
         root=root, image_size=cfg["image_size"], batch_size=cfg["batch_size"], num_workers=cfg["workers"], seed=seed
     )
     data.setup()
-    module = build_module(compose_model("mi", [*cfg["model"], *model, f"K={K}"]), data.num_classes)
+    base = [o for o in cfg["model"] if not o.startswith("encoder.")] if encoder_group(model) else cfg["model"]
+    module = build_module(compose_model("mi", [*base, *model, f"K={K}"]), data.num_classes)
+    module.load_initial_weights()  # model.encoder.weights, as training starts (misseg.train's setup)
     net = module.model.to(device)
     reference = copy.deepcopy(net.encoder).requires_grad_(False).eval() if w else None
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
@@ -125,6 +129,11 @@ def train(
         for x, mask in seeded_batches(data.val_set, cfg["batch_size"]):
             values.append(float(bound(net, x.to(device), mask.long().to(device), oracle, reference, w)))
     return {"eval_bound": sum(values) / len(values), "train_curve": curve, "steps": steps, "train_seconds": seconds}
+
+
+def encoder_group(model: tuple[str, ...] | list[str]) -> bool:
+    """--model picks another encoder (model/encoder=...): the setting's thesis-encoder keys (width) do not apply."""
+    return any(o.startswith("model/encoder=") for o in model)
 
 
 def table(folder: str) -> None:
