@@ -6,9 +6,8 @@
 #                    reference (model/reference=effnet_lite0) instead of the random-init copy of C; C unchanged
 #   mi_effnet_frozen the thesis's objective on the frozen pretrained network (model/encoder=effnet_lite0,
 #                    freeze=true; only the 1x1 projection to L and the heads train: STEGO's frozen backbone)
-#   iic_effnet_frozen IIC on the same frozen network (the same-budget reference for the row above; seed 0 only:
-#                    the session's CPU time went to pretrained_x4.sh and the oracle test instead)
-# and the frozen network's own probes before any training (evaluate init=initial). Then each run's diagnosis
+# (IIC on the same frozen network was planned and not run: the session's CPU time went to pretrained_x4.sh and
+# the oracle test), and the frozen network's own probes before any training (evaluate init=initial). Then each run's diagnosis
 # (diagnose.sh: probes, random init), and correspondence.py on the lever's checkpoints (its "reference" rows).
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth bash experiments/scale/pretrained.sh
 set -euo pipefail
@@ -26,7 +25,6 @@ for seed in 0 1 2; do
   budget=$timm_budget lever $set_k $seed mi_effnet_frozen $effnet
   wait
 done
-budget=$timm_budget train450 $set_k 0 iic_effnet_frozen model=iic $effnet
 d="$RUNS/small/ccp_persons/seed0/mi_effnet_frozen"  # the frozen network before training: its weights, a seeded 1x1
 run "$d/diag/initial/ccp_persons" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
   $(data ccp_persons) $eval_args probe=all init=initial
