@@ -160,6 +160,20 @@ def test_a_pretrained_body_sees_its_own_input_normalisation():
     resnet = TimmBackbone("resnet18", P=4, d=8)
     assert torch.allclose(normalised * resnet.scale + resnet.shift, normalised, atol=1e-6)
     assert "scale" not in resnet.state_dict()  # checkpoints keep their keys
+    # weights trained with other statistics than timm's default for the name (DINO's ImageNet ones on a ViT/16,
+    # whose timm default is [-1, 1]) say so: model.encoder.input_mean / input_std
+    m = tiny_module("mi", "K=2", "model/encoder=timm", "encoder.name=vit_tiny_patch16_224", "d=16")
+    assert torch.allclose(m.model.encoder.shift.flatten()[:1], torch.tensor([(0.485 - 0.5) / 0.5]), atol=1e-6)
+    dino = tiny_module(
+        "mi",
+        "K=2",
+        "model/encoder=timm",
+        "encoder.name=vit_tiny_patch16_224",
+        "d=16",
+        f"encoder.input_mean=[{','.join(map(str, IMAGENET_MEAN))}]",
+        f"encoder.input_std=[{','.join(map(str, IMAGENET_STD))}]",
+    ).model.encoder
+    assert torch.allclose(normalised * dino.scale + dino.shift, normalised, atol=1e-6)
 
 
 def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_path):

@@ -9,8 +9,9 @@ Two options make a pretrained body useful on small images (DeepLab's and STEGO's
 deeper stages at the chosen stride with dilated convolutions instead of dropping them, so L is read from the
 deepest, most semantic map; `upsample` enlarges the input first (a network trained on 224 px ImageNet objects
 sees a 64 px crop's person at a size it knows). L's stride on the input is then stride / upsample. The input is
-mapped from misseg's ImageNet normalisation to the one the network was trained with (timm's pretrained_cfg, e.g.
-[-1, 1] for the TF EfficientNets), so pretrained weights see what they expect.
+mapped from misseg's ImageNet normalisation to the one the network was trained with (timm's pretrained_cfg of
+`name`, e.g. [-1, 1] for the TF EfficientNets, or `input_mean` / `input_std` for weights trained otherwise), so
+pretrained weights see what they expect.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ class TimmBackbone(nn.Module):
         stride: int | None = None,
         dilate: bool = False,
         upsample: int = 1,
+        input_mean: tuple[float, ...] | None = None,
+        input_std: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
         # stride: the body's output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep); None =
@@ -151,8 +154,11 @@ class TimmBackbone(nn.Module):
         self.project = nn.Conv2d(channels, P, kernel_size=1) if P is not None else nn.Identity()
         self.P, self.d, self.frozen = P or channels, body_stride // upsample, freeze
         # ImageNet-normalised input -> the body's own normalisation: x * scale + shift per channel (identity for
-        # networks trained with ImageNet statistics; not saved, so checkpoints keep their keys)
+        # networks trained with ImageNet statistics; not saved, so checkpoints keep their keys). input_mean/std:
+        # the statistics the weights were trained with where they are not timm's default for `name` (e.g. DINO's
+        # ImageNet statistics on a ViT whose timm default is [-1, 1])
         mean, std = _pretrained_normalization(name)
+        mean, std = tuple(input_mean or mean), tuple(input_std or std)
         scale, shift = torch.ones(in_channels), torch.zeros(in_channels)
         scale[:3] = torch.tensor(IMAGENET_STD) / torch.tensor(std)
         shift[:3] = (torch.tensor(IMAGENET_MEAN) - torch.tensor(mean)) / torch.tensor(std)

@@ -54,6 +54,10 @@ class TimmEncoder:
     stride: Optional[int] = None  # noqa: UP045  the body's output stride; null = model.d * upsample
     dilate: bool = False  # keep the deeper stages at that stride (dilated), so L comes from the deepest map
     upsample: int = 1  # enlarge the input by this factor first: L's stride on the input is stride / upsample
+    # the RGB statistics the weights were trained with; null = timm's pretrained_cfg of `name` (ImageNet's for
+    # ResNets, [-1, 1] for the TF EfficientNets and timm's default ViTs: set these for e.g. DINO ViT weights)
+    input_mean: Optional[list[float]] = None  # noqa: UP045
+    input_std: Optional[list[float]] = None  # noqa: UP045
 
 
 @dataclass
