@@ -58,6 +58,18 @@ def wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 
     return last
 
 
+def wait_for_csv_rows(run_dir: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Poll until the CSV history has a row on disk: the logger flushes at the epoch's end, just after the
+    checkpoint, and on a loaded machine a kill right after the checkpoint lands before any row exists (then there
+    is nothing to keep, and the test would check nothing)."""
+    history = run_dir / "csv" / "metrics.csv"
+    deadline = time.monotonic() + timeout
+    while not (history.exists() and len(history.read_text().splitlines()) > 1):
+        assert proc.poll() is None, f"run ended before its CSV history:\n{stderr_of(run_dir)[-3000:]}"
+        assert time.monotonic() < deadline, "no CSV history in time"
+        time.sleep(0.02)
+
+
 def stderr_of(run_dir: Path) -> str:
     return (run_dir.parent / f"{run_dir.name}.stderr").read_text()
 
@@ -74,6 +86,8 @@ def interrupted(tmp_path_factory):
     procs = {name: start(path, TERM if name == "terminated" else None) for name, path in runs.items()}
     for name, sig in (("killed", signal.SIGKILL), ("terminated", signal.SIGTERM)):
         wait_for_checkpoint(runs[name], procs[name])
+        if name == "killed":  # its history up to the kill is what the test checks is kept
+            wait_for_csv_rows(runs[name], procs[name])
         procs[name].send_signal(sig)
     codes = {name: proc.wait(timeout=600) for name, proc in procs.items()}
     return runs, codes
