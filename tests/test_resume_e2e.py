@@ -47,27 +47,27 @@ def start(run_dir: Path, extra: list[str] | None = None) -> subprocess.Popen:
     )
 
 
-def wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, timeout: float = 600) -> Path:
-    """Poll until the run's first checkpoint exists (written atomically: once visible it is complete)."""
+def wait_until(done, what: str, run_dir: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Poll `done()` while the run is alive; `what` names it in the failure."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert proc.poll() is None, f"run ended before {what}:\n{stderr_of(run_dir)[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} in time"
+        time.sleep(0.02)
+
+
+def wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen) -> None:
+    """The run's first checkpoint (written atomically: once visible it is complete)."""
     last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + timeout
-    while not last.exists():
-        assert proc.poll() is None, f"run ended before its first checkpoint:\n{stderr_of(run_dir)[-3000:]}"
-        assert time.monotonic() < deadline, "no checkpoint in time"
-        time.sleep(0.02)
-    return last
+    wait_until(last.exists, "its first checkpoint", run_dir, proc)
 
 
-def wait_for_csv_rows(run_dir: Path, proc: subprocess.Popen, timeout: float = 600) -> None:
-    """Poll until the CSV history has a row on disk: the logger flushes at the epoch's end, just after the
-    checkpoint, and on a loaded machine a kill right after the checkpoint lands before any row exists (then there
-    is nothing to keep, and the test would check nothing)."""
+def wait_for_csv_rows(run_dir: Path, proc: subprocess.Popen) -> None:
+    """A row of the CSV history on disk: the logger flushes at the epoch's end, just after the checkpoint, and on a
+    loaded machine a kill right after the checkpoint lands before any row exists (then there is nothing to keep,
+    and the test would check nothing)."""
     history = run_dir / "csv" / "metrics.csv"
-    deadline = time.monotonic() + timeout
-    while not (history.exists() and len(history.read_text().splitlines()) > 1):
-        assert proc.poll() is None, f"run ended before its CSV history:\n{stderr_of(run_dir)[-3000:]}"
-        assert time.monotonic() < deadline, "no CSV history in time"
-        time.sleep(0.02)
+    wait_until(lambda: history.exists() and len(history.read_text().splitlines()) > 1, "its CSV history", run_dir, proc)
 
 
 def stderr_of(run_dir: Path) -> str:

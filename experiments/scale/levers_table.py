@@ -129,11 +129,10 @@ def miou(path: Path) -> float | None:
 def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
     """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF); the probes
     from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag."""
-    probes = run / "diag" / probe_dir
-    diag = sorted(f for f in probes.glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name)
+    diag = step_metrics(run / "diag" / probe_dir, s)
     if probe_dir and not diag and recorded_schedule(run / "diag", s) == probe_dir:
-        probes, diag = run / "diag", sorted(run.glob(f"diag/step*/{s}/metrics.json"))  # diagnosed under it already
-        diag = [f for f in diag if "crf" not in f.parent.parent.name]
+        probe_dir, diag = "", step_metrics(run / "diag", s)  # diagnosed under that probe already
+    probes = run / "diag" / probe_dir
     if not (run / "metrics.json").is_file() or not diag:
         return []
     crf_file = run / "diag" / (diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
@@ -141,13 +140,16 @@ def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
     return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
 
 
+def step_metrics(diag: Path, s: str) -> list[Path]:
+    """DIAG's evaluations of the trained steps on set s (step*/s/metrics.json), the CRF ones left out, by step."""
+    return sorted(f for f in diag.glob(f"step*/{s}/metrics.json") if "crf" not in f.parent.parent.name)
+
+
 def recorded_schedule(diag: Path, s: str) -> str | None:
     """The linear probe's lr schedule that DIAG's step evaluations on set s record (metrics.json, since the
     converged probe), or None: runs diagnosed after that change need no reprobe.sh pass."""
-    schedules = set()
-    for f in diag.glob(f"step*/{s}/metrics.json"):
-        if "crf" not in f.parent.parent.name:
-            schedules.add(json.loads(f.read_text()).get("probe", {}).get("linear", {}).get("schedule"))
+    linear = (json.loads(f.read_text()).get("probe", {}).get("linear", {}) for f in step_metrics(diag, s))
+    schedules = {p.get("schedule") for p in linear}
     return schedules.pop() if len(schedules) == 1 else None
 
 

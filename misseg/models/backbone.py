@@ -209,7 +209,7 @@ def _pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float
     """The mean and std (RGB) the timm model `name` was trained with; ImageNet's where timm records none."""
     import timm
 
-    cfg = timm.get_pretrained_cfg(name) if hasattr(timm, "get_pretrained_cfg") else None
+    cfg = timm.get_pretrained_cfg(name)  # None for a name timm records no weights for
     mean = tuple(getattr(cfg, "mean", None) or IMAGENET_MEAN)
     std = tuple(getattr(cfg, "std", None) or IMAGENET_STD)
     return mean[:3], std[:3]

@@ -61,14 +61,6 @@ class TimmEncoder:
 
 
 @dataclass
-class TimmReference(TimmEncoder):
-    """The correspondence lever's frozen reference (conf/model/reference/), built as reference(in_channels=...,
-    P=None, d=model.d): a timm body whose raw features the correspondences are read from."""
-
-    freeze: bool = True
-
-
-@dataclass
 class VGGEncoder:
     """IIC's COCO-Stuff trunk (models/vgg.py)."""
 
@@ -155,7 +147,7 @@ class MIConf(MethodConf):
     compile: bool = MISSING
     heads: Any = MISSING
     objective: Any = MISSING
-    reference: Any = None  # model/reference=...: the correspondence lever's frozen reference; null = C at init
+    reference: Any = None  # model/reference=...: the lever's frozen reference (a TimmEncoder preset); null = C at init
 
 
 @dataclass
@@ -171,7 +163,6 @@ SCHEMAS = {
     ("model/encoder", "_thesis_schema"): ThesisEncoder,
     ("model/encoder", "_timm_schema"): TimmEncoder,
     ("model/encoder", "_vgg_schema"): VGGEncoder,
-    ("model/reference", "_timm_schema"): TimmReference,
     ("model/heads", "_thesis_schema"): ThesisHeads,
     ("model/objective", "_mi_schema"): MIObjectiveConf,
     ("model/objective", "_iic_schema"): IICObjectiveConf,
