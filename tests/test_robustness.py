@@ -67,7 +67,10 @@ BAD_CONFIGS = [
     (["model.heads.bottleneck=0"], ["model.heads.bottleneck=0", ">= 1"]),
     (["model.objective.correspondence_weight=-1"], ["model.objective.correspondence_weight=-1.0", ">= 0"]),
     (["model.objective.correspondence_partner=far"], ["model.objective.correspondence_partner='far'", "nearest"]),
-    (["model/reference=effnet_lite0"], ["model/reference=tf_efficientnet_lite0", "correspondence_weight > 0"]),
+    (
+        ["model/reference=effnet_lite0"],
+        ["model/reference is set (timm tf_efficientnet_lite0)", "correspondence_weight > 0"],
+    ),
     (["model/encoder=effnet_lite0", "model.encoder.upsample=0"], ["model.encoder.upsample=0", ">= 1"]),
     (["model.encoder_width=32"], ["model.encoder_width was renamed", "model.encoder.width"]),
     (["model.backbone=timm:resnet18"], ["model.backbone was renamed", "model/encoder=timm"]),

@@ -116,8 +116,9 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         )
     if model.get("reference") is not None and not objective.get("correspondence_weight"):
         raise ConfigError(
-            f"{prefix}/reference={model.reference.get('name', '?')}: only the correspondence lever reads a reference "
-            f"network; set {prefix}.objective.correspondence_weight > 0, or leave {prefix}/reference out"
+            f"{prefix}/reference is set (timm {model.reference.get('name', '?')}), but only the correspondence "
+            f"lever reads a reference network; set {prefix}.objective.correspondence_weight > 0, or leave "
+            f"{prefix}/reference out"
         )
     for key in ("upsample", "stride"):
         if encoder.get(key) is not None:
