@@ -326,3 +326,15 @@ def test_oracle_drops_the_settings_thesis_encoder_keys_when_another_encoder_is_p
     oracle = load("scale/oracle", monkeypatch)
     assert oracle.encoder_group(["model/encoder=effnet_lite0", "encoder.freeze=true"])
     assert not oracle.encoder_group(["P=2048", "encoder.width=64"])  # paper_arch.sh: the thesis encoder, wider
+
+
+def test_reference_layers_names_a_weights_file_of_another_network_in_one_line(tmp_path, monkeypatch, capsys):
+    import torch
+    from conftest import make_folder_dataset
+
+    root = make_folder_dataset(tmp_path / "set", n=2, size=(64, 64))
+    torch.save({"fc.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    script = load("scale/reference_layers", monkeypatch)
+    monkeypatch.setattr(script.torch, "set_num_threads", lambda n: None)
+    line = refused(script, [str(root), str(tmp_path / "other.pth")], capsys)
+    assert f"WEIGHTS {tmp_path / 'other.pth'}" in line and "none of its keys" in line

@@ -15,8 +15,8 @@ from correspondence import patch_labels, score  # experiments/scale/corresponden
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
-from misseg.models.backbone import TimmBackbone
-from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
+from misseg.models.backbone import BackboneError, TimmBackbone
+from misseg.runs.errors import ConfigError, OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 PROG = "experiments/scale/reference_layers.py"
 READINGS = {  # name: TimmBackbone options (P=None: the raw features)
@@ -37,7 +37,10 @@ def table(root: str, weights: str) -> None:
     data.setup()
     for i, (name, options) in enumerate(READINGS.items()):
         net = TimmBackbone("tf_efficientnet_lite0", P=None, **options)
-        net.load_weights(weights)
+        try:
+            net.load_weights(weights)
+        except BackboneError as e:  # a file of another network: the one line of misseg's user errors
+            raise ConfigError(f"WEIGHTS {weights}: {e}") from None
         net.eval()
         scores = []
         for x, masks in seeded_batches(data.val_set):

@@ -13,6 +13,8 @@ import torch
 
 from misseg.metrics import MATCHINGS
 from misseg.metrics.segmentation import HungarianSegmentationMetric
+from misseg.models.backbone import BackboneError
+from misseg.runs.errors import ConfigError
 
 
 def resolve_classes(K: int | None, num_classes: int | None) -> tuple[int, int]:
@@ -44,8 +46,15 @@ class SegmentationModule(pl.LightningModule):
             self.load_initial_weights()
 
     def load_initial_weights(self) -> None:
-        """The weights file the encoder's config names (model.encoder.weights), as training starts; the rest stays
-        as drawn. Also evaluate init=initial's reference: what training started from."""
+        """The weights files the config names, as training starts; the rest stays as drawn. Also evaluate
+        init=initial's reference: what training started from. A missing or mismatched file is one line, exit 2."""
+        try:
+            self.load_weights_files()
+        except BackboneError as e:  # models import no glue: their user errors become misseg's here
+            raise ConfigError(str(e)) from None
+
+    def load_weights_files(self) -> None:
+        """model.encoder.weights into the encoder (methods with more networks add theirs)."""
         weights = getattr(self.model.encoder, "weights", None)
         if weights:
             self.model.encoder.load_weights(weights)

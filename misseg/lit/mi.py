@@ -76,9 +76,9 @@ class MISegModule(SegmentationModule):
         if self.hparams.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
-    def load_initial_weights(self) -> None:
+    def load_weights_files(self) -> None:
         """The base's encoder weights, then the reference's: its own file, or the copy of the loaded encoder."""
-        super().load_initial_weights()
+        super().load_weights_files()
         if self.reference is None:
             return
         if self.own_reference:
