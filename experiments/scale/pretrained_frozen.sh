@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Section 11: the thesis's objective and IIC on the frozen ImageNet network read at 4x (model/encoder=effnet_lite0_x4,
+# freeze=true; only the 1x1 projection to L and the heads train), where a linear probe on L before any training
+# reads the person at 0.806 (2x: 0.696). Same budget and seeds as sections 4-10 (64 px, P = 256, batch 16, Adam
+# 1e-3, 450 steps, seeds 0-2), ccp_persons. First the frozen network's probes before training (evaluate
+# init=initial), then per seed MI and IIC, each with its diagnosis (diagnose.sh: probes, random init) and
+# agreement.py. METHODS="mi iic" (default) picks which of the two to run.
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] bash experiments/scale/pretrained_frozen.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source experiments/scale/common.sh
+W=${WEIGHTS:?set WEIGHTS to the file experiments/scale/pretrained_weights.py wrote}
+[ -f "$W" ] || { echo "WEIGHTS=$W: no such file; run experiments/scale/pretrained_weights.py OUT.pth first" >&2; exit 2; }
+timm_budget=${budget/model.encoder.width=32/}  # the timm encoder has no width; every other key as the budget's
+frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
+eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
+for seed in 0 1 2; do
+  for method in ${METHODS:-mi iic}; do
+    case $method in
+      mi) budget=$timm_budget lever ccp_persons 2 "$seed" mi_effnet4_frozen $frozen ;;
+      iic) budget=$timm_budget lever ccp_persons 2 "$seed" iic_effnet4_frozen model=iic $frozen ;;
+      *) echo "METHODS: unknown method '$method'; use mi and/or iic" >&2; exit 2 ;;
+    esac
+    d="$RUNS/small/ccp_persons/seed$seed/${method}_effnet4_frozen"
+    if [ "$seed" = 0 ]; then  # the frozen network before training: its weights, a seeded 1x1 projection, random heads
+      run "$d/diag/initial/ccp_persons" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+        $(data ccp_persons) $eval_args probe=all init=initial
+    fi
+  done
+done
