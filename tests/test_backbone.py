@@ -137,6 +137,8 @@ def test_dilated_upsampled_backbone_keeps_the_deepest_map_at_the_thesis_stride()
     L, _ = m(torch.randn(2, 3, 32, 48))
     assert L.shape == (2, 8, 8, 12) and m.encoder.d == 4
     assert m.encoder.body.feature_info.channels()[m.encoder.level] == 320  # nothing cut off
+    x4 = tiny_module("mi", "K=2", "model/encoder=effnet_lite0_x4", "d=4").model  # 4x input, dilated to stride 16
+    assert x4(torch.randn(2, 3, 32, 48))[0].shape == L.shape and x4.encoder.body.feature_info.channels()[-1] == 320
     raw = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
     assert raw(torch.randn(1, 3, 32, 32)).shape == (1, 320, 8, 8) and raw.P == 320
     undilated = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, upsample=2)
