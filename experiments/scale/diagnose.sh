@@ -5,7 +5,8 @@
 # from another seed's run of the same config when it holds the same draw).
 # Data, runner and threads from common.sh. Checkpoints written before the model was composed from config groups
 # load through misseg.lit.build's translation of the flat keys.
-# Usage: [STEPS="01500 04500"] bash experiments/scale/diagnose.sh RUN_DIR SET [SET ...]
+# EVAL_ARGS: more evaluate overrides, e.g. matching=majority for runs with more clusters than classes.
+# Usage: [STEPS="01500 04500"] [EVAL_ARGS=...] bash experiments/scale/diagnose.sh RUN_DIR SET [SET ...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -34,7 +35,7 @@ PY
     return 0
   done
 }
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
+eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false ${EVAL_ARGS:-}"
 for set in "$@"; do
   first=""
   for step in ${STEPS:-01500 04500}; do
