@@ -317,3 +317,28 @@ def test_cosine_schedule_settles_where_a_constant_lr_oscillates():
     assert info["steps"] == 30 * 8  # 32 images, 4 a step
     with pytest.raises(ValueError, match="schedule='step'"):
         fit_linear_probe(noisy, masks, 3, schedule="step")
+
+
+def test_principal_splits_find_a_class_split_behind_a_larger_positional_one():
+    """L with a large top/bottom gradient (position only) and a smaller direction that is the class: the class
+    is PC1, its sign split is exact, PC0's split is the rows, and PC0 is all position, none image identity."""
+    from misseg.diagnostics.spectrum import patch_labels, principal_splits, split_miou
+
+    g = torch.Generator().manual_seed(0)
+    B, U, V = 40, 8, 8
+    labels = (torch.rand(B, U, V, generator=g) < 0.5).long()
+    rows = torch.linspace(-1, 1, U)[None, :, None].expand(B, U, V)
+    L = torch.zeros(B, 6, U, V)
+    L[:, 0] = 3 * rows  # variance 3**2 * 0.4: the larger, positional direction
+    L[:, 1] = labels.float() * 2 - 1  # variance 1: the class
+    L[:, 2:] = 0.05 * torch.randn(B, 4, U, V, generator=g)
+    r = principal_splits(L, labels, num_classes=2, num_pcs=3)
+    assert r["variance"][0] > r["variance"][1] > r["variance"][2]
+    assert r["sign_split"][1] == pytest.approx(1.0) and r["class_cosine"][1] == pytest.approx(1.0, abs=1e-3)
+    assert r["sign_split"][0] == pytest.approx(split_miou(rows > 0, labels, 2), abs=1e-9)
+    assert r["sign_split"][0] < 0.6
+    assert r["position"][0] == pytest.approx(1.0, abs=1e-3) and r["image"][0] == pytest.approx(0.0, abs=1e-3)
+    assert r["position"][1] < 0.2 and r["class_split"] == pytest.approx(1.0)
+    # patch labels: the majority class of each patch, 255 where half of it or more is ignored
+    masks = torch.tensor([[[1, 1, 0, 255], [1, 0, 255, 255]]])
+    assert patch_labels(masks, (1, 2), 2).tolist() == [[[1, 255]]]

@@ -22,6 +22,7 @@ SCRIPTS = [
     "scale/probes",
     "scale/reference_layers",
     "scale/shortcut",
+    "scale/spectrum",
     "scale/summarize",
     "scale/train_curve",
     "small_real/consistency",
@@ -58,6 +59,8 @@ MISSING_PATH = [
     ("scale/reference_layers", ["{dir}", "{missing}"], "{missing}"),
     ("scale/shortcut", ["{missing}", "{file}"], "{missing}"),
     ("scale/shortcut", ["{dir}", "{missing}"], "{missing}"),
+    ("scale/spectrum", ["{missing}", "{file}"], "{missing}"),
+    ("scale/spectrum", ["{dir}", "{missing}", "--init", "initial"], "{missing}"),
     ("scale/summarize", ["{missing}"], "{missing}"),
     ("scale/train_curve", ["{missing}"], "{missing}"),
     ("scale/train_curve", ["{dir}", "100"], "{dir}/csv/metrics.csv"),
@@ -143,6 +146,7 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
         ("scale/grid", "grid", [d, f"{d}/grid.png", c], (d, f"{d}/grid.png", [c])),
         ("scale/position", "table", [d, d], ([d, d],)),
         ("scale/reference_layers", "table", [d, c], (d, c)),
+        ("scale/spectrum", "table", [d, c, "--init", "initial"], (d, [c], "initial", 0, 4)),
     ]:
         module = load(script, monkeypatch)
         monkeypatch.setattr(module, work, lambda *a: seen.append(a))

@@ -1,0 +1,89 @@
+"""Where does the class split sit in each checkpoint's L? misseg/diagnostics/spectrum.py on a whole set.
+
+Usage: python experiments/scale/spectrum.py DATA_DIR CKPT [CKPT ...] [--init trained|random|initial] [--seed S]
+One markdown row per checkpoint: for each of the top --pcs principal components of L's patches (every 64 px
+centre crop of the set, the scale study's eval view), "variance share / position share / image share /
+sign-split mIoU", then the best sign split of the top 8 and, with 2 classes, the PC closest to the class-mean
+direction. --init random|initial: the checkpoint's architecture at seeded random weights (evaluate init=random),
+or with its config's weights files loaded (init=initial: a frozen pretrained network before training).
+Data: a folder set of make_data.py (shorter side 80 px).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.features import local_features
+from misseg.diagnostics.spectrum import patch_labels, principal_splits
+from misseg.lit.build import load_module
+from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
+
+PROG = "experiments/scale/spectrum.py"
+INITS = ("trained", "random", "initial")
+
+
+def features(ckpt: str, init: str, seed: int, data: FolderDataModule) -> tuple[torch.Tensor, torch.Tensor]:
+    """L of every eval image (in file order) and the masks, under the checkpoint's weights or an init of them."""
+    from misseg.evaluate import random_init_module
+
+    module = load_module(ckpt) if init == "trained" else random_init_module(ckpt, seed, initial=init == "initial")
+    module.eval()
+    Ls, masks = [], []
+    loader = torch.utils.data.DataLoader(data.val_set, batch_size=32, shuffle=False)
+    with torch.no_grad():
+        for batch in loader:
+            Ls.append(local_features(module, batch["image"]).float())
+            masks.append(batch["mask"])
+    return torch.cat(Ls), torch.cat(masks)
+
+
+def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int) -> None:
+    """The header, then one markdown row per checkpoint."""
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+    data.setup()
+    C = data.num_classes
+    print(
+        "| checkpoint | weights | "
+        + " | ".join(f"PC{i}: variance / position / image / sign split" for i in range(pcs))
+        + " | best sign split of the top 8 | closest PC to the class-mean direction (cos), its split |"
+    )
+    print("|---" * (pcs + 4) + "|")
+    for c in ckpts:
+        L, masks = features(c, init, seed, data)
+        r = principal_splits(L, patch_labels(masks, tuple(L.shape[-2:]), C), C, num_pcs=8, seed=seed)
+        cells = [
+            f"{r['variance'][i]:.3f} / {r['position'][i]:.2f} / {r['image'][i]:.2f} / {r['sign_split'][i]:.3f}"
+            for i in range(pcs)
+        ]
+        best = max(range(len(r["sign_split"])), key=r["sign_split"].__getitem__)
+        closest = "-"
+        if "class_cosine" in r:
+            j = max(range(len(r["class_cosine"])), key=r["class_cosine"].__getitem__)
+            closest = f"PC{j} ({r['class_cosine'][j]:.2f}), {r['class_split']:.3f}"
+        weights = init if init == "trained" else f"{init} (seed {seed})"
+        row = [c, weights, *cells, f"PC{best}: {r['sign_split'][best]:.3f}", closest]
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
+SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
+CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
+    ap.add_argument(
+        "ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="checkpoints (one markdown row each)"
+    )
+    ap.add_argument("--init", choices=INITS, default="trained", help="the checkpoint's weights, or an init of them")
+    ap.add_argument("--seed", type=int, default=0, help="the random init's seed and the PCA sample's")
+    ap.add_argument("--pcs", type=int, default=4, choices=range(1, 9), metavar="{1..8}", help="PCs shown")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
+        table(args.data, args.ckpts, args.init, args.seed, args.pcs)
+
+
+if __name__ == "__main__":
+    main()
