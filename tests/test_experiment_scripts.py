@@ -1,6 +1,7 @@
 """The analysis scripts of experiments/ that compute numbers (not just tables) are tested like library code."""
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -47,9 +48,15 @@ def test_per_image_confusions_sum_to_the_whole_set_matrix_and_oracle_beats_share
 
 
 def load_scale_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / "scale" / f"{name}.py")
+    """The script as a module; its folder on sys.path while it loads, for its sibling imports (_cli, oracle)."""
+    folder = str(REPO / "experiments" / "scale")
+    spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
     return module
 
 

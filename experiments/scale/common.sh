@@ -13,6 +13,8 @@ mkdir -p "$RUNS"
 data() { echo "experiment=folder data.root=$SMALL/$1 data.resize_shorter=null data.image_size=64 data.batch_size=16 data.num_workers=1 seed=$SEED"; }
 budget="trainer.accelerator=cpu trainer.max_epochs=100000 trainer.check_val_every_n_epoch=100000"
 budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder.width=32 model.lr=1e-3"
+# the budget for a timm encoder (model/encoder=effnet_lite0...), which has no width; every other key as the budget's
+timm_budget=${budget/model.encoder.width=32/}
 # keep a checkpoint every CKPT_EVERY steps (named by step; the runner prunes the ones not in KEEP)
 # (the runs in README.md were made at commit ed643fd, before the model keys were re-spelled and before
 # callbacks=steps existed; this is the same budget in today's spelling)
@@ -51,3 +53,11 @@ lever() {
 # init_seed RUN SET: the seed of RUN's random-init reference on SET (diag/random's metrics.json records the draw:
 # diagnose.sh drew seed 0 for every run, more_seeds.sh one per seed), so a later evaluation can refine the same one
 init_seed() { grep -o 'random init (seed [0-9]*' "$1/diag/random/$2/metrics.json" | grep -o '[0-9]*$'; }
+
+# weights_file: $WEIGHTS, the file experiments/scale/pretrained_weights.py wrote, or one line and exit 2 (use it as
+# W=$(weights_file): the scripts run with set -e, so the failed substitution stops them)
+weights_file() {
+  [ -n "${WEIGHTS:-}" ] || { echo "set WEIGHTS to the file experiments/scale/pretrained_weights.py wrote" >&2; exit 2; }
+  [ -f "$WEIGHTS" ] || { echo "WEIGHTS=$WEIGHTS: no such file; run experiments/scale/pretrained_weights.py OUT.pth first" >&2; exit 2; }
+  echo "$WEIGHTS"
+}

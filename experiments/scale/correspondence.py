@@ -20,6 +20,7 @@ for this evaluation only.
 from __future__ import annotations
 
 import torch
+from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
 from oracle import class_fractions  # experiments/scale/oracle.py: the labels pooled to the patch grid
 from torch.nn import functional as F
 
@@ -27,7 +28,6 @@ from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
 from misseg.objectives.mi import correspondences, random_partners, soft_assignment
-from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 PROG = "experiments/scale/correspondence.py"
 
@@ -94,18 +94,11 @@ def table(root: str, ckpts: list[str]) -> None:
             print(f"| {ckpt} | {name} | " + " | ".join(f"{mean[k]:.3f}" for k in keys) + " |", flush=True)
 
 
-SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
-CKPT_HINT = "pass an MI checkpoint (RUN/checkpoints/*.ckpt)"
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
-    ap.add_argument("ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="MI checkpoints")
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
-        table(args.data, args.ckpts)
+    args = data_and_checkpoints(
+        PROG, __doc__, help="MI checkpoints", hint="pass an MI checkpoint (RUN/checkpoints/*.ckpt)"
+    ).parse_args(argv)
+    run(PROG, table, args.data, args.ckpts)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _cli import add_checkpoints, add_data, run  # experiments/scale/_cli.py: DATA_DIR, CKPT... and the one-line errors
 from PIL import Image
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
-from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
+from misseg.runs.errors import OneLineArgumentParser
 
 PROG = "experiments/scale/grid.py"
 
@@ -43,23 +44,15 @@ def grid(root: str, out: str, ckpts: list[str]) -> None:
     print(out)
 
 
-SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
-CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
+    add_data(ap)
     ap.add_argument("out", metavar="OUT.png", help="the picture to write")
-    ap.add_argument(
-        "ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="checkpoints (two rows each)"
-    )
+    add_checkpoints(ap, help="checkpoints (two rows each)")
     args = ap.parse_args(argv)
     if not Path(args.out).parent.is_dir():
         ap.error(f"OUT.png {args.out}: no such directory {Path(args.out).parent}; create it first")
-    torch.set_num_threads(1)
-    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
-        grid(args.data, args.out, args.ckpts)
+    run(PROG, grid, args.data, args.out, args.ckpts)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-W=${WEIGHTS:?set WEIGHTS to the file experiments/scale/pretrained_weights.py wrote}
-[ -f "$W" ] || { echo "WEIGHTS=$W: no such file; run experiments/scale/pretrained_weights.py OUT.pth first" >&2; exit 2; }
-timm_budget=${budget/model.encoder.width=32/}  # the timm encoder has no width; every other key as the budget's
+W=$(weights_file)
 effnet="model/encoder=effnet_lite0 model.encoder.weights=$W model.encoder.freeze=true"
 set_k="ccp_persons 2"
 eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"

@@ -9,9 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-W=${WEIGHTS:?set WEIGHTS to the file experiments/scale/pretrained_weights.py wrote}
-[ -f "$W" ] || { echo "WEIGHTS=$W: no such file; run experiments/scale/pretrained_weights.py OUT.pth first" >&2; exit 2; }
-timm_budget=${budget/model.encoder.width=32/}  # the timm encoder has no width; every other key as the budget's
+W=$(weights_file)
 frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
 eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 for seed in 0 1 2; do

@@ -8,8 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-W=${WEIGHTS:?set WEIGHTS to the file experiments/scale/pretrained_weights.py wrote}
-[ -f "$W" ] || { echo "WEIGHTS=$W: no such file; run experiments/scale/pretrained_weights.py OUT.pth first" >&2; exit 2; }
+W=$(weights_file)
 for seed in 0 1 2; do
   lever ccp_persons 2 $seed mi_corr_effnet4 model.objective.correspondence_weight=1 \
     model/reference=effnet_lite0_x4 model.reference.weights="$W"

@@ -8,11 +8,11 @@ as in training. Data: a folder set of make_data.py (shorter side 80 px).
 from __future__ import annotations
 
 import torch
+from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import assignment_ablation, seeded_batches
 from misseg.lit.build import load_module
-from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 PROG = "experiments/scale/shortcut.py"
 
@@ -40,20 +40,9 @@ def table(root: str, ckpts: list[str]) -> None:
         print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
 
 
-SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
-CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
-    ap.add_argument(
-        "ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="checkpoints (one markdown row each)"
-    )
-    args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
-        table(args.data, args.ckpts)
+    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
+    run(PROG, table, args.data, args.ckpts)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ Data: a folder set of make_data.py (shorter side 80 px).
 from __future__ import annotations
 
 import torch
+from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.features import local_features
 from misseg.diagnostics.spectrum import patch_labels, principal_splits
 from misseg.lit.build import load_module
-from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 PROG = "experiments/scale/spectrum.py"
 INITS = ("trained", "random", "initial")
@@ -66,23 +66,13 @@ def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int) -> None:
         print("| " + " | ".join(row) + " |", flush=True)
 
 
-SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
-CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
-
-
 def main(argv: list[str] | None = None) -> None:
-    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
-    ap.add_argument(
-        "ckpts", metavar="CKPT", nargs="+", type=existing_file(CKPT_HINT), help="checkpoints (one markdown row each)"
-    )
+    ap = data_and_checkpoints(PROG, __doc__)
     ap.add_argument("--init", choices=INITS, default="trained", help="the checkpoint's weights, or an init of them")
     ap.add_argument("--seed", type=int, default=0, help="the random init's seed and the PCA sample's")
     ap.add_argument("--pcs", type=int, default=4, choices=range(1, 9), metavar="{1..8}", help="PCs shown")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    with reported_errors(f"{PROG}: error"):  # a malformed set or checkpoint: misseg's one line, exit 2
-        table(args.data, args.ckpts, args.init, args.seed, args.pcs)
+    run(PROG, table, args.data, args.ckpts, args.init, args.seed, args.pcs)
 
 
 if __name__ == "__main__":

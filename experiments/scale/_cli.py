@@ -1,0 +1,38 @@
+"""What the scale scripts that read a folder set and checkpoints share (a helper module, not a script)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
+
+SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
+CKPT_HINT = "pass a checkpoint (RUN/checkpoints/*.ckpt)"
+
+
+def add_data(ap: OneLineArgumentParser) -> None:
+    ap.add_argument("data", metavar="DATA_DIR", type=existing_dir(SET_HINT), help="a folder set (make_data.py)")
+
+
+def add_checkpoints(
+    ap: OneLineArgumentParser, help: str = "checkpoints (one markdown row each)", hint: str = CKPT_HINT
+) -> None:
+    ap.add_argument("ckpts", metavar="CKPT", nargs="+", type=existing_file(hint), help=help)
+
+
+def data_and_checkpoints(prog: str, doc: str, **checkpoints: str) -> OneLineArgumentParser:
+    """The parser of `PROG DATA_DIR CKPT [CKPT ...]`, described by the first line of the script's docstring."""
+    ap = OneLineArgumentParser(prog=prog, description=doc.splitlines()[0])
+    add_data(ap)
+    add_checkpoints(ap, **checkpoints)
+    return ap
+
+
+def run(prog: str, work: Callable[..., Any], *args: Any) -> None:
+    """work(*args) on one thread (the scale study's), a malformed set or checkpoint as misseg's one line, exit 2."""
+    torch.set_num_threads(1)
+    with reported_errors(f"{prog}: error"):
+        work(*args)
