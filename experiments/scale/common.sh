@@ -34,19 +34,20 @@ run() {
 }
 
 # train450 SET K SEED NAME ARGS...: a 450-step run of this budget into $RUNS/small/SET/seedSEED/NAME (ARGS: the
-# method's overrides, e.g. model=iic or a lever), then its diagnosis (diagnose.sh: probes and random init)
+# method's overrides, e.g. model=iic or a lever), then its diagnosis (diagnose.sh: probes and random init) unless
+# NO_DIAG is set (the clusters' own metrics.json only: for CPU time; diagnose.sh can follow later)
 train450() {
   local d="$RUNS/small/$1/seed$3/$4"
   SEED=$3 run "$d" misseg.train $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps=450 report=false \
     model.K="$2" "${@:5}"
-  STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
+  [ -n "${NO_DIAG:-}" ] || STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
 }
 
 # lever SET K SEED NAME ARGS...: train450, then agreement.py's description of the clusters (RUN/agreement.md)
 lever() {
   local d="$RUNS/small/$1/seed$3/$4"
   train450 "$@"
-  [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
+  [ -n "${NO_DIAG:-}" ] || [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
     > "$d/agreement.md" 2>/dev/null
 }
 

@@ -4,8 +4,10 @@
 # reads the person at 0.806 (2x: 0.696). Same budget and seeds as sections 4-10 (64 px, P = 256, batch 16, Adam
 # 1e-3, 450 steps, seeds 0-2), ccp_persons. First the frozen network's probes before training (evaluate
 # init=initial), then per seed MI and IIC, each with its diagnosis (diagnose.sh: probes, random init) and
-# agreement.py. METHODS="mi iic" (default) picks which of the two to run.
-# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] bash experiments/scale/pretrained_frozen.sh
+# agreement.py. METHODS="mi iic" (default) picks which to run; mi_shuffled = mi with shuffled negative positions
+# (the thesis's same-position negatives penalise a person who stands in the middle of every image; sixth session).
+# NO_DIAG=1: train and score the clusters only (common.sh), for CPU time.
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] bash experiments/scale/pretrained_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -17,10 +19,13 @@ for seed in 0 1 2; do
     case $method in
       mi) budget=$timm_budget lever ccp_persons 2 "$seed" mi_effnet4_frozen $frozen ;;
       iic) budget=$timm_budget lever ccp_persons 2 "$seed" iic_effnet4_frozen model=iic $frozen ;;
-      *) echo "METHODS: unknown method '$method'; use mi and/or iic" >&2; exit 2 ;;
+      mi_shuffled) budget=$timm_budget lever ccp_persons 2 "$seed" mi_shuffled_effnet4_frozen $frozen \
+        model.objective.negative_positions=shuffled ;;
+      *) echo "METHODS: unknown method '$method'; use mi, iic and/or mi_shuffled" >&2; exit 2 ;;
     esac
     d="$RUNS/small/ccp_persons/seed$seed/${method}_effnet4_frozen"
-    if [ "$seed" = 0 ]; then  # the frozen network before training: its weights, a seeded 1x1 projection, random heads
+    # the frozen network before training (its weights, a seeded 1x1 projection, random heads), once per architecture
+    if [ "$seed" = 0 ] && [ "$method" != mi_shuffled ] && [ -z "${NO_DIAG:-}" ]; then
       run "$d/diag/initial/ccp_persons" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
         $(data ccp_persons) $eval_args probe=all init=initial
     fi
