@@ -146,7 +146,8 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
         ("scale/grid", "grid", [d, f"{d}/grid.png", c], (d, f"{d}/grid.png", [c])),
         ("scale/position", "table", [d, d], ([d, d],)),
         ("scale/reference_layers", "table", [d, c], (d, c)),
-        ("scale/spectrum", "table", [d, c, "--init", "initial"], (d, [c], "initial", 0, 4)),
+        ("scale/spectrum", "table", [d, c, "--init", "initial"], (d, [c], "initial", 0, 4, [])),
+        ("scale/spectrum", "table", [d, c, "--kmeans", "2", "3"], (d, [c], "trained", 0, 4, [2, 3])),
     ]:
         module = load(script, monkeypatch)
         monkeypatch.setattr(module, work, lambda *a: seen.append(a))

@@ -1,11 +1,13 @@
 """Where does the class split sit in each checkpoint's L? misseg/diagnostics/spectrum.py on a whole set.
 
 Usage: python experiments/scale/spectrum.py DATA_DIR CKPT [CKPT ...] [--init trained|random|initial] [--seed S]
+       [--kmeans K [K ...]]
 One markdown row per checkpoint: for each of the top --pcs principal components of L's patches (every 64 px
 centre crop of the set, the scale study's eval view), "variance share / position share / image share /
 sign-split mIoU", then the best sign split of the top 8 and, with 2 classes, the PC closest to the class-mean
 direction. --init random|initial: the checkpoint's architecture at seeded random weights (evaluate init=random),
-or with its config's weights files loaded (init=initial: a frozen pretrained network before training).
+or with its config's weights files loaded (init=initial: a frozen pretrained network before training). --kmeans:
+also K-means on L's patches, scored on the patch labels (majority matching when K > classes).
 Data: a folder set of make_data.py (shorter side 80 px).
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 import torch
 from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
 
+from misseg.baselines.kmeans import kmeans_fit
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.features import local_features
 from misseg.diagnostics.spectrum import patch_labels, principal_splits
 from misseg.lit.build import load_module
+from misseg.metrics.matching import match_and_score
 
 PROG = "experiments/scale/spectrum.py"
 INITS = ("trained", "random", "initial")
@@ -38,7 +42,18 @@ def features(ckpt: str, init: str, seed: int, data: FolderDataModule) -> tuple[t
     return torch.cat(Ls), torch.cat(masks)
 
 
-def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int) -> None:
+def kmeans_miou(L: torch.Tensor, labels: torch.Tensor, K: int, num_classes: int, seed: int) -> float:
+    """K-means with K clusters on every patch of L (k-means++, 20 iterations, seeded), scored on the patch labels:
+    Hungarian when K = the number of classes, majority (many-to-one, over-clustering) when K is larger."""
+    X = L.permute(0, 2, 3, 1).reshape(-1, L.shape[1])
+    assign = torch.cdist(X, kmeans_fit([X], K, iters=20, seed=seed)).argmin(1)
+    keep = labels.reshape(-1) != 255
+    pairs = assign[keep] * num_classes + labels.reshape(-1)[keep]
+    confusion = torch.bincount(pairs, minlength=K * num_classes).reshape(K, num_classes)
+    return match_and_score(confusion, "hungarian" if K == num_classes else "majority")["miou"]
+
+
+def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int, ks: list[int] = ()) -> None:
     """The header, then one markdown row per checkpoint."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
@@ -47,11 +62,13 @@ def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int) -> None:
         "| checkpoint | weights | "
         + " | ".join(f"PC{i}: variance / position / image / sign split" for i in range(pcs))
         + " | best sign split of the top 8 | closest PC to the class-mean direction (cos), its split |"
+        + "".join(f" K-means on L, K = {k} |" for k in ks)
     )
-    print("|---" * (pcs + 4) + "|")
+    print("|---" * (pcs + 4 + len(ks)) + "|")
     for c in ckpts:
         L, masks = features(c, init, seed, data)
-        r = principal_splits(L, patch_labels(masks, tuple(L.shape[-2:]), C), C, num_pcs=8, seed=seed)
+        labels = patch_labels(masks, tuple(L.shape[-2:]), C)
+        r = principal_splits(L, labels, C, num_pcs=8, seed=seed)
         cells = [
             f"{r['variance'][i]:.3f} / {r['position'][i]:.2f} / {r['image'][i]:.2f} / {r['sign_split'][i]:.3f}"
             for i in range(pcs)
@@ -63,6 +80,7 @@ def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int) -> None:
             closest = f"PC{j} ({r['class_cosine'][j]:.2f}), {r['class_split']:.3f}"
         weights = init if init == "trained" else f"{init} (seed {seed})"
         row = [c, weights, *cells, f"PC{best}: {r['sign_split'][best]:.3f}", closest]
+        row += [f"{kmeans_miou(L, labels, k, C, seed):.3f}" for k in ks]
         print("| " + " | ".join(row) + " |", flush=True)
 
 
@@ -71,8 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--init", choices=INITS, default="trained", help="the checkpoint's weights, or an init of them")
     ap.add_argument("--seed", type=int, default=0, help="the random init's seed and the PCA sample's")
     ap.add_argument("--pcs", type=int, default=4, choices=range(1, 9), metavar="{1..8}", help="PCs shown")
+    ap.add_argument(
+        "--kmeans", type=int, nargs="*", default=[], metavar="K", help="also K-means on L's patches with these K"
+    )
     args = ap.parse_args(argv)
-    run(PROG, table, args.data, args.ckpts, args.init, args.seed, args.pcs)
+    if any(k < 2 for k in args.kmeans):
+        ap.error(f"--kmeans {args.kmeans}: each K must be >= 2")
+    run(PROG, table, args.data, args.ckpts, args.init, args.seed, args.pcs, args.kmeans)
 
 
 if __name__ == "__main__":
