@@ -16,12 +16,12 @@ from __future__ import annotations
 import torch
 from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
 
-from misseg.baselines.kmeans import kmeans_fit
+from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.features import local_features
 from misseg.diagnostics.spectrum import patch_labels, principal_splits
 from misseg.lit.build import load_module
-from misseg.metrics.matching import match_and_score
+from misseg.metrics.matching import confusion_matrix, match_and_score
 
 PROG = "experiments/scale/spectrum.py"
 INITS = ("trained", "random", "initial")
@@ -45,11 +45,8 @@ def features(ckpt: str, init: str, seed: int, data: FolderDataModule) -> tuple[t
 def kmeans_miou(L: torch.Tensor, labels: torch.Tensor, K: int, num_classes: int, seed: int) -> float:
     """K-means with K clusters on every patch of L (k-means++, 20 iterations, seeded), scored on the patch labels:
     Hungarian when K = the number of classes, majority (many-to-one, over-clustering) when K is larger."""
-    X = L.permute(0, 2, 3, 1).reshape(-1, L.shape[1])
-    assign = torch.cdist(X, kmeans_fit([X], K, iters=20, seed=seed)).argmin(1)
-    keep = labels.reshape(-1) != 255
-    pairs = assign[keep] * num_classes + labels.reshape(-1)[keep]
-    confusion = torch.bincount(pairs, minlength=K * num_classes).reshape(K, num_classes)
+    centres = kmeans_fit([L.permute(0, 2, 3, 1).reshape(-1, L.shape[1])], K, iters=20, seed=seed)
+    confusion = confusion_matrix(kmeans_predict(L, centres), labels, K, num_classes)
     return match_and_score(confusion, "hungarian" if K == num_classes else "majority")["miou"]
 
 

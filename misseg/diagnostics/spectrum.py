@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from misseg.metrics.matching import match_and_score
+from misseg.metrics.matching import confusion_matrix, match_and_score
 
 
 def patch_labels(masks: torch.Tensor, size: tuple[int, int], num_classes: int, ignore_index: int = 255) -> torch.Tensor:
@@ -27,10 +27,7 @@ def patch_labels(masks: torch.Tensor, size: tuple[int, int], num_classes: int, i
 
 def split_miou(split: torch.Tensor, labels: torch.Tensor, num_classes: int, ignore_index: int = 255) -> float:
     """mIoU of a 2-way split (bool, any shape) against labels of the same shape, Hungarian-matched."""
-    keep = labels != ignore_index
-    pairs = split[keep].long() * num_classes + labels[keep].long()
-    confusion = torch.bincount(pairs, minlength=2 * num_classes).reshape(2, num_classes)
-    return match_and_score(confusion)["miou"]
+    return match_and_score(confusion_matrix(split.long(), labels, 2, num_classes, ignore_index))["miou"]
 
 
 @torch.no_grad()
