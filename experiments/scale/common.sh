@@ -13,6 +13,8 @@ mkdir -p "$RUNS"
 data() { echo "experiment=folder data.root=$SMALL/$1 data.resize_shorter=null data.image_size=64 data.batch_size=16 data.num_workers=1 seed=$SEED"; }
 budget="trainer.accelerator=cpu trainer.max_epochs=100000 trainer.check_val_every_n_epoch=100000"
 budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder.width=32 model.lr=1e-3"
+# the overrides of every evaluation (misseg.evaluate) the scripts run
+eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 # the budget for a timm encoder (model/encoder=effnet_lite0...), which has no width; every other key as the budget's
 timm_budget=${budget/model.encoder.width=32/}
 # keep a checkpoint every CKPT_EVERY steps (named by step; the runner prunes the ones not in KEEP)

@@ -10,7 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 crf() {  # crf STUDY SET SEED STEP NAME...: the CRF row of each named run
   local study=$1 set=$2 seed=$3 step=$4 name
   for name in "${@:5}"; do

@@ -35,7 +35,7 @@ PY
     return 0
   done
 }
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false ${EVAL_ARGS:-}"
+eval_args="$eval_args ${EVAL_ARGS:-}"
 for set in "$@"; do
   first=""
   for step in ${STEPS:-01500 04500}; do

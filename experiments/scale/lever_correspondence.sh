@@ -12,7 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 train() { lever "$1" "$2" "$3" mi_corr model.objective.correspondence_weight=1 "${@:4}"; }  # train SET K SEED [ARGS]
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 crf() {  # crf SET SEED: the CRF row of the lever's run
   local d="$RUNS/small/$1/seed$2/mi_corr"
   SEED=$2 run "$d/diag/step00450_crf/$1" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \

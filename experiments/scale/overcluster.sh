@@ -13,7 +13,7 @@ source experiments/scale/common.sh
 W=$(weights_file)
 frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
 export EVAL_ARGS="matching=majority"
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false $EVAL_ARGS"
+eval_args="$eval_args $EVAL_ARGS"
 run "$RUNS/baselines/ccp_persons/kmeans_k3" misseg.baselines.kmeans $(data ccp_persons) kmeans.K=3 matching=majority \
   report=false
 for seed in 0 1 2; do

@@ -16,7 +16,6 @@ source experiments/scale/common.sh
 W=$(weights_file)
 effnet="model/encoder=effnet_lite0 model.encoder.weights=$W model.encoder.freeze=true"
 set_k="ccp_persons 2"
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 for seed in 0 1 2; do
   lever $set_k $seed mi_corr_effnet model.objective.correspondence_weight=1 model/reference=effnet_lite0 \
     model.reference.weights="$W" &

@@ -13,7 +13,6 @@ cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 W=$(weights_file)
 frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 for seed in 0 1 2; do
   for method in ${METHODS:-mi iic}; do
     case $method in

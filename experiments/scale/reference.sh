@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 iic() { train450 "$@" iic model=iic; }  # iic SET K SEED
 crf() {  # crf SET SEED: the CRF row of every run of that seed
   for name in mi mi_shuffled iic; do

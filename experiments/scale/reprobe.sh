@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false probe=linear probe_schedule=cosine"
+eval_args="$eval_args probe=linear probe_schedule=cosine"
 probe() {  # probe SET SEED NAME: the trained run's probe and, once per seeded draw, its random init's
   local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
   [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d"; return 0; }
