@@ -210,7 +210,7 @@ def evaluate(ckpt, data, *args):
 def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckpt):
     pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
     ckpt, data = tiny_ckpt
-    r = evaluate(ckpt, data, "probe=all", "crf=true", f"hydra.run.dir={tmp_path}/eval")
+    r = evaluate(ckpt, data, "probe=all", "crf=true", "probe_kmeans_restarts=3", f"hydra.run.dir={tmp_path}/eval")
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert m["crf"] is True and "init" not in m and 0 <= m["miou"] <= m["pa"] <= 1
@@ -219,7 +219,7 @@ def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckp
     for name in ("linear", "kmeans", "unsupervised"):
         assert 0 <= probe[name]["miou"] <= 1 and 0 <= probe[name]["pa"] <= 1
         assert np.asarray(probe[name]["confusion"]).sum() == probe[name]["num_pixels"] > 0
-    assert probe["linear"]["steps"] > 0 and probe["kmeans"]["K"] == 3
+    assert probe["linear"]["steps"] > 0 and probe["kmeans"]["K"] == 3 and probe["kmeans"]["restarts"] == 3
     assert (tmp_path / "eval" / "figures" / "probes.png").is_file()
 
 

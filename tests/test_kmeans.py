@@ -10,9 +10,11 @@ from torch.nn import functional as F
 from misseg.baselines.kmeans import (
     kmeans_baseline,
     kmeans_fit,
+    kmeans_inertia,
     kmeans_plusplus,
     kmeans_predict,
     kmeans_predict_maps,
+    restart_seed,
     rgb_features,
 )
 from misseg.data.datamodule import FolderDataModule
@@ -64,6 +66,25 @@ def test_kmeans_recovers_well_separated_clusters_across_batches():
         assert sorted(dist.argmin(1).tolist()) == [0, 1, 2]
         assign = torch.cdist(x, centres).argmin(1)
         assert all(len(set(assign[labels == k].tolist())) == 1 for k in range(3))
+
+
+def test_restarts_keep_the_lowest_inertia_fit():
+    x, labels, means = blobs()
+    batches = [x[i : i + 100] for i in range(0, len(x), 100)]
+    # random seeding lands in a local optimum (two centres in one blob) for some of the restarts' seeds
+    single = [kmeans_fit(batches, 3, iters=10, seed=restart_seed(0, r), init="random") for r in range(10)]
+    inertias = [kmeans_inertia(batches, c) for c in single]
+    assert max(inertias) > 10 * min(inertias)
+    best = kmeans_fit(batches, 3, iters=10, seed=0, init="random", restarts=10)
+    assert kmeans_inertia(batches, best) == pytest.approx(min(inertias))
+    assert torch.cdist(means, best).min(1).values.max() < 0.2  # the good optimum: one centre per blob
+    # restarts=1 is the single seeded fit; the restarts of different seeds draw different seedings
+    assert torch.equal(
+        kmeans_fit(batches, 3, seed=4, init="random"), kmeans_fit(batches, 3, seed=4, init="random", restarts=1)
+    )
+    assert len({restart_seed(s, r) for s in range(3) for r in range(10)}) == 30
+    with pytest.raises(ValueError, match="restarts=0"):
+        kmeans_fit(batches, 3, restarts=0)
 
 
 def test_kmeans_plusplus_spreads_the_seeds():
@@ -126,13 +147,14 @@ def test_kmeans_cli_writes_metrics_and_figures(tmp_path):
         "data.image_size=24",
         "data.num_workers=0",
         "kmeans.iters=3",
+        "kmeans.restarts=2",
         "kmeans.K=5",
         "matching=majority",
         f"hydra.run.dir={tmp_path}/run",
     )
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert m["method"] == "kmeans" and m["K"] == 5 and m["matching"] == "majority"
+    assert m["method"] == "kmeans" and m["K"] == 5 and m["matching"] == "majority" and m["restarts"] == 2
     assert len(m["mapping"]) == 5 and m["miou"] == pytest.approx(1.0) and m["num_images"] == 6
     assert {p.name for p in (tmp_path / "run" / "figures").glob("*.png")} == {
         "qualitative.png",
@@ -148,4 +170,11 @@ def test_kmeans_cli_writes_metrics_and_figures(tmp_path):
         "kmeans.features=pixels",
         f"hydra.run.dir={tmp_path}/bad",
     )
-    assert r.returncode != 0 and "kmeans.features='pixels'" in r.stderr
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: kmeans.features='pixels': use one of rgb, ckpt"
+    ]
+    assert not (tmp_path / "bad").exists()
+    r = run_cli("-m", "misseg.baselines.kmeans", "kmeans.restarts=0", f"hydra.run.dir={tmp_path}/bad")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: kmeans.restarts=0: must be an integer >= 1 (seedings; the lowest inertia is kept)"
+    ]

@@ -34,6 +34,7 @@ INITS = ("trained", "random", "initial")
 PROBE_SCHEDULES = ("cosine", "constant")
 PROBE_SCHEDULE = "cosine"  # the linear probe's lr schedule (conf/evaluate.yaml probe_schedule); see fit_linear_probe
 PROBE_MIN_STEPS = 1000  # ... and its least number of Adam steps (conf/evaluate.yaml probe_min_steps)
+PROBE_KMEANS_RESTARTS = 10  # the K-means probe's seedings, lowest inertia kept (conf/evaluate.yaml)
 
 
 def probe_kinds(value: Any) -> list[str]:
@@ -62,6 +63,7 @@ def check_diagnostics(cfg: DictConfig) -> None:
     check_choice("probe_schedule", cfg.get("probe_schedule", PROBE_SCHEDULE), PROBE_SCHEDULES)
     check_int("probe_min_steps", cfg.get("probe_min_steps", PROBE_MIN_STEPS), 0)
     check_int("probe_kmeans_iters", cfg.get("probe_kmeans_iters", 10), 1)
+    check_int("probe_kmeans_restarts", cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS), 1)
     crf = cfg.get("crf", False)
     if not isinstance(crf, bool):
         raise ConfigError(f"crf={crf!r}: use true or false")
@@ -243,6 +245,7 @@ def kmeans_probe(
     from misseg.diagnostics.features import local_features
 
     K = int(module.hparams.K)
+    restarts = int(cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS))
     t0 = time.perf_counter()
     feature_fn = lambda x: local_features(module, x)  # noqa: E731
     centres = kmeans_fit(
@@ -250,6 +253,7 @@ def kmeans_probe(
         K,
         iters=int(cfg.get("probe_kmeans_iters", 10)),
         seed=int(cfg.seed),
+        restarts=restarts,
     )
     fit_seconds = time.perf_counter() - t0
     segmenter = KMeansSegmenter(centres, feature_fn)
@@ -260,7 +264,7 @@ def kmeans_probe(
 
     confusion = accumulate_confusion(test_loader, probs, K, num_classes, crf, device)
     out = matched_result(confusion, cfg.matching, len(test_loader.dataset))
-    out.update(K=K, iters=int(cfg.get("probe_kmeans_iters", 10)), fit_seconds=fit_seconds)
+    out.update(K=K, iters=int(cfg.get("probe_kmeans_iters", 10)), restarts=restarts, fit_seconds=fit_seconds)
     return out
 
 

@@ -265,6 +265,29 @@ def validate_evaluate_cfg(cfg: DictConfig) -> None:
     check_diagnostics(cfg)  # probe, init, crf (misseg/diagnostics/evaluation.py)
 
 
+KMEANS_FEATURES = ("rgb", "ckpt")
+
+
+def validate_kmeans_cfg(cfg: DictConfig) -> None:
+    """Checks for python -m misseg.baselines.kmeans; raises ConfigError on the first bad key."""
+    check_int("seed", cfg.get("seed", 0), 0)
+    matching = cfg.get("matching", "hungarian")
+    check_choice("matching", matching, MATCHINGS)
+    data = _get(cfg, "data")
+    check_data(data, training=False)
+    km = _get(cfg, "kmeans")
+    if km.get("K") is not None:
+        check_int("kmeans.K", km.K, 1, " (number of clusters; 1 = the trivial baseline) or null (= classes)")
+    check_int("kmeans.iters", km.get("iters"), 1, " (Lloyd passes)")
+    check_int("kmeans.restarts", km.get("restarts", 1), 1, " (seedings; the lowest inertia is kept)")
+    check_int("kmeans.max_pixels_per_batch", km.get("max_pixels_per_batch"), 1)
+    check_choice("kmeans.features", km.get("features"), KMEANS_FEATURES)
+    if km.features == "ckpt":
+        if not km.get("ckpt_path"):
+            raise ConfigError("kmeans.features=ckpt needs kmeans.ckpt_path=PATH (a misseg checkpoint)")
+        check_ckpt_path(km.ckpt_path, allow_last=False, key="kmeans.ckpt_path")
+
+
 # ------------------------------------------------------------------ command line, before Hydra starts
 
 
