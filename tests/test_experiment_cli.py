@@ -13,6 +13,7 @@ SCRIPTS = [
     "scale/correspondence",
     "scale/gpu_summary",
     "scale/grid",
+    "scale/kmeans_restarts_table",
     "scale/levers_table",
     "scale/make_data",
     "scale/oracle",
@@ -42,6 +43,8 @@ MISSING_PATH = [
     ("scale/grid", ["{missing}", "{dir}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{missing}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{dir}/grid.png", "{missing}"], "{missing}"),
+    ("scale/kmeans_restarts_table", ["{missing}", "ccp_persons"], "{missing}"),
+    ("scale/kmeans_restarts_table", ["{dir}", "ccp_persons", "--baselines", "{missing}"], "{missing}"),
     ("scale/levers_table", ["{missing}", "ccp_persons", "--names", "mi,mi_corr"], "{missing}"),
     ("scale/levers_table", ["{dir}", "ccp_persons", "--study", "small1500"], "{dir}/small1500"),
     ("scale/make_data", ["--shared", "{missing}", "--out", "{dir}/small"], "{missing}"),
@@ -177,6 +180,7 @@ def test_the_table_scripts_read_an_empty_results_folder(tmp_path, monkeypatch, c
     d = str(tmp_path)
     for script, argv, first in [
         ("scale/gpu_summary", [d, "coco_persons", "human_seg"], "| eval set | trivial |"),
+        ("scale/kmeans_restarts_table", [d, "ccp_persons", "--names", "mi,iic"], "| set | run | clusters |"),
         ("scale/levers_table", [d, "ccp_persons", "camvid", "--names", "mi,mi_deep"], "| set | run | seeds |"),
         ("scale/levers_table", [d, "ccp_persons", "--names", "mi,mi_corr", "--study", "small1500"], "| set |"),
         ("scale/levers_table", [d, "ccp_persons", "--agreement", "--seeds", "0,1"], "| set | run | seeds |"),
@@ -232,6 +236,36 @@ def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, mon
     assert [r[1] for r in rows] == ["mi", "random init"]
     assert rows[0][2:5] == ["3", "0.500 ± 0.000", "0.600 ± 0.000"]
     assert rows[1][2:5] == ["2", "0.600 ± 0.707", "0.700 ± 0.707"]  # draws 0 and 1: (0.1, 1.1) and (0.2, 1.2)
+
+
+def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, monkeypatch, capsys):
+    """Trained runs per seed; the random init once per seeded draw (seeds 0 and 1 share draw 0); the initial
+    weights where evaluated; K-means RGB of both baselines folders."""
+    for seed, init in ((0, 0), (1, 0), (2, 2)):
+        diag = tmp_path / "small" / "s" / f"seed{seed}" / "mi" / "diag"
+        fake_metrics(diag / "step00450" / "s", 0.3)
+        fake_metrics(diag / "restarts" / "step00450" / "s", 0.4 + seed / 10)
+        for sub in ("random", "restarts/random"):
+            fake_metrics(diag / sub / "s", 0.1 + init / 10, f"random init (seed {init}), architecture of x")
+    fake_metrics(tmp_path / "small" / "s" / "seed0" / "mi" / "diag" / "restarts" / "initial" / "s", 0.7)
+    fake_metrics(tmp_path / "baselines" / "s" / "trivial", 0.2)
+    fake_metrics(tmp_path / "baselines" / "s" / "kmeans", 0.45)
+    fake_metrics(tmp_path / "r10" / "s" / "kmeans", 0.46)
+    table = load("scale/kmeans_restarts_table", monkeypatch)
+    table.main([str(tmp_path), "s", "--names", "mi,iic", "--baselines", str(tmp_path / "r10")])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")]
+    assert len(rows) == 1  # iic has no restarts probes: no row
+    assert rows[0][1:] == [
+        "mi",
+        "0.500 ± 0.100 (n=3)",
+        "0.300 ± 0.000 (n=3)",
+        "0.500 ± 0.100 (n=3)",
+        "0.200 ± 0.141 (n=2)",
+        "0.200 ± 0.141 (n=2)",
+        "0.700",
+        "0.200",
+        "0.450 / 0.460 |",
+    ]
 
 
 def test_probes_table_leaves_out_the_crf_scores(tmp_path, monkeypatch):

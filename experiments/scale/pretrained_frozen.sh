@@ -6,27 +6,37 @@
 # init=initial), then per seed MI and IIC, each with its diagnosis (diagnose.sh: probes, random init) and
 # agreement.py. METHODS="mi iic" (default) picks which to run; mi_shuffled = mi with shuffled negative positions
 # (the thesis's same-position negatives penalise a person who stands in the middle of every image; sixth session).
-# NO_DIAG=1: train and score the clusters only (common.sh), for CPU time.
-# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] bash experiments/scale/pretrained_frozen.sh
+# NO_DIAG=1: train and score the clusters only (common.sh), for CPU time. SETS: the sets to train on, each scored on
+# its own images (default ccp_persons; seventh session: coco_persons too).
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] [SETS="ccp_persons coco_persons"]
+#        bash experiments/scale/pretrained_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 W=$(weights_file)
 frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
-for seed in 0 1 2; do
-  for method in ${METHODS:-mi iic}; do
-    case $method in
-      mi) budget=$timm_budget lever ccp_persons 2 "$seed" mi_effnet4_frozen $frozen ;;
-      iic) budget=$timm_budget lever ccp_persons 2 "$seed" iic_effnet4_frozen model=iic $frozen ;;
-      mi_shuffled) budget=$timm_budget lever ccp_persons 2 "$seed" mi_shuffled_effnet4_frozen $frozen \
-        model.objective.negative_positions=shuffled ;;
-      *) echo "METHODS: unknown method '$method'; use mi, iic and/or mi_shuffled" >&2; exit 2 ;;
-    esac
-    d="$RUNS/small/ccp_persons/seed$seed/${method}_effnet4_frozen"
-    # the frozen network before training (its weights, a seeded 1x1 projection, random heads), once per architecture
-    if [ "$seed" = 0 ] && [ "$method" != mi_shuffled ] && [ -z "${NO_DIAG:-}" ]; then
-      run "$d/diag/initial/ccp_persons" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
-        $(data ccp_persons) $eval_args probe=all init=initial
-    fi
+for method in ${METHODS:-mi iic}; do  # check every name before the first (long) run
+  case $method in mi | iic | mi_shuffled) ;; *)
+    echo "METHODS: unknown method '$method'; use mi, iic and/or mi_shuffled" >&2; exit 2 ;;
+  esac
+done
+for set in ${SETS:-ccp_persons}; do
+  [ -d "$SMALL/$set" ] || { echo "SETS: no folder $SMALL/$set; make it with experiments/scale/make_data.py" >&2; exit 2; }
+  K=$(wc -l < "$SMALL/$set/classes.txt")
+  for seed in 0 1 2; do
+    for method in ${METHODS:-mi iic}; do
+      case $method in
+        mi) budget=$timm_budget lever "$set" "$K" "$seed" mi_effnet4_frozen $frozen ;;
+        iic) budget=$timm_budget lever "$set" "$K" "$seed" iic_effnet4_frozen model=iic $frozen ;;
+        mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled_effnet4_frozen $frozen \
+          model.objective.negative_positions=shuffled ;;
+      esac
+      d="$RUNS/small/$set/seed$seed/${method}_effnet4_frozen"
+      # the frozen network before training (its weights, a seeded 1x1 projection, random heads), once per architecture
+      if [ "$seed" = 0 ] && [ "$method" != mi_shuffled ] && [ -z "${NO_DIAG:-}" ]; then
+        run "$d/diag/initial/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+          $(data "$set") $eval_args probe=all init=initial
+      fi
+    done
   done
 done
