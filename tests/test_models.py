@@ -137,3 +137,39 @@ def test_receptive_field_is_measured_through_saturating_activations_too():
     effnet = TimmBackbone("tf_efficientnet_lite0", P=4, d=4, stride=8, dilate=True, upsample=2)
     assert receptive_field(effnet, 3, 64) > 23
     assert "stride 4" in describe(tiny_module("mi", "K=2", "model/encoder=effnet_lite0", "d=4"), size=64)
+
+
+def prototype_module(K: int = 3):
+    from misseg.lit.build import build_module, compose_model
+
+    overrides = ["P=8", "d=2", "encoder.depth=2", "encoder.width=4", "model/heads=prototypes", f"K={K}"]
+    return build_module(compose_model("mi", overrides), None)
+
+
+def test_prototype_heads_are_one_learned_vector_per_class_for_every_image():
+    from misseg.models.prototypes import PrototypeHeads
+
+    module = prototype_module()
+    assert isinstance(module.model.heads, PrototypeHeads)
+    L, H = module.model(torch.randn(4, 3, 16, 16))
+    assert H.shape == (4, 3, 8) and torch.equal(H[0], H[3])
+    assert torch.allclose(H.norm(dim=2), torch.full((4, 3), 8**0.5), atol=1e-3)  # LayerNorm scale: sqrt(P)
+    module.objective(L, H)["loss"].backward()
+    assert module.model.heads.prototypes.grad.abs().sum() > 0  # the prototypes learn through p' and S
+
+
+def test_with_prototypes_the_bound_cannot_be_met_without_the_segmentation():
+    """With p' uniform, S_ij(x) = mean_k H_k is the same for every image: a positive pair and a negative pair score
+    the same, so the bound is at most -2 log 2. Image-level F_k can carry a code of their image and beat that
+    without any segmentation (what the thesis's heads do on the frozen network: experiments/scale section 12)."""
+    from misseg.diagnostics.shortcut import assignment_ablation
+
+    torch.manual_seed(0)
+    module = prototype_module(K=2)
+    _, H = module.model(torch.randn(6, 3, 16, 16))
+    g = torch.randn(6, 8)  # an image-level component of L
+    L = g[:, :, None, None] + 0.3 * torch.randn(6, 8, 4, 4)
+    out = assignment_ablation(L, H, module.model.tau)
+    assert out["uniform"] <= -2 * torch.log(torch.tensor(2.0)).item() + 1e-5
+    image_code = H + g[:, None, :]  # every H_k of image b shifted by b's code
+    assert assignment_ablation(L, image_code, module.model.tau)["uniform"] > out["uniform"] + 0.3

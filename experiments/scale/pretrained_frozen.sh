@@ -5,7 +5,9 @@
 # 1e-3, 450 steps, seeds 0-2), ccp_persons. First the frozen network's probes before training (evaluate
 # init=initial), then per seed MI and IIC, each with its diagnosis (diagnose.sh: probes, random init) and
 # agreement.py. METHODS="mi iic" (default) picks which to run; mi_shuffled = mi with shuffled negative positions
-# (the thesis's same-position negatives penalise a person who stands in the middle of every image; sixth session).
+# (the thesis's same-position negatives penalise a person who stands in the middle of every image; sixth session);
+# mi_proto = mi with prototype heads (model/heads=prototypes: one learned H_k per class for every image, so the
+# bound cannot be met by an image code of the F_k; seventh session, section 12).
 # NO_DIAG=1: train and score the clusters only (common.sh), for CPU time. SETS: the sets to train on, each scored on
 # its own images (default ccp_persons; seventh session: coco_persons too).
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] [SETS="ccp_persons coco_persons"]
@@ -16,8 +18,8 @@ source experiments/scale/common.sh
 W=$(weights_file)
 frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
 for method in ${METHODS:-mi iic}; do  # check every name before the first (long) run
-  case $method in mi | iic | mi_shuffled) ;; *)
-    echo "METHODS: unknown method '$method'; use mi, iic and/or mi_shuffled" >&2; exit 2 ;;
+  case $method in mi | iic | mi_shuffled | mi_proto) ;; *)
+    echo "METHODS: unknown method '$method'; use mi, iic, mi_shuffled and/or mi_proto" >&2; exit 2 ;;
   esac
 done
 for set in ${SETS:-ccp_persons}; do
@@ -30,10 +32,11 @@ for set in ${SETS:-ccp_persons}; do
         iic) budget=$timm_budget lever "$set" "$K" "$seed" iic_effnet4_frozen model=iic $frozen ;;
         mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled_effnet4_frozen $frozen \
           model.objective.negative_positions=shuffled ;;
+        mi_proto) budget=$timm_budget lever "$set" "$K" "$seed" mi_proto_effnet4_frozen $frozen model/heads=prototypes ;;
       esac
       d="$RUNS/small/$set/seed$seed/${method}_effnet4_frozen"
       # the frozen network before training (its weights, a seeded 1x1 projection, random heads), once per architecture
-      if [ "$seed" = 0 ] && [ "$method" != mi_shuffled ] && [ -z "${NO_DIAG:-}" ]; then
+      if [ "$seed" = 0 ] && [ "$method" = mi -o "$method" = iic ] && [ -z "${NO_DIAG:-}" ]; then
         run "$d/diag/initial/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
           $(data "$set") $eval_args probe=all init=initial
       fi

@@ -86,6 +86,14 @@ class ThesisHeads:
     center: bool = MISSING  # lever: standardise each extractor's pooled features over the images (BatchNorm)
 
 
+@dataclass
+class PrototypeHeadsConf:
+    """K learned vectors, the same for every image (models/prototypes.py), built as heads(K=..., P=...)."""
+
+    _target_: str = "misseg.models.prototypes.PrototypeHeads"
+    _partial_: bool = True
+
+
 # ---------------------------------------------------------------- objectives (conf/model/objective/)
 
 
@@ -164,6 +172,7 @@ SCHEMAS = {
     ("model/encoder", "_timm_schema"): TimmEncoder,
     ("model/encoder", "_vgg_schema"): VGGEncoder,
     ("model/heads", "_thesis_schema"): ThesisHeads,
+    ("model/heads", "_prototypes_schema"): PrototypeHeadsConf,
     ("model/objective", "_mi_schema"): MIObjectiveConf,
     ("model/objective", "_iic_schema"): IICObjectiveConf,
 }
