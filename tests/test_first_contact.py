@@ -75,6 +75,14 @@ def test_plus_key_is_refused_in_one_line_not_a_type_error(tmp_path, capsys):
     assert code == 2 and line.startswith("error: model.tua:") and "did you mean model.tau?" in line
 
 
+def test_a_heads_choice_the_demo_sizes_cannot_fit_says_what_to_do(tmp_path, capsys):
+    """The demo's conf/data_model file sets model.heads.width; model/heads=prototypes has no width."""
+    code, err = run_main(train_cli, ["model/heads=prototypes", f"hydra.run.dir={tmp_path}/run"], capsys)
+    line = error_line(err)
+    assert code == 2 and "model.heads.width" in line and "conf/data_model/synthetic_mi_thesis.yaml" in line
+    assert "data=folder data.root=DIR" in line and not (tmp_path / "run").exists()
+
+
 def test_unexpected_key_error_follows_kwargs_to_the_base_class():
     class Base:
         def __init__(self, batch_size: int = 2, image_size: int = 8) -> None: ...

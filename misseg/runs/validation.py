@@ -345,12 +345,20 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
         if unknown:  # Hydra's own advice (`+key=value`) adds the key, which the constructor then refuses
             raise unknown_key_error(config_dir, config_name, overrides, unknown.group(1)) from None
         cause = f" ({str(e.__cause__).splitlines()[0]})" if e.__cause__ else ""
+        specialised = _DATA_MODEL.match(str(e))
+        if specialised:  # e.g. the demo's heads.width with model/heads=prototypes, which has no width
+            cause += (
+                f"; conf/data_model/{specialised.group(1)}.yaml sets the sizes of that (data, model, encoder) "
+                "combination (the demo's for data=synthetic): train on other data (data=folder data.root=DIR) "
+                "with this choice, or keep the demo with the group option that has the key"
+            )
         raise ConfigError(str(e).split("\n\nAvailable options")[0] + cause) from None
     finally:
         GlobalHydra.instance().clear()
 
 
 _UNKNOWN_OVERRIDE = re.compile(r"Could not override '([^']+)'")
+_DATA_MODEL = re.compile(r"In 'data_model/([^']+)'")
 _UNEXPECTED_KEYWORD = re.compile(r"unexpected keyword argument '([^']+)'")
 
 
