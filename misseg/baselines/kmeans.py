@@ -215,7 +215,8 @@ def kmeans_baseline(
     {"image", "mask"}) with HungarianSegmentationMetric. -> (metric result + fit/eval seconds, predictor).
 
     cache: keep the features of every batch in memory after the first pass (one data pass instead of
-    iters + 2); turn off for datasets whose features do not fit.
+    restarts x (iters + 2)); turn off for datasets whose features do not fit.
+    restarts: seedings, the lowest-inertia fit kept (kmeans_fit).
     """
     device = torch.device(device)
     t0 = time.perf_counter()
