@@ -11,8 +11,10 @@ Usage: python experiments/scale/kmeans_restarts_table.py RUNS_DIR SET [SET ...] 
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
+
+from levers_table import cell as mean_std  # experiments/scale/levers_table.py: mean ± std, a run's mIoU
+from levers_table import miou
 
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
@@ -25,10 +27,6 @@ def probe_miou(path: Path, key: str) -> float | None:
     return json.loads(path.read_text()).get("probe", {}).get(key, {}).get("miou")
 
 
-def miou(path: Path) -> float | None:
-    return json.loads(path.read_text())["miou"] if path.is_file() else None
-
-
 def draws(paths: list[Path]) -> list[Path]:
     """The random-init evaluations among `paths`, one per seeded draw ("weights": "random init (seed N), ...")."""
     seen: dict[str, Path] = {}
@@ -39,12 +37,9 @@ def draws(paths: list[Path]) -> list[Path]:
 
 
 def cell(values: list[float | None]) -> str:
+    """mean ± std of the values that exist, with their number when there are several."""
     values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+    return mean_std(values) + (f" (n={len(values)})" if len(values) > 1 else "")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,23 +6,14 @@ Usage: python experiments/scale/paired.py RUNS_DIR SET BASE LEVER [--seeds 0,1,2
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
+
+from levers_table import cell, miou  # experiments/scale/levers_table.py: a run's mIoU, mean ± std of a column
 
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/paired.py"
-
-
-def miou(path: Path) -> float | None:
-    return json.loads(path.read_text())["miou"] if path.is_file() else None
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.3f}" if values else "-"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,8 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|")
     diffs = [lv - b for _, b, lv in pairs]
     print(
-        f"| {args.set} | {','.join(s for s, _, _ in pairs) or '-'} | {mean_std([b for _, b, _ in pairs])} "
-        f"| {mean_std([lv for _, _, lv in pairs])} | {', '.join(f'{d:+.3f}' for d in diffs) or '-'} "
+        f"| {args.set} | {','.join(s for s, _, _ in pairs) or '-'} | {cell([b for _, b, _ in pairs])} "
+        f"| {cell([lv for _, _, lv in pairs])} | {', '.join(f'{d:+.3f}' for d in diffs) or '-'} "
         f"| {f'{statistics.mean(diffs):+.3f}' if diffs else '-'} ({sum(d > 0 for d in diffs)} of {len(diffs)} up) |"
     )
 
