@@ -274,22 +274,17 @@ def run(cfg) -> dict:
 
     from misseg.lit.build import instantiate_dict
     from misseg.runs.results import figures_dir, write_metrics
+    from misseg.runs.validation import validate_kmeans_cfg
     from misseg.viz.report import write_report
 
+    validate_kmeans_cfg(cfg)  # again per job: a multirun's values are not checked before Hydra starts
     pl.seed_everything(cfg.seed, workers=True)
     run_dir = HydraConfig.get().runtime.output_dir
     km = cfg.kmeans
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     device = resolve_device(km.device)
-    if km.features == "rgb":
-        feature_fn = rgb_features
-    elif km.features == "ckpt":
-        if not km.ckpt_path:
-            raise ValueError("kmeans.features=ckpt needs kmeans.ckpt_path=PATH (a misseg checkpoint)")
-        feature_fn = encoder_features(km.ckpt_path, device)
-    else:
-        raise ValueError(f"kmeans.features={km.features!r}: use 'rgb' or 'ckpt' (with kmeans.ckpt_path)")
+    feature_fn = rgb_features if km.features == "rgb" else encoder_features(km.ckpt_path, device)  # or "ckpt"
     K = int(km.K or datamodule.num_classes)
     result, segmenter = kmeans_baseline(
         fit_loader_of(datamodule),
