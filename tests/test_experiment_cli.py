@@ -371,8 +371,19 @@ def test_levers_table_reads_a_run_diagnosed_under_the_converged_probe_without_re
     levers_table = load("scale/levers_table", monkeypatch)
     levers_table.main([str(tmp_path), "s", "--names", "old,new,constant", "--seeds", "0", "--probe-dir", "cosine"])
     rows = {r.split(" | ")[1]: r.split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| s |")}
-    assert set(rows) == {"old", "new"}
     assert rows["old"][7] == "0.400" and rows["new"][7] == "0.200"  # the linear probe column
+    assert rows["constant"][3] == "0.500" and rows["constant"][7] == "-"  # its clusters, no probe of another protocol
+
+
+def test_levers_table_shows_a_run_trained_without_diagnosis(tmp_path, monkeypatch, capsys):
+    """A NO_DIAG run (metrics.json only) keeps its row: clusters and per-seed values, '-' in every probe cell."""
+    for seed, miou in ((0, 0.4), (1, 0.5)):
+        fake_metrics(tmp_path / "small" / "s" / f"seed{seed}" / "mi_views2", miou)
+    load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi,mi_views2"])
+    rows = [r.split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| s |")]
+    assert [r[1] for r in rows] == ["mi_views2"]
+    assert rows[0][2:9] == ["2", "0.450 ± 0.071", "-", "-", "-", "-", "-"]
+    assert rows[0][9] == "0.400, 0.500 |"
 
 
 def test_oracle_drops_the_settings_thesis_encoder_keys_when_another_encoder_is_picked(monkeypatch):

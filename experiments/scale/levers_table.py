@@ -128,13 +128,16 @@ def miou(path: Path) -> float | None:
 
 def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
     """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF); the probes
-    from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag."""
+    from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag; without
+    those probes (NO_DIAG) the probe and CRF cells are None, so the run still shows."""
     diag = step_metrics(run / "diag" / probe_dir, s)
     if probe_dir and not diag and recorded_schedule(run / "diag", s) == probe_dir:
         probe_dir, diag = "", step_metrics(run / "diag", s)  # diagnosed under that probe already
     probes = run / "diag" / probe_dir
-    if not (run / "metrics.json").is_file() or not diag:
+    if not (run / "metrics.json").is_file():
         return []
+    if not diag:  # trained with NO_DIAG, or probed under another protocol only: its clusters, no probe cells
+        return [(miou(run / "metrics.json"), None, None, None)]
     crf_file = run / "diag" / (diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
     random = probe(probes / "random" / s / "metrics.json")
     return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
