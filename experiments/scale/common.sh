@@ -17,6 +17,8 @@ budget="$budget trainer.enable_progress_bar=false model.P=256 model.encoder.widt
 eval_args="trainer.accelerator=cpu trainer.enable_progress_bar=false report=false"
 # the budget for a timm encoder (model/encoder=effnet_lite0...), which has no width; every other key as the budget's
 timm_budget=${budget/model.encoder.width=32/}
+# the second view of every two-view run (lever_views.sh, section 13's scripts): strong colour jitter + a flip
+views2="model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5"
 # keep a checkpoint every CKPT_EVERY steps (named by step; the runner prunes the ones not in KEEP)
 # (the runs in README.md were made at commit ed643fd, before the model keys were re-spelled and before
 # callbacks=steps existed; this is the same budget in today's spelling)

@@ -13,13 +13,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 export NO_DIAG=1
-views="model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5"
 for seed in 0 1 2; do
-  lever ccp_persons 2 "$seed" mi_views2 $views &
-  lever ccp_persons 2 "$seed" mi_proto_views2 model/heads=prototypes $views
+  lever ccp_persons 2 "$seed" mi_views2 $views2 &
+  lever ccp_persons 2 "$seed" mi_proto_views2 model/heads=prototypes $views2
   wait
   lever camvid 11 "$seed" mi_proto model/heads=prototypes &
-  lever camvid 11 "$seed" mi_proto_views2 model/heads=prototypes $views
+  lever camvid 11 "$seed" mi_proto_views2 model/heads=prototypes $views2
   wait
 done
 for name in mi_views2 mi_proto_views2; do bash experiments/scale/kmeans_restarts.sh "$name" ccp_persons; done

@@ -11,6 +11,6 @@ source experiments/scale/common.sh
 train() { train450 camvid 11 "$@"; }  # train SEED NAME ARGS...
 for seed in 0 1 2; do
   train $seed mi &
-  train $seed mi_views2 model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5
+  train $seed mi_views2 $views2
   wait
 done

@@ -6,10 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-views="model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5"
 train1500() {  # train1500 SEED: mi_views2 into RUNS/small1500/ccp_persons/seedSEED
   SEED=$1 run "$RUNS/small1500/ccp_persons/seed$1/mi_views2" misseg.train $(SEED=$1 data ccp_persons) $budget $ckpts \
-    trainer.max_steps=1500 report=false model.K=2 $views
+    trainer.max_steps=1500 report=false model.K=2 $views2
 }
 train1500 0 &
 train1500 1

@@ -10,8 +10,7 @@ source experiments/scale/common.sh
 W=$(weights_file)
 export NO_DIAG=1
 frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
-views="model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5"
-train() { budget=$timm_budget lever ccp_persons 2 "$1" mi_views2_effnet4_frozen $frozen $views; }
+train() { budget=$timm_budget lever ccp_persons 2 "$1" mi_views2_effnet4_frozen $frozen $views2; }
 train 0 &
 train 1
 wait

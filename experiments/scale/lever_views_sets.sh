@@ -8,14 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 export NO_DIAG=1
-views="model.objective.views=2 model.objective.view_jitter=0.8 model.objective.view_hue=0.5"
 for seed in 0 1 2; do
-  lever coco_persons 2 "$seed" mi_views2 $views &
-  lever human_seg 2 "$seed" mi_views2 $views
+  lever coco_persons 2 "$seed" mi_views2 $views2 &
+  lever human_seg 2 "$seed" mi_views2 $views2
   wait
 done
 # stuff-15 as every MI run on it: thing pixels get no gradient (model.ignore_in_loss=true)
-stuff() { lever coco_stuff15 15 "$1" mi_views2 $views model.ignore_in_loss=true; }
+stuff() { lever coco_stuff15 15 "$1" mi_views2 $views2 model.ignore_in_loss=true; }
 stuff 0 &
 stuff 1
 wait
