@@ -4,8 +4,9 @@
 # p' can raise eq. 4.12, but any balanced partition the network computes confidently then does, and the one it
 # picks is no closer to the classes. IIC, the one method here that beats MI at this budget, picks its partition by
 # invariance: the cluster of a pixel must survive colour jitter and a flip. Two views (positives pair L of one
-# view with S of the other) ask the same of MI, but with image-level heads the image code satisfies them (section
-# 4's two views on CamVid: rejected). With prototype heads it cannot: S of the other view is p' of the other view.
+# view with S of the other) ask the same of MI, but with image-level heads the image code satisfies them (the first
+# diagnosis's two views on CamVid, lever_views.sh: rejected). With prototype heads it cannot: S of the other view
+# then depends on that view only through its p'.
 # Cells: mi (exists), mi_views2 (CamVid exists: lever_views.sh), mi_proto (ccp exists: lever_prototypes.sh),
 # mi_proto_views2 (new). Same jitter as lever_views.sh's. Then the K-means probe with restarts on the new runs.
 # Usage: bash experiments/scale/lever_proto_views.sh   (two runs at a time, one thread each)
