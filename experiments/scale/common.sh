@@ -55,6 +55,20 @@ lever() {
     > "$d/agreement.md" 2>/dev/null
 }
 
+# each_checkpoint NAME FUNC SET...: FUNC SET SEED RUN for seeds 0-2 of the run NAME on each SET
+# (RUN = $RUNS/small/SET/seedSEED/NAME) that has its step-450 checkpoint; the others are named as skipped
+each_checkpoint() {
+  local name=$1 fn=$2 set seed d
+  shift 2
+  for set in "$@"; do
+    for seed in 0 1 2; do
+      d="$RUNS/small/$set/seed$seed/$name"
+      [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d/checkpoints/step00450.ckpt (no such checkpoint)"; continue; }
+      "$fn" "$set" "$seed" "$d"
+    done
+  done
+}
+
 # init_seed RUN SET: the seed of RUN's random-init reference on SET (diag/random's metrics.json records the draw:
 # diagnose.sh drew seed 0 for every run, more_seeds.sh one per seed), so a later evaluation can refine the same one
 init_seed() { grep -o 'random init (seed [0-9]*' "$1/diag/random/$2/metrics.json" | grep -o '[0-9]*$'; }

@@ -13,19 +13,17 @@ source experiments/scale/common.sh
 [ $# -ge 2 ] || { echo "usage: bash experiments/scale/kmeans_restarts.sh NAME SET [SET ...]" >&2; exit 2; }
 name=$1; shift
 eval_args="$eval_args probe=kmeans probe_kmeans_restarts=10"
-for set in "$@"; do
-  for seed in 0 1 2; do
-    d="$RUNS/small/$set/seed$seed/$name" c="$RUNS/small/$set/seed$seed/$name/checkpoints/step00450.ckpt"
-    [ -f "$c" ] || { echo "skip: $c (no such checkpoint)"; continue; }
-    SEED=$seed run "$d/diag/restarts/step00450/$set" misseg.evaluate ckpt_path="$c" $(SEED=$seed data "$set") $eval_args
-    if grep -Eq '^ +weights: [^n ]' "$d/config_resolved.yaml"; then
-      SEED=$seed run "$d/diag/restarts/initial/$set" misseg.evaluate ckpt_path="$c" $(SEED=$seed data "$set") \
-        $eval_args init=initial
-    fi
-    [ -f "$d/diag/random/$set/metrics.json" ] || continue
-    init=$(init_seed "$d" "$set")
-    [ "$init" = "$seed" ] || [ "$seed" = 0 ] || continue  # seed 0's run evaluates the draw the others share
-    SEED=$init run "$d/diag/restarts/random/$set" misseg.evaluate ckpt_path="$c" $(SEED=$init data "$set") \
-      $eval_args init=random
-  done
-done
+restarts() {  # restarts SET SEED RUN: the trained step, the initial weights if any, the random init once per draw
+  local set=$1 seed=$2 d=$3 c=$3/checkpoints/step00450.ckpt init
+  SEED=$seed run "$d/diag/restarts/step00450/$set" misseg.evaluate ckpt_path="$c" $(SEED=$seed data "$set") $eval_args
+  if grep -Eq '^ +weights: [^n ]' "$d/config_resolved.yaml"; then
+    SEED=$seed run "$d/diag/restarts/initial/$set" misseg.evaluate ckpt_path="$c" $(SEED=$seed data "$set") \
+      $eval_args init=initial
+  fi
+  [ -f "$d/diag/random/$set/metrics.json" ] || return 0
+  init=$(init_seed "$d" "$set")
+  [ "$init" = "$seed" ] || [ "$seed" = 0 ] || return 0  # seed 0's run evaluates the draw the others share
+  SEED=$init run "$d/diag/restarts/random/$set" misseg.evaluate ckpt_path="$c" $(SEED=$init data "$set") \
+    $eval_args init=random
+}
+each_checkpoint "$name" restarts "$@"

@@ -10,10 +10,8 @@ source experiments/scale/common.sh
 [ $# -ge 2 ] || { echo "usage: bash experiments/scale/probe_levers.sh NAME SET [SET ...]" >&2; exit 2; }
 name=$1; shift
 eval_args="$eval_args probe=linear probe_schedule=cosine"
-for set in "$@"; do
-  for seed in 0 1 2; do
-    d="$RUNS/small/$set/seed$seed/$name" c="$RUNS/small/$set/seed$seed/$name/checkpoints/step00450.ckpt"
-    [ -f "$c" ] || { echo "skip: $c (no such checkpoint)"; continue; }
-    SEED=$seed run "$d/diag/cosine/step00450/$set" misseg.evaluate ckpt_path="$c" $(SEED=$seed data "$set") $eval_args
-  done
-done
+linear() {  # linear SET SEED RUN
+  SEED=$2 run "$3/diag/cosine/step00450/$1" misseg.evaluate ckpt_path="$3/checkpoints/step00450.ckpt" \
+    $(SEED=$2 data "$1") $eval_args
+}
+each_checkpoint "$name" linear "$@"
