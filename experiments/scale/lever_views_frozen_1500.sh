@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Section 14 (ninth session): does K-means on the L of the frozen ImageNet network after two-view MI (ccp_persons
+# 0.692 +- 0.022 at 450 steps, section 13) hold at 3.3x the steps? From scratch the two-view gain was gone by step
+# 1,500 (section 13), and picking step 450 after the fact would take the labels. lever_views_frozen.sh's run at
+# 1,500 steps, into RUNS/small1500/ccp_persons/seedS/mi_views2_effnet4_frozen (a checkpoint every 150 steps; the
+# step-450 one is the 450-step run's weights: constant lr), then for steps 450, 900 and 1,500 the K-means probe
+# with 10 restarts (clusters and K-means on L, probe's test half) into RUN/diag/restarts/stepN/ccp_persons.
+# SEEDS: default 0 1 2 (the ninth session ran seed 0 only: about an hour a run on one core).
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [SEEDS="0 1 2"] bash experiments/scale/lever_views_frozen_1500.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source experiments/scale/common.sh
+W=$(weights_file)
+frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
+for seed in ${SEEDS:-0 1 2}; do
+  [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"0 1 2\"" >&2; exit 2; }
+done
+for seed in ${SEEDS:-0 1 2}; do
+  d="$RUNS/small1500/ccp_persons/seed$seed/mi_views2_effnet4_frozen"
+  SEED=$seed run "$d" misseg.train $(SEED=$seed data ccp_persons) $timm_budget $ckpts trainer.max_steps=1500 \
+    report=false model.K=2 $frozen $views2
+  for st in 00450 00900 01500; do
+    SEED=$seed run "$d/diag/restarts/step$st/ccp_persons" misseg.evaluate ckpt_path="$d/checkpoints/step$st.ckpt" \
+      $(SEED=$seed data ccp_persons) $eval_args probe=kmeans probe_kmeans_restarts=10
+  done
+done
