@@ -402,3 +402,40 @@ def test_reference_layers_names_a_weights_file_of_another_network_in_one_line(tm
     monkeypatch.setattr(script.torch, "set_num_threads", lambda n: None)
     line = refused(script, [str(root), str(tmp_path / "other.pth")], capsys)
     assert f"WEIGHTS {tmp_path / 'other.pth'}" in line and "none of its keys" in line
+
+
+# the .sh scripts that check their input before the first (long) run: env, argv, the one line expected on stderr
+SHELL_REFUSALS = [
+    ("lever_views_frozen.sh", {}, [], "set WEIGHTS to the file"),
+    ("lever_views_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
+    ("lever_views_frozen_1500.sh", {}, [], "set WEIGHTS to the file"),
+    ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
+    ("lever_views_frozen_1500.sh", {"WEIGHTS": "{missing}"}, [], "WEIGHTS={missing}: no such file"),
+    ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi bad"}, [], "METHODS: unknown method 'bad'"),
+    ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
+    ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
+]
+
+
+@pytest.mark.parametrize("script,env,argv,expected", SHELL_REFUSALS, ids=lambda v: v if isinstance(v, str) else "")
+def test_the_scale_shell_scripts_refuse_bad_input_in_one_line_before_any_run(tmp_path, script, env, argv, expected):
+    import os
+    import subprocess
+
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"")
+    small, runs = tmp_path / "small", tmp_path / "runs"
+    small.mkdir()
+    fill = {"weights": str(weights), "small": str(small), "missing": str(tmp_path / "missing.pth")}
+    python = tmp_path / "python"  # a stand-in interpreter that records any call: none may happen
+    python.write_text(f"#!/bin/sh\necho called >> {tmp_path / 'calls'}\n")
+    python.chmod(0o755)
+    base = {k: v for k, v in os.environ.items() if k not in ("WEIGHTS", "SETS", "SEEDS", "METHODS")}
+    base.update(SMALL=str(small), RUNS=str(runs), PY=str(python))
+    base.update({k: v.format(**fill) for k, v in env.items()})
+    r = subprocess.run(
+        ["bash", str(REPO / "experiments" / "scale" / script), *argv], env=base, capture_output=True, text=True
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == "" and r.stderr.count("\n") == 1 and expected.format(**fill) in r.stderr
+    assert not (tmp_path / "calls").exists() and not any(runs.rglob("*"))  # nothing run, nothing written
