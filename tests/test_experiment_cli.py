@@ -411,6 +411,8 @@ SHELL_REFUSALS = [
     ("lever_views_frozen_1500.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{missing}"}, [], "WEIGHTS={missing}: no such file"),
+    ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "00450 450"}, [], "'450' names no checkpoint"),
+    ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "01650"}, [], "'01650' names no checkpoint"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi bad"}, [], "METHODS: unknown method 'bad'"),
     ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
     ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
@@ -430,7 +432,7 @@ def test_the_scale_shell_scripts_refuse_bad_input_in_one_line_before_any_run(tmp
     python = tmp_path / "python"  # a stand-in interpreter that records any call: none may happen
     python.write_text(f"#!/bin/sh\necho called >> {tmp_path / 'calls'}\n")
     python.chmod(0o755)
-    base = {k: v for k, v in os.environ.items() if k not in ("WEIGHTS", "SETS", "SEEDS", "METHODS")}
+    base = {k: v for k, v in os.environ.items() if k not in ("WEIGHTS", "SETS", "SEEDS", "METHODS", "PROBE_STEPS")}
     base.update(SMALL=str(small), RUNS=str(runs), PY=str(python))
     base.update({k: v.format(**fill) for k, v in env.items()})
     r = subprocess.run(
