@@ -411,7 +411,7 @@ SHELL_REFUSALS = [
     ("lever_views_frozen_1500.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{missing}"}, [], "WEIGHTS={missing}: no such file"),
-    ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "00450 450"}, [], "'450' names no checkpoint"),
+    ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "00450 450"}, [], "'450' names no"),
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "01650"}, [], "'01650' names no checkpoint"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi bad"}, [], "METHODS: unknown method 'bad'"),
     ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
