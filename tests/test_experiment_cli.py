@@ -414,6 +414,8 @@ SHELL_REFUSALS = [
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "00450 450"}, [], "'450' names no"),
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "01650"}, [], "'01650' names no checkpoint"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi bad"}, [], "METHODS: unknown method 'bad'"),
+    ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
+    ("overcluster.sh", {}, [], "set WEIGHTS to the file"),
     ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
     ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
 ]
@@ -427,7 +429,8 @@ def test_the_scale_shell_scripts_refuse_bad_input_in_one_line_before_any_run(tmp
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"")
     small, runs = tmp_path / "small", tmp_path / "runs"
-    small.mkdir()
+    (small / "ok").mkdir(parents=True)  # a set that exists, before one that does not
+    (small / "ok" / "classes.txt").write_text("background\nperson\n")
     fill = {"weights": str(weights), "small": str(small), "missing": str(tmp_path / "missing.pth")}
     python = tmp_path / "python"  # a stand-in interpreter that records any call: none may happen
     python.write_text(f"#!/bin/sh\necho called >> {tmp_path / 'calls'}\n")

@@ -80,3 +80,19 @@ weights_file() {
   [ -f "$WEIGHTS" ] || { echo "WEIGHTS=$WEIGHTS: no such file; run experiments/scale/pretrained_weights.py OUT.pth first" >&2; exit 2; }
   echo "$WEIGHTS"
 }
+
+# frozen_x4: the overrides of the frozen ImageNet network read at 4x (sections 11-14), its weights weights_file's
+# (use it as frozen=$(frozen_x4): without WEIGHTS the failed substitution stops the script, as weights_file's does)
+frozen_x4() {
+  local w
+  w=$(weights_file) || exit 2
+  echo "model/encoder=effnet_lite0_x4 model.encoder.weights=$w model.encoder.freeze=true"
+}
+
+# check_sets SET...: one line and exit 2 for the first SET with no folder under $SMALL; call it before the first run
+check_sets() {
+  local set
+  for set in "$@"; do
+    [ -d "$SMALL/$set" ] || { echo "SETS: no folder $SMALL/$set; make it with experiments/scale/make_data.py" >&2; exit 2; }
+  done
+}

@@ -10,13 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-W=$(weights_file)
+frozen=$(frozen_x4)
 sets=${SETS:-ccp_persons}
-for set in $sets; do  # check every folder before the first (long) run
-  [ -d "$SMALL/$set" ] || { echo "SETS: no folder $SMALL/$set; make it with experiments/scale/make_data.py" >&2; exit 2; }
-done
+check_sets $sets
 export NO_DIAG=1
-frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
 for set in $sets; do
   K=$(wc -l < "$SMALL/$set/classes.txt")
   train() { budget=$timm_budget lever "$set" "$K" "$1" mi_views2_effnet4_frozen $frozen $views2; }

@@ -10,8 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-W=$(weights_file)
-frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
+frozen=$(frozen_x4)
 export EVAL_ARGS="matching=majority"
 eval_args="$eval_args $EVAL_ARGS"
 run "$RUNS/baselines/ccp_persons/kmeans_k3" misseg.baselines.kmeans $(data ccp_persons) kmeans.K=3 matching=majority \

@@ -15,15 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-W=$(weights_file)
-frozen="model/encoder=effnet_lite0_x4 model.encoder.weights=$W model.encoder.freeze=true"
+frozen=$(frozen_x4)
 for method in ${METHODS:-mi iic}; do  # check every name before the first (long) run
   case $method in mi | iic | mi_shuffled | mi_proto) ;; *)
     echo "METHODS: unknown method '$method'; use mi, iic, mi_shuffled and/or mi_proto" >&2; exit 2 ;;
   esac
 done
+check_sets ${SETS:-ccp_persons}
 for set in ${SETS:-ccp_persons}; do
-  [ -d "$SMALL/$set" ] || { echo "SETS: no folder $SMALL/$set; make it with experiments/scale/make_data.py" >&2; exit 2; }
   K=$(wc -l < "$SMALL/$set/classes.txt")
   for seed in 0 1 2; do
     for method in ${METHODS:-mi iic}; do
