@@ -31,7 +31,13 @@ def random_init_module(ckpt_path: str | Path, seed: int, initial: bool = False, 
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
-    from misseg.diagnostics.evaluation import crf_evaluation, device_for, diagnostics, report_predictor
+    from misseg.diagnostics.evaluation import (
+        check_probe_layer,
+        crf_evaluation,
+        device_for,
+        diagnostics,
+        report_predictor,
+    )
     from misseg.runs.console import quiet_libraries
     from misseg.runs.results import format_summary, metrics_record, write_metrics
     from misseg.viz.report import write_report
@@ -52,6 +58,7 @@ def evaluate(cfg: DictConfig) -> dict:
     check_clusters_match_classes(
         module.hparams.K, datamodule.num_classes, cfg.matching, key="K (checkpoint)", matching_key="matching"
     )
+    check_probe_layer(cfg, module)
     trainer: pl.Trainer = instantiate(cfg.trainer, logger=False, callbacks=[])
     if cfg.get("crf", False):  # the CRF refines the maps before scoring: validation_step has no CRF
         result = crf_evaluation(module, datamodule, cfg.matching, device_for(cfg))

@@ -113,6 +113,66 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
     assert "Traceback" not in r.stderr  # raised in Lightning's setup hook, reported as misseg's one line
 
 
+def test_body_features_are_the_map_the_projection_reads():
+    from misseg.diagnostics.features import has_body, local_features
+
+    module = tiny_module("mi", "K=2", "model/encoder=timm", "d=8")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        body = local_features(module, x, "body")
+        assert body.shape == (2, 128, 4, 4)  # ResNet-18's stride-8 map, before the 1x1 conv to P = 8
+        assert torch.allclose(module.model.encoder.project(body), local_features(module, x), atol=1e-6)
+    assert has_body(module) and not has_body(tiny_module("mi", "K=2"))  # the thesis encoder has no body
+
+
+def test_evaluate_probe_layer_body_does_not_depend_on_the_projection(tmp_path):
+    """With a frozen body, the K-means probe on the body reads the same features whatever the 1x1 projection: the
+    trained checkpoint and init=initial (a fresh projection draw, the same weights file) give the same figure,
+    while on L they read different maps. The thesis encoder has no body: one line, exit 2."""
+    import json
+
+    saved_resnet18(tmp_path / "r18.pth")
+    data = ["data.num_images=8", "data.batch_size=4", "data.image_size=32"]
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        *TINY,
+        "model/encoder=timm",
+        "model.d=8",
+        f"model.encoder.weights={tmp_path}/r18.pth",
+        "model.encoder.freeze=true",
+        "trainer.max_steps=2",
+        "evaluate=false",
+        *data,
+        f"hydra.run.dir={tmp_path}/run",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ev = [*data, "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", "probe=kmeans"]
+    ev += ["probe_kmeans_restarts=2"]
+    probes = {}
+    for layer in ("body", "L"):
+        for init in ("trained", "initial"):
+            out = tmp_path / f"{layer}_{init}"
+            a = [f"probe_layer={layer}", f"init={init}", f"hydra.run.dir={out}"]
+            r = run_cli("-m", "misseg.evaluate", f"ckpt_path={last}", *ev, *a)
+            assert r.returncode == 0, r.stderr[-3000:]
+            probes[layer, init] = json.loads((out / "metrics.json").read_text())["probe"]
+    assert probes["body", "trained"]["layer"] == "body" and "layer" not in probes["L", "trained"]
+    assert probes["body", "trained"]["kmeans"]["confusion"] == probes["body", "initial"]["kmeans"]["confusion"]
+    assert probes["L", "trained"]["kmeans"]["confusion"] != probes["L", "initial"]["kmeans"]["confusion"]
+
+    thesis = tmp_path / "thesis"
+    r = run_cli("-m", "misseg.train", *TINY, "trainer.max_steps=1", "evaluate=false", *data, f"hydra.run.dir={thesis}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    args = [f"ckpt_path={thesis}/checkpoints/last.ckpt", *ev, "probe_layer=body", f"hydra.run.dir={tmp_path}/e"]
+    r = run_cli("-m", "misseg.evaluate", *args)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "probe_layer=body" in r.stderr and "use probe_layer=L" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("-m", "misseg.evaluate", *args[:-2], "probe_layer=bdy", f"hydra.run.dir={tmp_path}/f")
+    assert r.returncode == 2 and "probe_layer" in r.stderr and not (tmp_path / "f").exists()
+
+
 def test_the_correspondence_lever_reads_a_pretrained_encoder_when_one_is_loaded(tmp_path):
     """STEGO's setting: with model.encoder.weights, the frozen reference starts from those weights, not random."""
     source = saved_resnet18(tmp_path / "r18.pth")

@@ -1,6 +1,7 @@
 """Table of kmeans_restarts.sh: per set and run name, mean +- std over the seeds of the method's clusters and of
 K-means on L with one seeding (the earlier diag/step00450 probes) and with 10 restarts (diag/restarts), each on the
-probe's test half, for the trained run, its random init and (runs from a weights file) its initial weights; the
+probe's test half, for the trained run, its random init, (runs from a weights file) its initial weights and (a
+frozen body, body_reference.sh) the body's own map before the projection; the
 set's trivial and K-means RGB baselines (RUNS_DIR/baselines, and a second baselines folder run with restarts)
 beside them.
 
@@ -52,9 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     runs = Path(args.runs)
     print(
         "| set | run | clusters | K-means on L, 1 seeding | K-means on L, 10 restarts | random init: 1 seeding "
-        "| random init: 10 restarts | initial weights: 10 restarts | trivial | K-means RGB (1 / 10 restarts) |"
+        "| random init: 10 restarts | initial weights: 10 restarts | body: 10 restarts | trivial "
+        "| K-means RGB (1 / 10 restarts) |"
     )
-    print("|---" * 10 + "|")
+    print("|---" * 11 + "|")
     for s in args.sets:
         base = runs / "baselines" / s
         rgb10 = miou(Path(args.baselines) / s / "kmeans" / "metrics.json") if args.baselines else None
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
             rand_old = draws([d / "random" / s / "metrics.json" for d in dirs])
             rand_new = draws([d / "restarts" / "random" / s / "metrics.json" for d in dirs])
             initial = [d / "restarts" / "initial" / s / "metrics.json" for d in dirs]
+            body = [d / "restarts" / "body" / s / "metrics.json" for d in dirs]
             row = [
                 cell([probe_miou(p, "unsupervised") for p in new]),
                 cell([probe_miou(p, "kmeans") for p in old]),
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                 cell([probe_miou(p, "kmeans") for p in rand_old]),
                 cell([probe_miou(p, "kmeans") for p in rand_new]),
                 cell([probe_miou(p, "kmeans") for p in initial]),
+                cell([probe_miou(p, "kmeans") for p in body]),
                 f"{trivial:.3f}" if trivial is not None else "-",
                 rgb,
             ]

@@ -35,6 +35,7 @@ PROBE_SCHEDULES = ("cosine", "constant")
 PROBE_SCHEDULE = "cosine"  # the linear probe's lr schedule (conf/evaluate.yaml probe_schedule); see fit_linear_probe
 PROBE_MIN_STEPS = 1000  # ... and its least number of Adam steps (conf/evaluate.yaml probe_min_steps)
 PROBE_KMEANS_RESTARTS = 10  # the K-means probe's seedings, lowest inertia kept (conf/evaluate.yaml)
+PROBE_LAYERS = ("L", "body")  # what the probes read: L, or a timm body's map before its 1x1 projection to P
 
 
 def probe_kinds(value: Any) -> list[str]:
@@ -64,6 +65,7 @@ def check_diagnostics(cfg: DictConfig) -> None:
     check_int("probe_min_steps", cfg.get("probe_min_steps", PROBE_MIN_STEPS), 0)
     check_int("probe_kmeans_iters", cfg.get("probe_kmeans_iters", 10), 1)
     check_int("probe_kmeans_restarts", cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS), 1)
+    check_choice("probe_layer", cfg.get("probe_layer", "L"), PROBE_LAYERS)
     crf = cfg.get("crf", False)
     if not isinstance(crf, bool):
         raise ConfigError(f"crf={crf!r}: use true or false")
@@ -72,6 +74,19 @@ def check_diagnostics(cfg: DictConfig) -> None:
 
         if not crf_available():
             raise ConfigError(INSTALL_HINT)
+
+
+def check_probe_layer(cfg: DictConfig, module: torch.nn.Module) -> None:
+    """probe_layer=body needs an encoder with a body before its projection; checked once the checkpoint is loaded,
+    before any evaluation."""
+    from misseg.diagnostics.features import has_body
+
+    if cfg.get("probe_layer", "L") == "body" and not has_body(module):
+        name = type(module.model.encoder).__name__
+        raise ConfigError(
+            f"probe_layer=body: the checkpoint's encoder ({name}) has no body before a projection to P "
+            "(timm encoders only, model/encoder=timm or effnet_lite0...); use probe_layer=L"
+        )
 
 
 def device_for(cfg: DictConfig) -> torch.device:
@@ -174,10 +189,10 @@ def _subset_loader(datamodule: Any, positions: Sequence[int]) -> Iterable:
 
 
 def collect_features(
-    module: torch.nn.Module, loader: Iterable, device: torch.device
+    module: torch.nn.Module, loader: Iterable, device: torch.device, layer: str = "L"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L of every image of a loader, kept in bfloat16 on `device` (half the memory of float32, float32's range;
-    a linear probe does not need more precision), and the masks (uint8, CPU)."""
+    """L (or the `layer` local_features names) of every image of a loader, kept in bfloat16 on `device` (half the
+    memory of float32, float32's range; a linear probe does not need more precision), and the masks (uint8, CPU)."""
     import torch
 
     from misseg.diagnostics.features import local_features
@@ -185,7 +200,7 @@ def collect_features(
     feats, masks = [], []
     with torch.no_grad():
         for batch in loader:
-            feats.append(local_features(module, batch["image"].to(device)).to(torch.bfloat16))
+            feats.append(local_features(module, batch["image"].to(device), layer).to(torch.bfloat16))
             masks.append(batch["mask"])
     return torch.cat(feats), torch.cat(masks)
 
@@ -199,13 +214,15 @@ def linear_probe(
     crf: bool,
     device: torch.device,
 ) -> dict:
-    """Linear probe fit on L of the fit images (kept in bf16: N_fit * P * U * V * 2 bytes), scored on the rest."""
+    """Linear probe fit on L (or probe_layer) of the fit images (kept in bf16: N_fit * P * U * V * 2 bytes), scored
+    on the rest."""
     import torch
 
     from misseg.diagnostics.features import local_features
     from misseg.diagnostics.probe import fit_linear_probe, identity_scores
 
-    features, masks = collect_features(module, fit_loader, device)
+    layer = str(cfg.get("probe_layer", "L"))
+    features, masks = collect_features(module, fit_loader, device, layer)
     probe, info = fit_linear_probe(
         features,
         masks,
@@ -219,7 +236,7 @@ def linear_probe(
     del features
 
     def probs(x):
-        return torch.softmax(probe(local_features(module, x), x.shape[-2:]), dim=1)
+        return torch.softmax(probe(local_features(module, x, layer), x.shape[-2:]), dim=1)
 
     confusion = accumulate_confusion(test_loader, probs, num_classes, num_classes, crf, device)
     out = identity_scores(confusion)
@@ -237,7 +254,8 @@ def kmeans_probe(
     crf: bool,
     device: torch.device,
 ) -> dict:
-    """K-means (K = the checkpoint's K) on L of the fit images, matched (cfg.matching) and scored on the test ones."""
+    """K-means (K = the checkpoint's K) on L (or probe_layer) of the fit images, matched (cfg.matching) and scored
+    on the test ones."""
     import time
 
     from misseg.baselines.kmeans import KMeansSegmenter, _FeatureBatches, kmeans_fit
@@ -247,7 +265,8 @@ def kmeans_probe(
     K = int(module.hparams.K)
     restarts = int(cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS))
     t0 = time.perf_counter()
-    feature_fn = lambda x: local_features(module, x)  # noqa: E731
+    layer = str(cfg.get("probe_layer", "L"))
+    feature_fn = lambda x: local_features(module, x, layer)  # noqa: E731
     centres = kmeans_fit(
         _FeatureBatches(fit_loader, feature_fn, device, cache=True),
         K,
@@ -288,6 +307,7 @@ def run_probes(cfg: DictConfig, module: torch.nn.Module, datamodule: Any, device
     C = datamodule.num_classes
     section: dict = {
         "split": {"seed": int(cfg.seed), "fit_fraction": fraction, "fit_images": len(fit), "test_images": len(test)},
+        **({"layer": "body"} if cfg.get("probe_layer", "L") == "body" else {}),  # recorded only when not L
         "unsupervised": matched_result(
             accumulate_confusion(test_loader, module_probs(module), module.hparams.K, C, crf, device),
             cfg.matching,
@@ -326,6 +346,7 @@ def diagnostics(
 
 def title_of(cfg: DictConfig) -> str:
     parts = [f"init={cfg.get('init', 'trained')}"] + (["+CRF"] if cfg.get("crf", False) else [])
+    parts += ["probes on the body"] if cfg.get("probe_layer", "L") == "body" else []
     return ", ".join(parts)
 
 

@@ -198,11 +198,16 @@ class TimmBackbone(nn.Module):
             )
         self.body.load_state_dict(state, strict=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def body_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's map before the 1x1 projection to P (B, channels, H/d, W/d): what a probe reads to be
+        independent of the projection's draw (evaluate probe_layer=body)."""
         x = x * self.scale + self.shift
         if self.upsample > 1:
             x = F.interpolate(x, scale_factor=self.upsample, mode="bilinear", align_corners=False)
-        return self.project(self.body(x)[self.level])
+        return self.body(x)[self.level]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.body_features(x))
 
 
 def _pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
