@@ -68,10 +68,6 @@ class SegmentationModule(pl.LightningModule):
         """x: (B, 3, H, W) -> class map (B, H, W) long, confidence (B, H, W), probabilities (B, K, H, W)."""
         raise NotImplementedError
 
-    def local_features(self, x: torch.Tensor) -> torch.Tensor:
-        """L (B, P, U, V): the encoder's output, the representation the diagnostics probe."""
-        return self.model.encoder(self.model.inputs(x))
-
     @torch.no_grad()
     def predict_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval-mode class and confidence maps on the CPU, for any input device (used by the report)."""
