@@ -243,7 +243,7 @@ def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, mon
 
 def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, monkeypatch, capsys):
     """Trained runs per seed; the random init once per seeded draw (seeds 0 and 1 share draw 0); the initial
-    weights where evaluated; the body where body_reference.sh ran; K-means RGB of both baselines folders."""
+    weights where evaluated; K-means on the body where body_kmeans.sh ran; K-means RGB of both baselines folders."""
     for seed, init in ((0, 0), (1, 0), (2, 2)):
         diag = tmp_path / "small" / "s" / f"seed{seed}" / "mi" / "diag"
         fake_metrics(diag / "step00450" / "s", 0.3)
@@ -252,8 +252,7 @@ def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, 
             fake_metrics(diag / sub / "s", 0.1 + init / 10, f"random init (seed {init}), architecture of x")
     fake_metrics(tmp_path / "small" / "s" / "seed0" / "mi" / "diag" / "restarts" / "initial" / "s", 0.7)
     for seed in (0, 1):
-        body = tmp_path / "small" / "s" / f"seed{seed}" / "mi" / "diag" / "restarts" / "body" / "s"
-        fake_metrics(body, 0.6 + seed / 10)
+        fake_metrics(tmp_path / "bodyref" / "s" / f"seed{seed}", 0.6 + seed / 10)
     fake_metrics(tmp_path / "baselines" / "s" / "trivial", 0.2)
     fake_metrics(tmp_path / "baselines" / "s" / "kmeans", 0.45)
     fake_metrics(tmp_path / "r10" / "s" / "kmeans", 0.46)
@@ -421,8 +420,9 @@ SHELL_REFUSALS = [
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
     ("overcluster.sh", {}, [], "set WEIGHTS to the file"),
     ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
-    ("body_reference.sh", {}, ["mi"], "usage: bash experiments/scale/body_reference.sh NAME SET"),
-    ("body_reference.sh", {}, ["mi", "nope"], "SETS: no folder {small}/nope"),
+    ("body_kmeans.sh", {}, [], "usage: WEIGHTS=... bash experiments/scale/body_kmeans.sh SET"),
+    ("body_kmeans.sh", {}, ["ok"], "set WEIGHTS to the file"),
+    ("body_kmeans.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
     ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
 ]
 

@@ -1,7 +1,7 @@
 """Table of kmeans_restarts.sh: per set and run name, mean +- std over the seeds of the method's clusters and of
 K-means on L with one seeding (the earlier diag/step00450 probes) and with 10 restarts (diag/restarts), each on the
-probe's test half, for the trained run, its random init, (runs from a weights file) its initial weights and (a
-frozen body, body_reference.sh) the body's own map before the projection; the
+probe's test half, for the trained run, its random init and (runs from a weights file) its initial weights; K-means
+on the frozen ImageNet body's own map (body_kmeans.sh, RUNS_DIR/bodyref: no training, the seeds' splits); the
 set's trivial and K-means RGB baselines (RUNS_DIR/baselines, and a second baselines folder run with restarts)
 beside them.
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = Path(args.runs)
     print(
         "| set | run | clusters | K-means on L, 1 seeding | K-means on L, 10 restarts | random init: 1 seeding "
-        "| random init: 10 restarts | initial weights: 10 restarts | body: 10 restarts | trivial "
+        "| random init: 10 restarts | initial weights: 10 restarts | K-means on the body | trivial "
         "| K-means RGB (1 / 10 restarts) |"
     )
     print("|---" * 11 + "|")
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         rgb10 = miou(Path(args.baselines) / s / "kmeans" / "metrics.json") if args.baselines else None
         rgb = f"{miou(base / 'kmeans' / 'metrics.json') or float('nan'):.3f} / " + (f"{rgb10:.3f}" if rgb10 else "-")
         trivial = miou(base / "trivial" / "metrics.json")
+        body = [runs / "bodyref" / s / f"seed{seed}" / "metrics.json" for seed in range(3)]
         for name in args.names.split(","):
             dirs = [runs / "small" / s / f"seed{seed}" / name / "diag" for seed in range(3)]
             old = [d / "step00450" / s / "metrics.json" for d in dirs]
@@ -72,7 +73,6 @@ def main(argv: list[str] | None = None) -> None:
             rand_old = draws([d / "random" / s / "metrics.json" for d in dirs])
             rand_new = draws([d / "restarts" / "random" / s / "metrics.json" for d in dirs])
             initial = [d / "restarts" / "initial" / s / "metrics.json" for d in dirs]
-            body = [d / "restarts" / "body" / s / "metrics.json" for d in dirs]
             row = [
                 cell([probe_miou(p, "unsupervised") for p in new]),
                 cell([probe_miou(p, "kmeans") for p in old]),
