@@ -173,6 +173,41 @@ def test_evaluate_probe_layer_body_does_not_depend_on_the_projection(tmp_path):
     assert r.returncode == 2 and "probe_layer" in r.stderr and not (tmp_path / "f").exists()
 
 
+def test_kmeans_on_a_pretrained_backbone_reads_the_loaded_body_without_projection(tmp_path):
+    """kmeans.features=backbone: the frozen body's own map from the weights file, as the encoder reads it; bad
+    keys get one line before anything is made."""
+    import json
+
+    from conftest import make_folder_dataset
+
+    from misseg.baselines.kmeans import backbone_features
+
+    source = saved_resnet18(tmp_path / "r18.pth")
+    x = torch.randn(2, 3, 32, 32)
+    features = backbone_features("resnet18", str(tmp_path / "r18.pth"), stride=8, dilate=False, upsample=1)
+    with torch.no_grad():
+        assert torch.allclose(features(x), source.eval().body_features(x), atol=1e-5)  # the file's weights, no P
+
+    data = make_folder_dataset(tmp_path / "ds", n=4, size=(32, 32))
+    args = ["-m", "misseg.baselines.kmeans", "data=folder", f"data.root={data}", "data.image_size=32"]
+    args += ["data.num_workers=0", "kmeans.iters=2", "kmeans.restarts=2", "report=false", "kmeans.features=backbone"]
+    b = ["kmeans.backbone.name=resnet18", "kmeans.backbone.stride=8", "kmeans.backbone.dilate=false"]
+    b += ["kmeans.backbone.upsample=1"]
+    r = run_cli(*args, *b, f"kmeans.backbone.weights={tmp_path}/r18.pth", f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["features"] == "backbone" and m["backbone"]["name"] == "resnet18" and 0 <= m["miou"] <= 1
+    for extra, message in (
+        ([], "kmeans.features=backbone needs kmeans.backbone.weights=PATH"),
+        ([f"kmeans.backbone.weights={tmp_path}/absent.pth"], f"kmeans.backbone.weights={tmp_path}/absent.pth: no such"),
+        ([f"kmeans.backbone.weights={tmp_path}/r18.pth", "kmeans.backbone.upsample=3"], "a multiple of"),
+    ):
+        r = run_cli(*args, *b, *extra, f"hydra.run.dir={tmp_path}/bad")
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+        assert not (tmp_path / "bad").exists()
+
+
 def test_the_correspondence_lever_reads_a_pretrained_encoder_when_one_is_loaded(tmp_path):
     """STEGO's setting: with model.encoder.weights, the frozen reference starts from those weights, not random."""
     source = saved_resnet18(tmp_path / "r18.pth")

@@ -171,13 +171,13 @@ def test_kmeans_cli_writes_metrics_and_figures(tmp_path):
         f"hydra.run.dir={tmp_path}/bad",
     )
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        "error: kmeans.features='pixels': use one of rgb, ckpt"
+        "error: kmeans.features='pixels': use one of rgb, ckpt, backbone"
     ]
     assert not (tmp_path / "bad").exists()
     # a multirun's values are checked by each job: the same one line, exit 2, no traceback
     r = run_cli("-m", "misseg.baselines.kmeans", "-m", "kmeans.features=pixels", f"hydra.sweep.dir={tmp_path}/sweep")
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1] == "error: kmeans.features='pixels': use one of rgb, ckpt"
+    assert r.stderr.strip().splitlines()[-1] == "error: kmeans.features='pixels': use one of rgb, ckpt, backbone"
     r = run_cli("-m", "misseg.baselines.kmeans", "kmeans.restarts=0", f"hydra.run.dir={tmp_path}/bad")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "error: kmeans.restarts=0: must be an integer >= 1 (seedings; the lowest inertia is kept)"

@@ -6,6 +6,7 @@ accumulates per-cluster sums and counts over all batches, so a pass is one exact
 pixel subsample of every batch. k-means++ seeding on a pixel sample drawn from every batch.
 
 CLI: python -m misseg.baselines.kmeans [data overrides | experiment=NAME] [kmeans.K=..] -> metrics.json + figures.
+kmeans.features=rgb (default) | ckpt (L of a misseg checkpoint) | backbone (a frozen pretrained timm network).
 """
 
 from __future__ import annotations
@@ -249,6 +250,26 @@ def encoder_features(ckpt_path: str | Path, device: str | torch.device = "cpu") 
     return lambda x: local_features(module, x)
 
 
+def backbone_features(
+    name: str, weights: str, stride: int, dilate: bool, upsample: int, device: str | torch.device = "cpu"
+) -> FeatureFn:
+    """The map of a frozen timm network loaded from a local weights file, with no projection (channels as the body
+    has them): K-means on pretrained features, the reference every method on a pretrained network must beat
+    (STEGO reports it for DINO). stride: the body's output stride, as the encoder presets spell it."""
+    from misseg.models.backbone import BackboneError, TimmBackbone
+    from misseg.runs.errors import ConfigError
+
+    try:
+        net = TimmBackbone(
+            name, P=None, d=stride // upsample, freeze=True, stride=stride, dilate=dilate, upsample=upsample
+        )
+        net.load_weights(weights)
+    except BackboneError as e:  # its messages name model.encoder.*; here the keys live under kmeans.backbone
+        raise ConfigError(f"kmeans.backbone: {e}") from None
+    net = net.to(device).eval()
+    return lambda x: net(x)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -284,7 +305,13 @@ def run(cfg) -> dict:
     datamodule = instantiate(cfg.data)
     datamodule.setup("validate")
     device = resolve_device(km.device)
-    feature_fn = rgb_features if km.features == "rgb" else encoder_features(km.ckpt_path, device)  # or "ckpt"
+    if km.features == "rgb":
+        feature_fn = rgb_features
+    elif km.features == "ckpt":
+        feature_fn = encoder_features(km.ckpt_path, device)
+    else:  # backbone
+        b = km.backbone
+        feature_fn = backbone_features(b.name, b.weights, int(b.stride), bool(b.dilate), int(b.upsample), device)
     K = int(km.K or datamodule.num_classes)
     result, segmenter = kmeans_baseline(
         fit_loader_of(datamodule),
@@ -301,6 +328,8 @@ def run(cfg) -> dict:
         restarts=km.restarts,
     )
     result.update(method="kmeans", features=km.features, K=K, restarts=km.restarts)
+    if km.features == "backbone":
+        result.update(backbone={k: km.backbone[k] for k in ("name", "weights", "stride", "dilate", "upsample")})
     metrics_path = write_metrics(run_dir, result, datamodule.classes)
     if cfg.report:
         loggers = instantiate_dict(cfg.get("logger"))

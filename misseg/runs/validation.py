@@ -265,7 +265,7 @@ def validate_evaluate_cfg(cfg: DictConfig) -> None:
     check_diagnostics(cfg)  # probe, init, crf (misseg/diagnostics/evaluation.py)
 
 
-KMEANS_FEATURES = ("rgb", "ckpt")
+KMEANS_FEATURES = ("rgb", "ckpt", "backbone")
 
 
 def validate_kmeans_cfg(cfg: DictConfig) -> None:
@@ -286,6 +286,22 @@ def validate_kmeans_cfg(cfg: DictConfig) -> None:
         if not km.get("ckpt_path"):
             raise ConfigError("kmeans.features=ckpt needs kmeans.ckpt_path=PATH (a misseg checkpoint)")
         check_ckpt_path(km.ckpt_path, allow_last=False, key="kmeans.ckpt_path")
+    if km.features == "backbone":
+        b = km.get("backbone") or {}
+        weights = b.get("weights")
+        if not weights:
+            raise ConfigError(
+                "kmeans.features=backbone needs kmeans.backbone.weights=PATH (a local state dict of "
+                "kmeans.backbone.name, e.g. the one experiments/scale/pretrained_weights.py writes)"
+            )
+        if not Path(str(weights)).expanduser().is_file():
+            raise ConfigError(f"kmeans.backbone.weights={weights}: no such file")
+        check_int("kmeans.backbone.upsample", b.get("upsample"), 1, " (1 = off)")
+        check_int("kmeans.backbone.stride", b.get("stride"), 1)
+        if b.stride % b.upsample:
+            raise ConfigError(
+                f"kmeans.backbone.stride={b.stride}: must be a multiple of kmeans.backbone.upsample={b.upsample}"
+            )
 
 
 # ------------------------------------------------------------------ command line, before Hydra starts
