@@ -424,6 +424,8 @@ SHELL_REFUSALS = [
     ("body_kmeans.sh", {}, ["ok"], "set WEIGHTS to the file"),
     ("body_kmeans.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
     ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
+    ("baselines_backbone.sh", {}, [], "set WEIGHTS to the file"),
+    ("baselines_backbone.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
 ]
 
 
