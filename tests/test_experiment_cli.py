@@ -256,10 +256,15 @@ def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, 
     fake_metrics(tmp_path / "baselines" / "s" / "trivial", 0.2)
     fake_metrics(tmp_path / "baselines" / "s" / "kmeans", 0.45)
     fake_metrics(tmp_path / "r10" / "s" / "kmeans", 0.46)
+    fake_metrics(tmp_path / "baselines" / "s" / "kmeans_backbone", 0.55)
+    fake_metrics(tmp_path / "baselines" / "t" / "kmeans_backbone", 0.5)  # a set with no run: one row, run "-"
     table = load("scale/kmeans_restarts_table", monkeypatch)
-    table.main([str(tmp_path), "s", "--names", "mi,iic", "--baselines", str(tmp_path / "r10")])
-    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")]
+    table.main([str(tmp_path), "s", "t", "--names", "mi,iic", "--baselines", str(tmp_path / "r10")])
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split(" | ") for line in out if line.startswith("| s |")]
     assert len(rows) == 1  # iic has no restarts probes: no row
+    only_references = "| t | - | " + " | ".join(["-"] * 7) + " | - / - | 0.500 |"
+    assert [line for line in out if line.startswith("| t |")] == [only_references]
     assert rows[0][1:] == [
         "mi",
         "0.500 ± 0.100 (n=3)",
@@ -270,7 +275,8 @@ def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, 
         "0.700",
         "0.650 ± 0.071 (n=2)",
         "0.200",
-        "0.450 / 0.460 |",
+        "0.450 / 0.460",
+        "0.550 |",
     ]
 
 

@@ -2,8 +2,9 @@
 K-means on L with one seeding (the earlier diag/step00450 probes) and with 10 restarts (diag/restarts), each on the
 probe's test half, for the trained run, its random init and (runs from a weights file) its initial weights; K-means
 on the frozen ImageNet body's own map (body_kmeans.sh, RUNS_DIR/bodyref: no training, the seeds' splits); the
-set's trivial and K-means RGB baselines (RUNS_DIR/baselines, and a second baselines folder run with restarts)
-beside them.
+set's trivial, K-means RGB (RUNS_DIR/baselines, and a second baselines folder run with restarts) and K-means on the
+frozen ImageNet network (baselines_backbone.sh: every image, K-means RGB's protocol) beside them. A set with no run
+of the names but with those references gets one row, run "-".
 
 Usage: python experiments/scale/kmeans_restarts_table.py RUNS_DIR SET [SET ...] [--names mi,iic]
        [--baselines DIR]   (baselines.sh's output with kmeans.restarts=10; default RUNS_DIR/baselines only)
@@ -54,15 +55,24 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "| set | run | clusters | K-means on L, 1 seeding | K-means on L, 10 restarts | random init: 1 seeding "
         "| random init: 10 restarts | initial weights: 10 restarts | K-means on the body | trivial "
-        "| K-means RGB (1 / 10 restarts) |"
+        "| K-means RGB (1 / 10 restarts) | K-means on the network, all images |"
     )
-    print("|---" * 11 + "|")
+    print("|---" * 12 + "|")
     for s in args.sets:
         base = runs / "baselines" / s
         rgb10 = miou(Path(args.baselines) / s / "kmeans" / "metrics.json") if args.baselines else None
-        rgb = f"{miou(base / 'kmeans' / 'metrics.json') or float('nan'):.3f} / " + (f"{rgb10:.3f}" if rgb10 else "-")
+        rgb1 = miou(base / "kmeans" / "metrics.json")
+        rgb = (f"{rgb1:.3f}" if rgb1 is not None else "-") + " / " + (f"{rgb10:.3f}" if rgb10 else "-")
         trivial = miou(base / "trivial" / "metrics.json")
         body = [runs / "bodyref" / s / f"seed{seed}" / "metrics.json" for seed in range(3)]
+        network = miou(base / "kmeans_backbone" / "metrics.json")
+        tail = [
+            cell([probe_miou(p, "kmeans") for p in body]),
+            f"{trivial:.3f}" if trivial is not None else "-",
+            rgb,
+            f"{network:.3f}" if network is not None else "-",
+        ]
+        printed = False
         for name in args.names.split(","):
             dirs = [runs / "small" / s / f"seed{seed}" / name / "diag" for seed in range(3)]
             old = [d / "step00450" / s / "metrics.json" for d in dirs]
@@ -80,11 +90,12 @@ def main(argv: list[str] | None = None) -> None:
                 cell([probe_miou(p, "kmeans") for p in rand_old]),
                 cell([probe_miou(p, "kmeans") for p in rand_new]),
                 cell([probe_miou(p, "kmeans") for p in initial]),
-                cell([probe_miou(p, "kmeans") for p in body]),
-                f"{trivial:.3f}" if trivial is not None else "-",
-                rgb,
+                *tail,
             ]
             print(f"| {s} | {name} | " + " | ".join(row) + " |")
+            printed = True
+        if not printed and (network is not None or any(p.is_file() for p in body)):
+            print(f"| {s} | - | " + " | ".join(["-"] * 6 + tail) + " |")
 
 
 if __name__ == "__main__":
