@@ -263,7 +263,7 @@ def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, 
     out = capsys.readouterr().out.splitlines()
     rows = [line.split(" | ") for line in out if line.startswith("| s |")]
     assert len(rows) == 1  # iic has no restarts probes: no row
-    only_references = "| t | - | " + " | ".join(["-"] * 7) + " | - / - | 0.500 |"
+    only_references = "| t | - | " + " | ".join(["-"] * 8) + " | - / - | 0.500 |"
     assert [line for line in out if line.startswith("| t |")] == [only_references]
     assert rows[0][1:] == [
         "mi",
