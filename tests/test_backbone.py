@@ -68,7 +68,9 @@ def saved_resnet18(path):
     return source
 
 
-def test_backbone_trains_two_steps_on_cpu(tmp_path):
+def train_frozen_resnet18(tmp_path, *extra: str):
+    """Two training steps of the tiny MI on a frozen ResNet-18 body loaded from tmp_path/r18.pth, into tmp_path/run;
+    -> (the body saved, the finished process)."""
     source = saved_resnet18(tmp_path / "r18.pth")
     r = run_cli(
         "-m",
@@ -82,8 +84,14 @@ def test_backbone_trains_two_steps_on_cpu(tmp_path):
         "data.num_images=8",
         "data.batch_size=4",
         "data.image_size=32",
+        *extra,
         f"hydra.run.dir={tmp_path}/run",
     )
+    return source, r
+
+
+def test_backbone_trains_two_steps_on_cpu(tmp_path):
+    source, r = train_frozen_resnet18(tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 2 and ckpt["misseg_model"]["encoder"]["name"] == "resnet18"
@@ -131,21 +139,8 @@ def test_evaluate_probe_layer_body_does_not_depend_on_the_projection(tmp_path):
     while on L they read different maps. The thesis encoder has no body: one line, exit 2."""
     import json
 
-    saved_resnet18(tmp_path / "r18.pth")
     data = ["data.num_images=8", "data.batch_size=4", "data.image_size=32"]
-    r = run_cli(
-        "-m",
-        "misseg.train",
-        *TINY,
-        "model/encoder=timm",
-        "model.d=8",
-        f"model.encoder.weights={tmp_path}/r18.pth",
-        "model.encoder.freeze=true",
-        "trainer.max_steps=2",
-        "evaluate=false",
-        *data,
-        f"hydra.run.dir={tmp_path}/run",
-    )
+    _, r = train_frozen_resnet18(tmp_path, "evaluate=false")
     assert r.returncode == 0, r.stderr[-3000:]
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     ev = [*data, "trainer.accelerator=cpu", "trainer.enable_progress_bar=false", "report=false", "probe=kmeans"]
