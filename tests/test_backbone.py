@@ -166,11 +166,13 @@ def test_evaluate_probe_layer_body_does_not_depend_on_the_projection(tmp_path):
     assert "probe_layer=body" in r.stderr and "use probe_layer=L" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("-m", "misseg.evaluate", *args[:-2], "probe_layer=bdy", f"hydra.run.dir={tmp_path}/f")
     assert r.returncode == 2 and "probe_layer" in r.stderr and not (tmp_path / "f").exists()
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_kmeans_on_a_pretrained_backbone_reads_the_loaded_body_without_projection(tmp_path):
     """kmeans.features=backbone: the frozen body's own map from the weights file, as the encoder reads it; bad
-    keys get one line before anything is made."""
+    keys get one line before anything is made, and a file that cannot be read or an unknown name one line (named by
+    this CLI's keys) when the network is built."""
     import json
 
     from conftest import make_folder_dataset
@@ -201,6 +203,16 @@ def test_kmeans_on_a_pretrained_backbone_reads_the_loaded_body_without_projectio
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
         assert not (tmp_path / "bad").exists()
+    (tmp_path / "junk.pth").write_text("not a state dict")  # found only when loading: one line all the same
+    for name, weights, message in (
+        ("resnet18", "junk.pth", "cannot be read as a torch.save or .safetensors"),
+        ("nope", "r18.pth", "kmeans.backbone.name=nope: timm has no model"),  # named by this CLI's key
+    ):
+        late = [f"kmeans.backbone.name={name}", f"kmeans.backbone.weights={tmp_path}/{weights}", *b[1:]]
+        r = run_cli(*args, *late, f"hydra.run.dir={tmp_path}/late_{name}")
+        lines = [line for line in r.stderr.strip().splitlines() if "Seed set to" not in line]
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+        assert "Traceback" not in r.stderr
 
 
 def test_the_correspondence_lever_reads_a_pretrained_encoder_when_one_is_loaded(tmp_path):

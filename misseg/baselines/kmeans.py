@@ -264,8 +264,8 @@ def backbone_features(
             name, P=None, d=stride // upsample, freeze=True, stride=stride, dilate=dilate, upsample=upsample
         )
         net.load_weights(weights)
-    except BackboneError as e:  # its messages name model.encoder.*; here the keys live under kmeans.backbone
-        raise ConfigError(f"kmeans.backbone: {e}") from None
+    except BackboneError as e:  # its messages name the model's keys; here the same fields live under kmeans.backbone
+        raise ConfigError(str(e).replace("model.encoder.", "kmeans.backbone.")) from None
     net = net.to(device).eval()
     return lambda x: net(x)
 

@@ -63,12 +63,18 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"the file at {path.resolve()}, or point model.encoder.weights at where it is; "
             "or set model.encoder.weights=null to start from random init."
         )
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file fails in many ways (pickle, zip, KeyError): one line each
+        raise BackboneError(
+            f"model.encoder.weights={str(path)!r}: cannot be read as a torch.save or .safetensors state dict "
+            f"({type(e).__name__}: {e}); is it a weights file, and complete?"
+        ) from None
     for _ in range(3):  # e.g. {"teacher": {...}} or {"state_dict": {"model": {...}}}
         if isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
             nested = [k for k in _NESTED_KEYS if isinstance(state.get(k), dict)]
