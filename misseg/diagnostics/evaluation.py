@@ -50,6 +50,11 @@ def probe_kinds(value: Any) -> list[str]:
     return [p for p in PROBES if p in names]
 
 
+def probe_layer(cfg: DictConfig) -> str:
+    """What the probes read (conf/evaluate.yaml probe_layer): L, the default, or body."""
+    return str(cfg.get("probe_layer", "L"))
+
+
 def check_diagnostics(cfg: DictConfig) -> None:
     """The evaluate keys of this module (conf/evaluate.yaml); one-line ConfigError on the first bad one."""
     from misseg.runs.validation import check_choice, check_int, check_positive
@@ -65,7 +70,7 @@ def check_diagnostics(cfg: DictConfig) -> None:
     check_int("probe_min_steps", cfg.get("probe_min_steps", PROBE_MIN_STEPS), 0)
     check_int("probe_kmeans_iters", cfg.get("probe_kmeans_iters", 10), 1)
     check_int("probe_kmeans_restarts", cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS), 1)
-    check_choice("probe_layer", cfg.get("probe_layer", "L"), PROBE_LAYERS)
+    check_choice("probe_layer", cfg.get("probe_layer", "L"), PROBE_LAYERS)  # the raw value, as typed
     crf = cfg.get("crf", False)
     if not isinstance(crf, bool):
         raise ConfigError(f"crf={crf!r}: use true or false")
@@ -81,7 +86,7 @@ def check_probe_layer(cfg: DictConfig, module: torch.nn.Module) -> None:
     before any evaluation."""
     from misseg.diagnostics.features import has_body
 
-    if cfg.get("probe_layer", "L") == "body" and not has_body(module):
+    if probe_layer(cfg) == "body" and not has_body(module):
         name = type(module.model.encoder).__name__
         raise ConfigError(
             f"probe_layer=body: the checkpoint's encoder ({name}) has no body before a projection to P "
@@ -221,7 +226,7 @@ def linear_probe(
     from misseg.diagnostics.features import local_features
     from misseg.diagnostics.probe import fit_linear_probe, identity_scores
 
-    layer = str(cfg.get("probe_layer", "L"))
+    layer = probe_layer(cfg)
     features, masks = collect_features(module, fit_loader, device, layer)
     probe, info = fit_linear_probe(
         features,
@@ -265,7 +270,7 @@ def kmeans_probe(
     K = int(module.hparams.K)
     restarts = int(cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS))
     t0 = time.perf_counter()
-    layer = str(cfg.get("probe_layer", "L"))
+    layer = probe_layer(cfg)
     feature_fn = lambda x: local_features(module, x, layer)  # noqa: E731
     centres = kmeans_fit(
         _FeatureBatches(fit_loader, feature_fn, device, cache=True),
@@ -307,7 +312,7 @@ def run_probes(cfg: DictConfig, module: torch.nn.Module, datamodule: Any, device
     C = datamodule.num_classes
     section: dict = {
         "split": {"seed": int(cfg.seed), "fit_fraction": fraction, "fit_images": len(fit), "test_images": len(test)},
-        **({"layer": "body"} if cfg.get("probe_layer", "L") == "body" else {}),  # recorded only when not L
+        **({"layer": "body"} if probe_layer(cfg) == "body" else {}),  # recorded only when not L
         "unsupervised": matched_result(
             accumulate_confusion(test_loader, module_probs(module), module.hparams.K, C, crf, device),
             cfg.matching,
@@ -346,7 +351,7 @@ def diagnostics(
 
 def title_of(cfg: DictConfig) -> str:
     parts = [f"init={cfg.get('init', 'trained')}"] + (["+CRF"] if cfg.get("crf", False) else [])
-    parts += ["probes on the body"] if cfg.get("probe_layer", "L") == "body" else []
+    parts += ["probes on the body"] if probe_layer(cfg) == "body" else []
     return ", ".join(parts)
 
 
