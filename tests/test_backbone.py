@@ -306,6 +306,24 @@ def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_pa
     assert seen["ref"].shape == (2, 320, *seen["L"].shape[-2:])  # the stride-4 reference on the stride-2 L grid
 
 
+def test_a_reference_error_names_the_reference_keys(tmp_path):
+    """The reference's weights are set under model.reference, so its errors name those keys, not the encoder's
+    (they named model.encoder.weights, a key the user had not set)."""
+    m = tiny_module(
+        "mi",
+        "K=2",
+        "objective.correspondence_weight=1",
+        "model/reference=effnet_lite0",
+        f"reference.weights={tmp_path}/missing.pth",
+    )
+    with pytest.raises(ConfigError) as e:
+        m.setup("fit")
+    assert str(e.value).startswith(f"model.reference.weights='{tmp_path}/missing.pth': file not found")
+    assert "model.encoder" not in str(e.value)
+    with pytest.raises(BackboneError, match=r"^kmeans\.backbone\.upsample=0: must be"):
+        TimmBackbone("resnet18", P=None, upsample=0, key="kmeans.backbone")
+
+
 def test_a_body_that_cannot_dilate_is_named_in_one_line():
     with pytest.raises(BackboneError, match="resnet18 cannot dilate to stride 4.*dilate=false"):
         TimmBackbone("resnet18", P=4, stride=4, dilate=True)

@@ -261,11 +261,18 @@ def backbone_features(
 
     try:
         net = TimmBackbone(
-            name, P=None, d=stride // upsample, freeze=True, stride=stride, dilate=dilate, upsample=upsample
+            name,
+            P=None,
+            d=stride // upsample,
+            freeze=True,
+            stride=stride,
+            dilate=dilate,
+            upsample=upsample,
+            key="kmeans.backbone",
         )
         net.load_weights(weights)
-    except BackboneError as e:  # its messages name the model's keys; here the same fields live under kmeans.backbone
-        raise ConfigError(str(e).replace("model.encoder.", "kmeans.backbone.")) from None
+    except BackboneError as e:
+        raise ConfigError(str(e)) from None
     net = net.to(device).eval()
     return lambda x: net(x)
 

@@ -34,8 +34,9 @@ class BackboneError(ValueError):
     """A bad backbone name, stride or weights file; the message names the key/path and what to do."""
 
 
-def create_timm_features(name: str, in_channels: int, **extra) -> nn.Module:
-    """timm model with features_only=True, random init. ViTs get dynamic_img_size so any H, W works."""
+def create_timm_features(name: str, in_channels: int, key: str = "model.encoder", **extra) -> nn.Module:
+    """timm model with features_only=True, random init. ViTs get dynamic_img_size so any H, W works. key: the
+    config key `name` was given under, named in the error for an unknown model."""
     import timm  # optional dependency (pip install misseg[backbones]); imported only when asked for
 
     kwargs = dict(pretrained=False, features_only=True, in_chans=in_channels, **extra)
@@ -46,22 +47,23 @@ def create_timm_features(name: str, in_channels: int, **extra) -> nn.Module:
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise BackboneError(
-                f"model.encoder.name={name}: timm has no model {name!r} "
+                f"{key}.name={name}: timm has no model {name!r} "
                 "(list them with python -c \"import timm; print(timm.list_models('*resnet*'))\")"
             ) from e
         raise
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a .pth/.pt/.bin (torch.save) or .safetensors file, unwrapped from common containers."""
+def read_state_dict(path: str | Path, key: str = "model.encoder") -> dict[str, torch.Tensor]:
+    """A state dict from a .pth/.pt/.bin (torch.save) or .safetensors file, unwrapped from common containers.
+    key: the config key the file was given under (`{key}.weights`), named in every error."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise BackboneError(
-            f"model.encoder.weights={str(path)!r}: file not found (absolute: {path.resolve()}). Nothing is "
+            f"{key}.weights={str(path)!r}: file not found (absolute: {path.resolve()}). Nothing is "
             "downloaded at run time: fetch the weights on a machine with internet (e.g. DINO's "
             "dino_resnet50_pretrain.pth or a timm model's model.safetensors from the Hugging Face Hub) and put "
-            f"the file at {path.resolve()}, or point model.encoder.weights at where it is; "
-            "or set model.encoder.weights=null to start from random init."
+            f"the file at {path.resolve()}, or point {key}.weights at where it is; "
+            f"or set {key}.weights=null to start from random init."
         )
     try:
         if path.suffix == ".safetensors":
@@ -72,7 +74,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file fails in many ways (pickle, zip, KeyError): one line each
         raise BackboneError(
-            f"model.encoder.weights={str(path)!r}: cannot be read as a torch.save or .safetensors state dict "
+            f"{key}.weights={str(path)!r}: cannot be read as a torch.save or .safetensors state dict "
             f"({type(e).__name__}: {e}); is it a weights file, and complete?"
         ) from None
     for _ in range(3):  # e.g. {"teacher": {...}} or {"state_dict": {"model": {...}}}
@@ -82,7 +84,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 break
             state = state[nested[0]]
     if not isinstance(state, dict) or not any(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BackboneError(f"model.encoder.weights={str(path)!r}: holds no state dict of tensors")
+        raise BackboneError(f"{key}.weights={str(path)!r}: holds no state dict of tensors")
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
@@ -104,6 +106,8 @@ class TimmBackbone(nn.Module):
     """x: (B, C_in, H, W) -> L: (B, P, H/d, W/d) from the deepest timm feature map of stride d * upsample.
 
     P: None = the body's own channels, no projection (the correspondence lever's frozen reference, lit/mi.py).
+    key: the config key these settings live under (model.encoder, model.reference, kmeans.backbone), so that an
+    error names the key the user set.
     """
 
     def __init__(
@@ -119,27 +123,27 @@ class TimmBackbone(nn.Module):
         upsample: int = 1,
         input_mean: tuple[float, ...] | None = None,
         input_std: tuple[float, ...] | None = None,
+        key: str = "model.encoder",
     ) -> None:
         super().__init__()
         # stride: the body's output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep); None =
         # model.d * upsample. The method reads the stride of L from the encoder (self.d), so the two cannot disagree.
         if upsample < 1:
-            raise BackboneError(f"model.encoder.upsample={upsample}: must be a positive integer (1 = off)")
+            raise BackboneError(f"{key}.upsample={upsample}: must be a positive integer (1 = off)")
         body_stride = stride or d * upsample
         if body_stride % upsample:
             raise BackboneError(
-                f"model.encoder.stride={body_stride}, upsample={upsample}: the stride must be a multiple of upsample"
+                f"{key}.stride={body_stride}, upsample={upsample}: the stride must be a multiple of upsample"
             )
-        self.name, self.weights, self.upsample = name, weights, upsample
+        self.name, self.weights, self.upsample, self.key = name, weights, upsample, key
         extra = {"output_stride": body_stride} if dilate else {}
         try:
-            self.body = create_timm_features(name, in_channels, **extra)
+            self.body = create_timm_features(name, in_channels, key, **extra)
         except (TypeError, ValueError, AssertionError) as e:  # timm refuses the stride for this family
             if not extra or isinstance(e, BackboneError):
                 raise
             raise BackboneError(
-                f"model.encoder.dilate=true: timm {name} cannot dilate to stride {body_stride} ({e}); "
-                "use model.encoder.dilate=false"
+                f"{key}.dilate=true: timm {name} cannot dilate to stride {body_stride} ({e}); use {key}.dilate=false"
             ) from None
         strides = list(self.body.feature_info.reduction())
         if dilate:  # timm reports the undilated strides; the deeper stages now run at body_stride
@@ -149,12 +153,12 @@ class TimmBackbone(nn.Module):
             raise BackboneError(
                 f"model.d={body_stride}: timm {name} has feature maps of stride {sorted(set(strides))} only; "
                 f"set model.d to one of them (larger = deeper, more semantic features, coarser L), "
-                "or model.encoder.dilate=true to keep the deeper stages at that stride"
+                f"or {key}.dilate=true to keep the deeper stages at that stride"
             )
         self.level = levels[-1]  # the deepest of that stride (a ViT has all its blocks at stride 16)
         if self.level < len(strides) - 1:  # rebuild without the deeper stages: no compute or weights wasted
             out_index = self.body.feature_info.out_indices[self.level]
-            self.body = create_timm_features(name, in_channels, out_indices=(out_index,), **extra)
+            self.body = create_timm_features(name, in_channels, key, out_indices=(out_index,), **extra)
             self.level = 0
         channels = self.body.feature_info.channels()[self.level]
         self.project = nn.Conv2d(channels, P, kernel_size=1) if P is not None else nn.Identity()
@@ -182,12 +186,13 @@ class TimmBackbone(nn.Module):
 
     def load_weights(self, path: str | Path) -> None:
         """Load a local state dict into the timm body; every body parameter must be found in the file."""
-        own = self.body.state_dict()
-        state = match_keys(own, read_state_dict(path))
+        own, key = self.body.state_dict(), self.key
+        source = read_state_dict(path, key)
+        state = match_keys(own, source)
         if not state:
             raise BackboneError(
-                f"model.encoder.weights={str(path)!r}: none of its keys matches timm:{self.name} "
-                f"(file keys e.g. {list(read_state_dict(path))[:3]}, model keys e.g. {list(own)[:3]}); "
+                f"{key}.weights={str(path)!r}: none of its keys matches timm:{self.name} "
+                f"(file keys e.g. {list(source)[:3]}, model keys e.g. {list(own)[:3]}); "
                 "is it the weights of that architecture?"
             )
         wrong = [
@@ -198,7 +203,7 @@ class TimmBackbone(nn.Module):
         missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
         if wrong or missing:
             raise BackboneError(
-                f"model.encoder.weights={str(path)!r} does not fit timm:{self.name}: "
+                f"{key}.weights={str(path)!r} does not fit timm:{self.name}: "
                 f"{len(wrong)} shape mismatch(es) {wrong[:3]}, {len(missing)} missing key(s) {missing[:3]} "
                 "(with model.sobel=true the first conv has 5 input channels: use model.sobel=false)"
             )

@@ -58,6 +58,7 @@ class TimmEncoder:
     # ResNets, [-1, 1] for the TF EfficientNets and timm's default ViTs: set these for e.g. DINO ViT weights)
     input_mean: Optional[list[float]] = None  # noqa: UP045
     input_std: Optional[list[float]] = None  # noqa: UP045
+    key: str = "model.encoder"  # where these settings live in the config, named in errors (model/reference: its own)
 
 
 @dataclass
