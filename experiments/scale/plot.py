@@ -13,9 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from summarize import SIZES, baselines, datascale_rows, points  # noqa: E402  (this folder is on sys.path)
-
-from misseg.runs.errors import OneLineArgumentParser, existing_dir  # noqa: E402
+from summarize import SIZES, baselines, datascale_rows, points, runs_argument  # noqa: E402  (this folder is on sys.path)
 
 PROG = "experiments/scale/plot.py"
 
@@ -66,16 +64,7 @@ def plot(rows: list[dict], base: dict, x, path: Path, title: str, xlabel: str) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "runs",
-        metavar="RUNS",
-        type=existing_dir("pass the scale study's runs folder (experiments/scale/*.sh)"),
-        nargs="?",
-        default="/work/exp_runs/scale",  # a string, so argparse checks it like a given one
-        help="the scale study's runs folder (default /work/exp_runs/scale)",
-    )
-    runs = Path(ap.parse_args(argv).runs)
+    runs = runs_argument(PROG, __doc__, argv)
     base, rows = baselines(runs), points(runs)
     compute = [r for r in rows if r["study"] == "compute"]
     plot(compute, base, lambda r: r["step"], FIGURES / "steps.png",

@@ -125,8 +125,9 @@ def baseline_table(base: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+def runs_argument(prog: str, doc: str, argv: list[str] | None) -> Path:
+    """The RUNS folder of `PROG [RUNS]` (this script's and plot.py's command line), checked to exist."""
+    ap = OneLineArgumentParser(prog=prog, description=doc.splitlines()[0])
     ap.add_argument(
         "runs",
         metavar="RUNS",
@@ -135,7 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         default="/work/exp_runs/scale",  # a string, so argparse checks it like a given one
         help="the scale study's runs folder (default /work/exp_runs/scale)",
     )
-    runs = Path(ap.parse_args(argv).runs)
+    return Path(ap.parse_args(argv).runs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    runs = runs_argument(PROG, __doc__, argv)
     base, rows = baselines(runs), points(runs)
     print("## Baselines (each set scored on its own images, 64 px centre crops)\n")
     print(baseline_table(base))
