@@ -106,6 +106,48 @@ def test_second_view_flip_is_undone_and_jitter_stays_in_range():
     assert torch.allclose(color_jitter(rgb, 0, 0, 0, 0), rgb, atol=1e-6)
 
 
+def test_vflip_takes_image_rows_away_as_a_cue_the_two_views_share():
+    """vflip=true: the second view is also flipped vertically at random, and unflip undoes both flips. A cluster map
+    that follows image rows whatever the content (the split IIC and MI find on the frozen ImageNet network) then
+    disagrees with its own second view, so its MI falls; a map that follows content keeps log K."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, 6, 6, generator=g).clamp(-1.5, 1.5)
+    view, flipped = jittered_flipped_view(x, jitter=0.0, hue=0.0, flip=True, generator=g, vflip=True)
+    assert flipped.shape == (16, 2) and flipped[:, 1].any() and (~flipped[:, 1]).any()
+    both = flipped.all(1)
+    assert both.any() and torch.allclose(view[both], x[both].flip(-1).flip(-2), atol=1e-5)
+    assert torch.allclose(unflip(view, flipped), x, atol=1e-5)
+    # vflip=false draws what it always drew: the horizontal flips only, from the same stream
+    _, h_only = jittered_flipped_view(x, jitter=0.0, hue=0.0, flip=True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(h_only, torch.rand(16, generator=torch.Generator().manual_seed(1)) < 0.5)
+
+    def rows(img):  # top half cluster 0, bottom half cluster 1, whatever the image
+        p = torch.zeros(img.shape[0], 2, *img.shape[-2:])
+        p[:, 0, :3], p[:, 1, 3:] = 1, 1
+        return p
+
+    def content(img):  # the sign of the first channel
+        return torch.stack([(img[:, 0] < 0).float(), (img[:, 0] >= 0).float()], 1)
+
+    def mi(f, vflip):
+        v, fl = jittered_flipped_view(x, jitter=0.0, hue=0.0, flip=True, generator=g, vflip=vflip)
+        return float(iic_segmentation_loss(f(x), unflip(f(v), fl), T=0)["mi"])
+
+    assert mi(rows, vflip=False) == pytest.approx(math.log(2), abs=1e-4)
+    assert mi(rows, vflip=True) < math.log(2) - 0.2
+    assert mi(content, vflip=True) == pytest.approx(mi(content, vflip=False), abs=1e-4)
+
+
+@pytest.mark.parametrize("method", ["iic", "mi"])
+def test_a_training_step_with_a_vertically_flipped_second_view_is_finite(method):
+    extra = ("objective.vflip=true",) if method == "iic" else ("objective.views=2", "objective.view_vflip=true")
+    module = tiny_module(method, "K=2", *extra, num_classes=2)
+    out = module.training_step({"image": torch.randn(4, 3, 16, 16)}, 0)
+    loss = out["loss"] if isinstance(out, dict) else out  # MI's step returns a dict
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
 def test_module_training_step_is_finite_and_validation_uses_the_shared_metric():
     module = tiny_module("iic", "K=3", "K_over=6", "objective.T=1", num_classes=3)
     assert isinstance(module, IICSegModule)

@@ -2,7 +2,8 @@
 
 Used to make the second views inside the training step (MI's `model.views=2`, IIC) and, through
 misseg.data.batch_augment, the colour jitter of `data.augment.on_device=true`. Colour jitter changes
-appearance only; the horizontal flip is geometric and is undone on the network output (`unflip`).
+appearance only; the flips (horizontal; vertical on request) are geometric and are undone on the network output
+(`unflip`).
 
 The colour jitter is kornia's `kornia.augmentation.ColorJitter`, which implements torchvision's ColorJitter
 (the worker path, misseg.data.transforms.train_transform) batched: the same factor ranges, the same four
@@ -60,10 +61,13 @@ def color_jitter(
 
 
 def random_flip(
-    x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+    x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None, vertical: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flip each image horizontally with probability p. -> (flipped batch, (B,) bool which were flipped)."""
+    """Flip each image horizontally with probability p, and with vertical=True also vertically (independently,
+    with probability p). -> (flipped batch, which were flipped: (B,) bool, or (B, 2) [horizontal, vertical])."""
     flipped = torch.rand(x.shape[0], device=x.device, generator=generator) < p
+    if vertical:  # drawn after the horizontal flips, so vertical=False keeps the random stream it always had
+        flipped = torch.stack([flipped, torch.rand(x.shape[0], device=x.device, generator=generator) < p], dim=1)
     return unflip(x, flipped), flipped
 
 
@@ -73,8 +77,11 @@ def jittered_flipped_view(
     hue: float = 0.1,
     flip: bool = True,
     generator: torch.Generator | None = None,
+    vflip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: (B, 3, H, W) ImageNet-normalised -> (second view, normalised like x; (B,) bool flipped)."""
+    """x: (B, 3, H, W) ImageNet-normalised -> (second view, normalised like x; flipped as `random_flip` gives it).
+    vflip: also flip vertically at random (with flip=True), so that a cluster map that follows image rows disagrees
+    with its own second view."""
     mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     rgb = (x[:, :3] * std + mean).clamp(0, 1)
@@ -83,4 +90,4 @@ def jittered_flipped_view(
     view = (rgb - mean) / std
     if not flip:
         return view, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    return random_flip(view, generator=generator)
+    return random_flip(view, generator=generator, vertical=vflip)

@@ -66,7 +66,7 @@ class IICSegModule(SegmentationModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         objective, x = self.objective, batch["image"]
-        x2, flipped = jittered_flipped_view(x, objective.jitter, objective.hue, objective.flip)
+        x2, flipped = jittered_flipped_view(x, objective.jitter, objective.hue, objective.flip, vflip=objective.vflip)
         out = self.model(torch.cat([x, x2]))  # one pass over both views
         size = x.shape[-2:] if objective.loss_at_input_size else None
         p1, p2 = self.two_view_probs(out["logits"], flipped, size)

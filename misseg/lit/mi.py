@@ -100,7 +100,9 @@ class MISegModule(SegmentationModule):
         L, H = self.features(x)
         second = None
         if objective.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
-            x2, flipped = jittered_flipped_view(x, objective.view_jitter, objective.view_hue)
+            x2, flipped = jittered_flipped_view(
+                x, objective.view_jitter, objective.view_hue, vflip=objective.view_vflip
+            )
             second = (*self.features(x2), flipped)
         reference = None
         if self.reference is not None:

@@ -79,8 +79,9 @@ def iic_segmentation_loss(
 
 class IICObjective:
     """IIC's loss with its settings (conf/model/objective/iic.yaml): displacement half-width T, lambda `lamb`,
-    the second view's colour jitter / hue / flip (drawn by the method), and whether p is upsampled to the input
-    size before the loss (`loss_at_input_size`: T then counts input pixels)."""
+    the second view's colour jitter / hue / flip (drawn by the method; `vflip`: a vertical flip too, a lever beyond
+    IIC), and whether p is upsampled to the input size before the loss (`loss_at_input_size`: T then counts input
+    pixels)."""
 
     def __init__(
         self,
@@ -90,8 +91,9 @@ class IICObjective:
         hue: float = 0.1,
         flip: bool = True,
         loss_at_input_size: bool = False,
+        vflip: bool = False,
     ) -> None:
-        self.T, self.lamb, self.jitter, self.hue, self.flip = T, lamb, jitter, hue, flip
+        self.T, self.lamb, self.jitter, self.hue, self.flip, self.vflip = T, lamb, jitter, hue, flip, vflip
         self.loss_at_input_size = loss_at_input_size
 
     def __call__(

@@ -257,7 +257,8 @@ class MIObjective(nn.Module):
     frame, whose matches are mostly the same position and add little to eq. 4.12's own positives).
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
     views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
-    jitter of that strength + a random flip, and passes it as forward's `second`).
+    jitter of that strength + a random flip, and passes it as forward's `second`); view_vflip: that view is also
+    flipped vertically at random.
     """
 
     def __init__(
@@ -274,6 +275,7 @@ class MIObjective(nn.Module):
         negative_positions: str = "same",
         correspondence_weight: float = 0.0,
         correspondence_partner: str = "nearest",
+        view_vflip: bool = False,
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
@@ -284,7 +286,7 @@ class MIObjective(nn.Module):
         self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
-        self.correspondence_weight = correspondence_weight
+        self.correspondence_weight, self.view_vflip = correspondence_weight, view_vflip
 
     def forward(
         self,

@@ -111,6 +111,7 @@ class MIObjectiveConf:
     views: int = MISSING
     view_jitter: float = MISSING
     view_hue: float = MISSING
+    view_vflip: bool = False  # a default, not MISSING: checkpoints from before the key load with it off
     negative_positions: str = MISSING
     correspondence_weight: float = MISSING
     correspondence_partner: str = MISSING
@@ -127,6 +128,7 @@ class IICObjectiveConf:
     hue: float = MISSING
     flip: bool = MISSING
     loss_at_input_size: bool = MISSING
+    vflip: bool = False  # a default, not MISSING: checkpoints from before the key load with it off
 
 
 # ---------------------------------------------------------------- methods (conf/model/{mi,iic}.yaml)

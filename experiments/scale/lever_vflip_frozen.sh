@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Section 16 (eleventh session): on the frozen ImageNet network at 4x, IIC's clusters, like MI's (section 11), split
+# image rows, not the person (agreement.py: NMI with rows 0.65, with the classes 0.01): the upper/lower split is the
+# one partition that IIC's second view (colour jitter + horizontal flip) and MI's (the same, stronger) leave
+# unchanged. The lever takes that cue away: the second view is also flipped vertically at random, undone on the
+# output (model.objective.vflip / view_vflip), so a map that follows rows disagrees with its own second view while
+# one that follows content does not (tests/test_iic.py). METHODS: iic (IIC + vflip; reference iic_effnet4_frozen,
+# pretrained_frozen.sh METHODS=iic) and/or mi (two-view MI + vflip; reference mi_views2_effnet4_frozen,
+# lever_views_frozen.sh). SEEDS (default 0 1 2), two runs side by side; clusters only (NO_DIAG), then what they
+# follow: agreement.py into RUN/agreement.md. SETS: default ccp_persons.
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="iic mi"] [SEEDS="0 1 2"] [SETS=ccp_persons]
+#        bash experiments/scale/lever_vflip_frozen.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source experiments/scale/common.sh
+frozen=$(frozen_x4)
+for method in ${METHODS:-iic mi}; do
+  case $method in iic | mi) ;; *) echo "METHODS: unknown method '$method'; use iic and/or mi" >&2; exit 2 ;; esac
+done
+for seed in ${SEEDS:-0 1 2}; do
+  [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"0 1 2\"" >&2; exit 2; }
+done
+sets=${SETS:-ccp_persons}
+check_sets $sets
+export NO_DIAG=1
+train() {  # train SET K SEED METHOD
+  case $4 in
+    iic) budget=$timm_budget lever "$1" "$2" "$3" iic_vflip_effnet4_frozen model=iic $frozen model.objective.vflip=true ;;
+    mi) budget=$timm_budget lever "$1" "$2" "$3" mi_views2_vflip_effnet4_frozen $frozen $views2 \
+      model.objective.view_vflip=true ;;
+  esac
+}
+jobs=()
+for set in $sets; do
+  K=$(wc -l < "$SMALL/$set/classes.txt")
+  for seed in ${SEEDS:-0 1 2}; do
+    for method in ${METHODS:-iic mi}; do jobs+=("$set $K $seed $method"); done
+  done
+done
+for ((i = 0; i < ${#jobs[@]}; i += 2)); do  # two at a time (the machine's two cores)
+  train ${jobs[i]} &
+  [ $((i + 1)) -lt ${#jobs[@]} ] && train ${jobs[i + 1]}
+  wait
+done
+for job in "${jobs[@]}"; do  # what the clusters follow: classes, K-means RGB, rows, columns (agreement.py)
+  read -r set _ seed method <<< "$job"
+  name=$([ "$method" = iic ] && echo iic_vflip_effnet4_frozen || echo mi_views2_vflip_effnet4_frozen)
+  d="$RUNS/small/$set/seed$seed/$name"
+  [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step00450.ckpt" ] || "$PY" experiments/scale/agreement.py \
+    "$SMALL/$set" "$d/checkpoints/step00450.ckpt" > "$d/agreement.md"
+done
