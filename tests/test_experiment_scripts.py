@@ -71,6 +71,13 @@ def test_oracle_class_fractions_are_the_labelled_shares_of_each_patch():
     assert valid[0].tolist() == [[True, True], [True, False]]
 
 
+def test_centre_rings_split_the_crop_into_equal_areas_around_its_centre():
+    rings = load_scale_script("agreement").centre_rings(8, 8, 2)[0]
+    assert rings.shape == (8, 8) and rings.flatten().bincount().tolist() == [32, 32]
+    assert rings[3:5, 3:5].eq(0).all() and rings[0, 0] == 1 and rings[7, 7] == 1
+    assert torch.equal(rings, rings.flip(0)) and torch.equal(rings, rings.flip(1))  # flips leave it unchanged
+
+
 def test_edge_density_counts_neighbouring_pairs_with_different_labels():
     agreement = load_scale_script("agreement")
     labels = torch.tensor([[[0, 0, 1], [0, 0, 1]]])  # 4 horizontal pairs (2 differ) + 3 vertical pairs (none)

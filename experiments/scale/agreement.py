@@ -3,9 +3,11 @@
 Usage: python experiments/scale/agreement.py DATA_DIR CKPT [CKPT ...]   (one markdown row per checkpoint)
 On the 64 px centre crops of every image of the set (the scale study's eval view). K-means RGB: K = the
 checkpoint's K, fitted on the same pixels (misseg.baselines.kmeans). Position: K horizontal bands of equal
-height (rows), and K vertical bands (columns). Balance: entropy of the label histogram / log K for the
-classes and for the clusters (the MI bound's negatives push towards balanced clusters). Edges: share of
-neighbouring pixel pairs with different labels (how fragmented a labelling is).
+height (rows), K vertical bands (columns), and K rings around the crop's centre of equal area (rings: a
+centre/border split, which flips leave unchanged; on ccp_persons the person stands in the middle of every photo).
+Balance: entropy of the label histogram / log K for the classes and for the clusters (the MI bound's negatives push
+towards balanced clusters). Edges: share of neighbouring pixel pairs with different labels (how fragmented a
+labelling is).
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ def edge_density(labels: torch.Tensor) -> float:
     return float(diff / total)
 
 
+def centre_rings(H: int, W: int, K: int) -> torch.Tensor:
+    """(1, H, W) long: K rings of (near) equal area by distance from the centre, 0 = innermost."""
+    y = torch.arange(H, dtype=torch.float64)[:, None] - (H - 1) / 2
+    x = torch.arange(W, dtype=torch.float64)[None, :] - (W - 1) / 2
+    r = (y**2 + x**2).sqrt()
+    edges = torch.quantile(r.flatten(), torch.arange(1, K, dtype=torch.float64) / K)
+    return torch.bucketize(r, edges, right=True)[None]
+
+
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
@@ -40,10 +51,10 @@ def table(root: str, ckpts: list[str]) -> None:
     N, _, Hh, W = x.shape
     print(
         "| checkpoint | K | NMI(clusters, classes) | NMI(K-means RGB, classes) | NMI(clusters, K-means RGB) "
-        "| NMI(clusters, rows) | NMI(clusters, columns) | balance classes | balance clusters "
+        "| NMI(clusters, rows) | NMI(clusters, columns) | NMI(clusters, rings) | balance classes | balance clusters "
         "| edges classes | edges K-means RGB | edges clusters |"
     )
-    print("|---" * 13 + "|")
+    print("|---" * 14 + "|")
     for c in ckpts:
         module = load_module(c).eval()
         K = module.model.K
@@ -53,6 +64,7 @@ def table(root: str, ckpts: list[str]) -> None:
         rgb = kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
         rows = (torch.arange(Hh) * K // Hh)[None, :, None].expand(N, Hh, W)
         cols = (torch.arange(W) * K // W)[None, None, :].expand(N, Hh, W)
+        rings = centre_rings(Hh, W, K).expand(N, Hh, W)
         nmi = normalized_mutual_information
         cells = [
             nmi(clusters, gt),
@@ -60,6 +72,7 @@ def table(root: str, ckpts: list[str]) -> None:
             nmi(clusters, rgb),
             nmi(clusters, rows),
             nmi(clusters, cols),
+            nmi(clusters, rings),
             normalized_entropy(gt, data.num_classes),
             normalized_entropy(clusters, K),
             edge_density(gt),

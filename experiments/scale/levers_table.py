@@ -54,6 +54,8 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
         "NMI(K-means RGB, classes)",
         "NMI(clusters, K-means RGB)",
         "NMI(clusters, rows)",
+        "NMI(clusters, columns)",
+        "NMI(clusters, rings)",
         "balance classes",
         "balance clusters",
     )
@@ -70,8 +72,10 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
                 if rows:  # agreement.py's header names the cells of its row
                     found.append(dict(zip(cells(lines[0]), cells(rows[-1]), strict=True)))
             if found:
-                means = [statistics.mean(float(r[c]) for r in found) for c in cols]
-                print(f"| {s} | {name} | {len(found)} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+                # "-": a column some seed's agreement.md lacks (written before agreement.py had it)
+                means = [f"{statistics.mean(float(r[c]) for r in found):.3f}" if all(c in r for r in found) else "-"
+                         for c in cols]  # fmt: skip
+                print(f"| {s} | {name} | {len(found)} | " + " | ".join(means) + " |")
 
 
 def main(argv: list[str] | None = None) -> None:
