@@ -72,7 +72,7 @@ def test_oracle_class_fractions_are_the_labelled_shares_of_each_patch():
 
 
 def test_centre_rings_split_the_crop_into_equal_areas_around_its_centre():
-    rings = load_scale_script("agreement").centre_rings(8, 8, 2)[0]
+    rings = load_scale_script("position").centre_rings(8, 8, 2)[0]
     assert rings.shape == (8, 8) and rings.flatten().bincount().tolist() == [32, 32]
     assert rings[3:5, 3:5].eq(0).all() and rings[0, 0] == 1 and rings[7, 7] == 1
     assert torch.equal(rings, rings.flip(0)) and torch.equal(rings, rings.flip(1))  # flips leave it unchanged

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+from position import centre_rings  # experiments/scale/position.py
 
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.data.datamodule import FolderDataModule
@@ -29,15 +30,6 @@ def edge_density(labels: torch.Tensor) -> float:
     diff = sum(((a != b) & (a >= 0) & (b >= 0)).sum() for a, b in pairs)
     total = sum(((a >= 0) & (b >= 0)).sum() for a, b in pairs)
     return float(diff / total)
-
-
-def centre_rings(H: int, W: int, K: int) -> torch.Tensor:
-    """(1, H, W) long: K rings of (near) equal area by distance from the centre, 0 = innermost."""
-    y = torch.arange(H, dtype=torch.float64)[:, None] - (H - 1) / 2
-    x = torch.arange(W, dtype=torch.float64)[None, :] - (W - 1) / 2
-    r = (y**2 + x**2).sqrt()
-    edges = torch.quantile(r.flatten(), torch.arange(1, K, dtype=torch.float64) / K)
-    return torch.bucketize(r, edges, right=True)[None]
 
 
 def table(root: str, ckpts: list[str]) -> None:

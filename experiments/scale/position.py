@@ -2,7 +2,10 @@
 
 - NMI(classes, cell): NMI between the class map and the position cell (an 8 x 8 grid of 8 px cells);
 - position baseline: the same map for every image, K-means on the pixel coordinates (K = number of classes),
-  Hungarian-matched on the whole set like every method (label-free: it never sees a mask or a pixel value).
+  Hungarian-matched on the whole set like every method (label-free: it never sees a mask or a pixel value);
+- rings baseline: the same, with K rings of equal area around the crop's centre (a centre/border map: what a
+  method can score on a set whose objects sit in the middle of the photo, with flips of every kind unable to
+  tell it apart from content).
 
 Usage: python experiments/scale/position.py DATA_DIR [DATA_DIR ...]   (one markdown row per set)
 """
@@ -22,6 +25,15 @@ from misseg.runs.errors import OneLineArgumentParser, existing_dir, reported_err
 PROG = "experiments/scale/position.py"
 
 
+def centre_rings(H: int, W: int, K: int) -> torch.Tensor:
+    """(1, H, W) long: K rings of (near) equal area by distance from the centre, 0 = innermost."""
+    y = torch.arange(H, dtype=torch.float64)[:, None] - (H - 1) / 2
+    x = torch.arange(W, dtype=torch.float64)[None, :] - (W - 1) / 2
+    r = (y**2 + x**2).sqrt()
+    edges = torch.quantile(r.flatten(), torch.arange(1, K, dtype=torch.float64) / K)
+    return torch.bucketize(r, edges, right=True)[None]
+
+
 def table(roots: list[str]) -> None:
     """The header, then one markdown row per set; the header only once the first set has loaded, so that a
     malformed set gives the error line alone."""
@@ -38,13 +50,17 @@ def table(roots: list[str]) -> None:
         coords = torch.stack([rows, cols], -1).reshape(-1, 2).float()
         centres = kmeans_fit([coords], K, iters=50, seed=0)
         region = torch.cdist(coords, centres).argmin(1).reshape(H, W)[None].expand(N, H, W)
-        conf = confusion_matrix(region, gt, K, K)
-        scores = match_and_score(conf)
+        scores = match_and_score(confusion_matrix(region, gt, K, K))
+        rings = match_and_score(confusion_matrix(centre_rings(H, W, K).expand(N, H, W), gt, K, K))
         nmi = normalized_mutual_information(labelled, cell)
         if i == 0:
-            print("| set | classes | NMI(classes, 8x8 cell) | position baseline mIoU (PA) |")
-            print("|---|---|---|---|")
-        print(f"| {Path(root).name} | {K} | {nmi:.3f} | {scores['miou']:.3f} ({scores['pa']:.3f}) |", flush=True)
+            print("| set | classes | NMI(classes, 8x8 cell) | position baseline mIoU (PA) | rings baseline mIoU (PA) |")
+            print("|---|---|---|---|---|")
+        print(
+            f"| {Path(root).name} | {K} | {nmi:.3f} | {scores['miou']:.3f} ({scores['pa']:.3f}) "
+            f"| {rings['miou']:.3f} ({rings['pa']:.3f}) |",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
