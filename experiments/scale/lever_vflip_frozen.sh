@@ -6,16 +6,19 @@
 # output (model.objective.vflip / view_vflip), so a map that follows rows disagrees with its own second view while
 # one that follows content does not (tests/test_iic.py). METHODS: iic (IIC + vflip; reference iic_effnet4_frozen,
 # pretrained_frozen.sh METHODS=iic) and/or mi (two-view MI + vflip; reference mi_views2_effnet4_frozen,
-# lever_views_frozen.sh). SEEDS (default 0 1 2), two runs side by side; clusters only (NO_DIAG), then what they
+# lever_views_frozen.sh) and/or mi_proto (the same with prototype heads, model/heads=prototypes: one H_k for every
+# image, so the bound cannot be met by an image code in the H_k, section 12). SEEDS (default 0 1 2), two runs side by side; clusters only (NO_DIAG), then what they
 # follow: agreement.py into RUN/agreement.md. SETS: default ccp_persons.
-# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="iic mi"] [SEEDS="0 1 2"] [SETS=ccp_persons]
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="iic mi mi_proto"] [SEEDS="0 1 2"] [SETS=ccp_persons]
 #        bash experiments/scale/lever_vflip_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 frozen=$(frozen_x4)
 for method in ${METHODS:-iic mi}; do
-  case $method in iic | mi) ;; *) echo "METHODS: unknown method '$method'; use iic and/or mi" >&2; exit 2 ;; esac
+  case $method in iic | mi | mi_proto) ;; *)
+    echo "METHODS: unknown method '$method'; use iic, mi and/or mi_proto" >&2; exit 2 ;;
+  esac
 done
 for seed in ${SEEDS:-0 1 2}; do
   [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"0 1 2\"" >&2; exit 2; }
@@ -28,6 +31,14 @@ train() {  # train SET K SEED METHOD
     iic) budget=$timm_budget lever "$1" "$2" "$3" iic_vflip_effnet4_frozen model=iic $frozen model.objective.vflip=true ;;
     mi) budget=$timm_budget lever "$1" "$2" "$3" mi_views2_vflip_effnet4_frozen $frozen $views2 \
       model.objective.view_vflip=true ;;
+    mi_proto) budget=$timm_budget lever "$1" "$2" "$3" mi_proto_views2_vflip_effnet4_frozen $frozen \
+      model/heads=prototypes $views2 model.objective.view_vflip=true ;;
+  esac
+}
+name_of() {  # name_of METHOD: the run's folder name
+  case $1 in
+    iic) echo iic_vflip_effnet4_frozen ;; mi) echo mi_views2_vflip_effnet4_frozen ;;
+    mi_proto) echo mi_proto_views2_vflip_effnet4_frozen ;;
   esac
 }
 jobs=()
@@ -44,8 +55,7 @@ for ((i = 0; i < ${#jobs[@]}; i += 2)); do  # two at a time (the machine's two c
 done
 for job in "${jobs[@]}"; do  # what the clusters follow: classes, K-means RGB, rows, columns (agreement.py)
   read -r set _ seed method <<< "$job"
-  name=$([ "$method" = iic ] && echo iic_vflip_effnet4_frozen || echo mi_views2_vflip_effnet4_frozen)
-  d="$RUNS/small/$set/seed$seed/$name"
+  d="$RUNS/small/$set/seed$seed/$(name_of "$method")"
   [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step00450.ckpt" ] || "$PY" experiments/scale/agreement.py \
     "$SMALL/$set" "$d/checkpoints/step00450.ckpt" > "$d/agreement.md"
 done
