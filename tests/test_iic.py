@@ -117,6 +117,11 @@ def test_vflip_takes_image_rows_away_as_a_cue_the_two_views_share():
     both = flipped.all(1)
     assert both.any() and torch.allclose(view[both], x[both].flip(-1).flip(-2), atol=1e-5)
     assert torch.allclose(unflip(view, flipped), x, atol=1e-5)
+    # flip=false keeps the vertical flips (it used to drop them silently): no image is mirrored left-right
+    view, flipped = jittered_flipped_view(x, jitter=0.0, hue=0.0, flip=False, generator=g, vflip=True)
+    assert not flipped[:, 0].any() and flipped[:, 1].any() and (~flipped[:, 1]).any()
+    assert torch.allclose(view[flipped[:, 1]], x[flipped[:, 1]].flip(-2), atol=1e-5)
+    assert torch.allclose(unflip(view, flipped), x, atol=1e-5)
     # vflip=false draws what it always drew: the horizontal flips only, from the same stream
     _, h_only = jittered_flipped_view(x, jitter=0.0, hue=0.0, flip=True, generator=torch.Generator().manual_seed(1))
     assert torch.equal(h_only, torch.rand(16, generator=torch.Generator().manual_seed(1)) < 0.5)

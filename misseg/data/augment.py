@@ -61,13 +61,21 @@ def color_jitter(
 
 
 def random_flip(
-    x: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None, vertical: bool = False
+    x: torch.Tensor,
+    p: float = 0.5,
+    generator: torch.Generator | None = None,
+    vertical: bool = False,
+    horizontal: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Flip each image horizontally with probability p, and with vertical=True also vertically (independently,
-    with probability p). -> (flipped batch, which were flipped: (B,) bool, or (B, 2) [horizontal, vertical])."""
-    flipped = torch.rand(x.shape[0], device=x.device, generator=generator) < p
+    with probability p). -> (flipped batch, which were flipped: (B,) bool, or (B, 2) [horizontal, vertical] with
+    vertical=True). horizontal=False: no horizontal flips (the vertical ones alone)."""
+    B = x.shape[0]
+    flipped = (
+        torch.rand(B, device=x.device, generator=generator) < p if horizontal else x.new_zeros(B, dtype=torch.bool)
+    )
     if vertical:  # drawn after the horizontal flips, so vertical=False keeps the random stream it always had
-        flipped = torch.stack([flipped, torch.rand(x.shape[0], device=x.device, generator=generator) < p], dim=1)
+        flipped = torch.stack([flipped, torch.rand(B, device=x.device, generator=generator) < p], dim=1)
     return unflip(x, flipped), flipped
 
 
@@ -80,14 +88,14 @@ def jittered_flipped_view(
     vflip: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """x: (B, 3, H, W) ImageNet-normalised -> (second view, normalised like x; flipped as `random_flip` gives it).
-    vflip: also flip vertically at random (with flip=True), so that a cluster map that follows image rows disagrees
-    with its own second view."""
+    flip / vflip: flip horizontally / vertically at random (independently; vflip so that a cluster map that follows
+    image rows disagrees with its own second view)."""
     mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     rgb = (x[:, :3] * std + mean).clamp(0, 1)
     if jitter > 0 or hue > 0:
         rgb = color_jitter(rgb, jitter, jitter, jitter, hue, generator)
     view = (rgb - mean) / std
-    if not flip:
+    if not (flip or vflip):
         return view, torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    return random_flip(view, generator=generator, vertical=vflip)
+    return random_flip(view, generator=generator, vertical=vflip, horizontal=flip)
