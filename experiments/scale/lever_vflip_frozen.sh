@@ -7,9 +7,10 @@
 # one that follows content does not (tests/test_iic.py). METHODS: iic (IIC + vflip; reference iic_effnet4_frozen,
 # pretrained_frozen.sh METHODS=iic) and/or mi (two-view MI + vflip; reference mi_views2_effnet4_frozen,
 # lever_views_frozen.sh) and/or mi_proto (the same with prototype heads, model/heads=prototypes: one H_k for every
-# image, so the bound cannot be met by an image code in the H_k, section 12). SEEDS (default 0 1 2), two runs side by side; clusters only (NO_DIAG), then what they
-# follow: agreement.py into RUN/agreement.md. SETS: default ccp_persons.
-# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="iic mi mi_proto"] [SEEDS="0 1 2"] [SETS=ccp_persons]
+# image, so the bound cannot be met by an image code in the H_k, section 12); default "iic mi". SEEDS (default
+# 0 1 2), two runs side by side; clusters only (NO_DIAG), then what they follow: agreement.py into RUN/agreement.md.
+# SETS: default ccp_persons.
+# Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="iic mi_proto"] [SEEDS="0 1 2"] [SETS=ccp_persons]
 #        bash experiments/scale/lever_vflip_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,20 +27,20 @@ done
 sets=${SETS:-ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-train() {  # train SET K SEED METHOD
-  case $4 in
-    iic) budget=$timm_budget lever "$1" "$2" "$3" iic_vflip_effnet4_frozen model=iic $frozen model.objective.vflip=true ;;
-    mi) budget=$timm_budget lever "$1" "$2" "$3" mi_views2_vflip_effnet4_frozen $frozen $views2 \
-      model.objective.view_vflip=true ;;
-    mi_proto) budget=$timm_budget lever "$1" "$2" "$3" mi_proto_views2_vflip_effnet4_frozen $frozen \
-      model/heads=prototypes $views2 model.objective.view_vflip=true ;;
-  esac
-}
 name_of() {  # name_of METHOD: the run's folder name
   case $1 in
     iic) echo iic_vflip_effnet4_frozen ;; mi) echo mi_views2_vflip_effnet4_frozen ;;
     mi_proto) echo mi_proto_views2_vflip_effnet4_frozen ;;
   esac
+}
+train() {  # train SET K SEED METHOD
+  local args
+  case $4 in
+    iic) args="model=iic $frozen model.objective.vflip=true" ;;
+    mi) args="$frozen $views2 model.objective.view_vflip=true" ;;
+    mi_proto) args="$frozen model/heads=prototypes $views2 model.objective.view_vflip=true" ;;
+  esac
+  budget=$timm_budget lever "$1" "$2" "$3" "$(name_of "$4")" $args
 }
 jobs=()
 for set in $sets; do
@@ -53,7 +54,7 @@ for ((i = 0; i < ${#jobs[@]}; i += 2)); do  # two at a time (the machine's two c
   [ $((i + 1)) -lt ${#jobs[@]} ] && train ${jobs[i + 1]}
   wait
 done
-for job in "${jobs[@]}"; do  # what the clusters follow: classes, K-means RGB, rows, columns (agreement.py)
+for job in "${jobs[@]}"; do  # what the clusters follow: classes, K-means RGB, rows, columns, rings (agreement.py)
   read -r set _ seed method <<< "$job"
   d="$RUNS/small/$set/seed$seed/$(name_of "$method")"
   [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step00450.ckpt" ] || "$PY" experiments/scale/agreement.py \
