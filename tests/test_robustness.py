@@ -86,6 +86,9 @@ BAD_CONFIGS = [
     (["model.lr=-0.001"], ["model.lr=-0.001", "> 0"]),
     (["data.batch_size=1"], ["data.batch_size=1", ">= 2", "negatives"]),
     (["model.lrr=1"], ["model.lrr"]),
+    # OmegaConf reads any integer as a bool: a number in a switch is refused, not taken as true
+    (["model.objective.view_vflip=3"], ["model.objective.view_vflip=3", "model.objective.view_vflip=true"]),
+    (["model=iic", "model.objective.vflip=0"], ["model.objective.vflip=0", "true/false"]),
     (["data.on_bad_file=maybe", "experiment=folder", "data.root=."], ["data.on_bad_file='maybe'", "skip"]),
 ]
 
@@ -98,6 +101,13 @@ def test_bad_config_is_one_line_exit_2_and_creates_nothing(argv, expected, tmp_p
     for text in expected:
         assert text in line, line
     assert not (tmp_path / "run").exists()  # refused before Hydra made the run directory
+
+
+def test_a_sweep_refuses_a_number_in_a_switch_before_any_job(tmp_path, capsys):
+    argv = ["-m", "model.objective.view_vflip=true,3", f"hydra.sweep.dir={tmp_path}/sweep"]
+    code, err = run_main(train_cli, argv, capsys)
+    assert code == 2 and "model.objective.view_vflip=3: a true/false key" in error_line(err)
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_bad_config_from_the_shell_exits_fast_without_traceback(tmp_path):

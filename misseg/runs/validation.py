@@ -355,7 +355,7 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            return compose(config_name, overrides=overrides, return_hydra_config=True)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
         unknown = _UNKNOWN_OVERRIDE.search(str(e))
         if unknown:  # Hydra's own advice (`+key=value`) adds the key, which the constructor then refuses
@@ -371,6 +371,26 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
         raise ConfigError(str(e).split("\n\nAvailable options")[0] + cause) from None
     finally:
         GlobalHydra.instance().clear()
+    check_bool_overrides(cfg, overrides)
+    return cfg
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def check_bool_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuse an integer given to a true/false key: OmegaConf reads any integer as a bool (`vflip=3` is true),
+    so a number typed into the wrong key would switch a lever silently."""
+    from omegaconf import BooleanNode
+
+    for override in overrides:
+        key, sep, value = override.lstrip("+~").partition("=")
+        if not sep or not _INTEGER.fullmatch(value.strip()):
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = cfg if not parent else OmegaConf.select(cfg, parent, default=None, throw_on_missing=False)
+        if isinstance(node, DictConfig) and isinstance(node._get_node(leaf, throw_on_missing_key=False), BooleanNode):
+            raise ConfigError(f"{key}={value.strip()}: a true/false key; use {key}=true or {key}=false")
 
 
 _UNKNOWN_OVERRIDE = re.compile(r"Could not override '([^']+)'")
@@ -487,7 +507,7 @@ def precheck(
         sweep = sweep_overrides(argv)
         if sweep is not None:  # -m: only the keys and group names are checked; values may differ per job
             check_group_choices(config_dir, sweep[1])
-            compose_or_error(config_dir, config_name, sweep[0])
+            check_bool_overrides(compose_or_error(config_dir, config_name, sweep[0]), sweep[1])
         return None
     cfg = compose_or_error(config_dir, config_name, overrides)
     try:
