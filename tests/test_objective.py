@@ -13,6 +13,7 @@ from misseg.objectives.mi import (
     pool_valid,
     soft_assignment,
     soft_global,
+    straight_through,
 )
 
 
@@ -123,6 +124,30 @@ def test_detach_assignment_changes_gradient_not_value():
         values.append(out["loss"].detach())
     assert torch.allclose(values[0], values[1])
     assert not torch.allclose(grads[0], grads[1])
+
+
+def test_hard_assignment_builds_S_from_the_argmax_and_keeps_the_soft_gradient():
+    """The lever's forward pass: S_ij is the H_k of the predicted cluster, so p''s soft values carry nothing to the
+    critic; its backward pass: p''s own gradient (straight-through), so the heads and L still train."""
+    torch.manual_seed(6)
+    L, H = torch.randn(2, 4, 3, 3), torch.randn(2, 3, 4)
+    out = mi_objective(L, H, tau=1.0, hard_assignment=True)
+    k = soft_assignment(L, H, 1.0).argmax(1)  # (B, U, V)
+    expected = H[torch.arange(2)[:, None, None], k].permute(0, 3, 1, 2)  # H_{b, k_bij} -> (B, P, U, V)
+    assert torch.allclose(out["S"], expected, atol=1e-6)
+    assert not torch.allclose(out["S"], mi_objective(L, H, tau=1.0)["S"])
+
+    p = torch.softmax(torch.randn(2, 3, 4, 4), 1).requires_grad_()
+    w = torch.randn(2, 3, 4, 4)
+    (straight_through(p) * w).sum().backward()
+    assert torch.allclose(p.grad, w)  # d/dp' of the one-hot is taken as the identity
+
+    Lr, Hr = L.clone().requires_grad_(), H.clone().requires_grad_()
+    for views in (1, 2):
+        objective = MIObjective(tau=1.0, hard_assignment=True, views=views)
+        second = (Lr.flip(-1), Hr, torch.ones(2, dtype=torch.bool)) if views == 2 else None
+        objective(Lr, Hr, second=second)["loss"].backward()
+    assert torch.isfinite(Hr.grad).all() and Hr.grad.abs().sum() > 0
 
 
 def test_pool_valid_majority_rule():

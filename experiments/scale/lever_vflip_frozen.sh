@@ -7,7 +7,9 @@
 # one that follows content does not (tests/test_iic.py). METHODS: iic (IIC + vflip; reference iic_effnet4_frozen,
 # pretrained_frozen.sh METHODS=iic) and/or mi (two-view MI + vflip; reference mi_views2_effnet4_frozen,
 # lever_views_frozen.sh) and/or mi_proto (the same with prototype heads, model/heads=prototypes: one H_k for every
-# image, so the bound cannot be met by an image code in the H_k, section 12); default "iic mi". SEEDS (default
+# image, so the bound cannot be met by an image code in the H_k, section 12) and/or mi_proto_hard (the same with S
+# built from the predicted cluster, model.objective.hard_assignment: section 17, twelfth session, found the soft
+# p' of mi_proto carrying the bound while its argmax follows nothing); default "iic mi". SEEDS (default
 # 0 1 2), two runs side by side; clusters only (NO_DIAG), then what they follow: agreement.py into RUN/agreement.md.
 # SETS: default ccp_persons.
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="iic mi_proto"] [SEEDS="0 1 2"] [SETS=ccp_persons]
@@ -17,8 +19,8 @@ cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 frozen=$(frozen_x4)
 for method in ${METHODS:-iic mi}; do
-  case $method in iic | mi | mi_proto) ;; *)
-    echo "METHODS: unknown method '$method'; use iic, mi and/or mi_proto" >&2; exit 2 ;;
+  case $method in iic | mi | mi_proto | mi_proto_hard) ;; *)
+    echo "METHODS: unknown method '$method'; use iic, mi, mi_proto and/or mi_proto_hard" >&2; exit 2 ;;
   esac
 done
 for seed in ${SEEDS:-0 1 2}; do
@@ -31,6 +33,7 @@ name_of() {  # name_of METHOD: the run's folder name
   case $1 in
     iic) echo iic_vflip_effnet4_frozen ;; mi) echo mi_views2_vflip_effnet4_frozen ;;
     mi_proto) echo mi_proto_views2_vflip_effnet4_frozen ;;
+    mi_proto_hard) echo mi_proto_views2_vflip_hard_effnet4_frozen ;;
   esac
 }
 train() {  # train SET K SEED METHOD
@@ -39,6 +42,8 @@ train() {  # train SET K SEED METHOD
     iic) args="model=iic $frozen model.objective.vflip=true" ;;
     mi) args="$frozen $views2 model.objective.view_vflip=true" ;;
     mi_proto) args="$frozen model/heads=prototypes $views2 model.objective.view_vflip=true" ;;
+    mi_proto_hard) args="$frozen model/heads=prototypes $views2 model.objective.view_vflip=true
+      model.objective.hard_assignment=true" ;;
   esac
   budget=$timm_budget lever "$1" "$2" "$3" "$(name_of "$4")" $args
 }

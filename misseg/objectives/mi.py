@@ -41,6 +41,21 @@ def soft_global(p: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
     return torch.bmm(H.transpose(1, 2), p.reshape(B, K, U * V)).view(B, H.shape[2], U, V)
 
 
+def straight_through(p: torch.Tensor) -> torch.Tensor:
+    """A lever beyond the thesis: one_hot(argmax_k p'_ijk) in the forward pass, p''s gradient in the backward.
+    Why: with S = sum_k p' H_k the bound can be met by the soft values of p' (with K = 2, p'_0 is a scalar per
+    position), so the argmax, the prediction, need not follow anything; from the one-hot, S tells the critic the
+    cluster only, as IIC's objective sees only the assignments.  -> (B, K, U, V)"""
+    hard = F.one_hot(p.argmax(1), p.shape[1]).permute(0, 3, 1, 2).to(p.dtype)
+    return hard + p - p.detach()
+
+
+def weights_of_S(p: torch.Tensor, detach_assignment: bool = False, hard_assignment: bool = False) -> torch.Tensor:
+    """The p' that eq. 4.9 weights the H_k with: as computed, detached (a constant target), and/or one-hot."""
+    p = straight_through(p) if hard_assignment else p
+    return p.detach() if detach_assignment else p
+
+
 def region_conditioned(L: torch.Tensor, H: torch.Tensor, tau: float) -> torch.Tensor:
     """A lever beyond the thesis: H_k + R_k, with R_k = sum_ij p'_ijk L_ij / sum_ij p'_ijk the mean local feature
     of the region that the image-level H_k claims (p' from eq. 4.8 with the unconditioned H). It ties each
@@ -206,6 +221,7 @@ def mi_objective(
     detach_assignment: bool = False,
     negatives: str = "local",
     negative_positions: str = "same",
+    hard_assignment: bool = False,
 ) -> dict[str, torch.Tensor]:
     """loss = -JSD bound between L and S = sum_k p' H_k (eq. 4.8, 4.9, 4.12), averaged over valid positions.
 
@@ -214,9 +230,10 @@ def mi_objective(
     weighting, so only the critic's direct dependence on L and H is trained.
     negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
     communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`).
+    hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
     """
     p = soft_assignment(L, H, tau)
-    S = soft_global(p.detach() if detach_assignment else p, H)
+    S = soft_global(weights_of_S(p, detach_assignment, hard_assignment), H)
     out = jsd_with_negatives(L, S, valid, negatives, negative_positions)
     out["loss"] = -out["mi"]
     out["p"], out["S"] = p, S
@@ -259,6 +276,7 @@ class MIObjective(nn.Module):
     views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
     jitter of that strength + a random flip, and passes it as forward's `second`); view_vflip: that view is also
     flipped vertically at random.
+    hard_assignment: S is built from one_hot(argmax p'), the prediction, with p''s gradient (`straight_through`).
     """
 
     def __init__(
@@ -276,6 +294,7 @@ class MIObjective(nn.Module):
         correspondence_weight: float = 0.0,
         correspondence_partner: str = "nearest",
         view_vflip: bool = False,
+        hard_assignment: bool = False,
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
@@ -287,6 +306,7 @@ class MIObjective(nn.Module):
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
         self.correspondence_weight, self.view_vflip = correspondence_weight, view_vflip
+        self.hard_assignment = hard_assignment
 
     def forward(
         self,
@@ -302,13 +322,22 @@ class MIObjective(nn.Module):
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         if second is None:
-            out = mi_objective(L, H, self.tau, valid, self.detach_assignment, self.negatives, self.negative_positions)
+            out = mi_objective(
+                L,
+                H,
+                self.tau,
+                valid,
+                self.detach_assignment,
+                self.negatives,
+                self.negative_positions,
+                self.hard_assignment,
+            )
             ps, pairs, S = [out["p"]], [(L, H, out["p"])], out.pop("S")
         else:
             L2, H2, flipped = second
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
-            S1 = soft_global(p1.detach() if self.detach_assignment else p1, H)
-            S2 = soft_global(p2.detach() if self.detach_assignment else p2, H2)
+            S1 = soft_global(weights_of_S(p1, self.detach_assignment, self.hard_assignment), H)
+            S2 = soft_global(weights_of_S(p2, self.detach_assignment, self.hard_assignment), H2)
             a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions)
             b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions)
             out = {key: (a[key] + b[key]) / 2 for key in a}
