@@ -84,3 +84,14 @@ def test_edge_density_counts_neighbouring_pairs_with_different_labels():
     assert agreement.edge_density(labels) == pytest.approx(2 / 7)
     labels[0, 0, 0] = -1  # an ignored pixel leaves its two pairs out
     assert agreement.edge_density(labels) == pytest.approx(2 / 5)
+
+
+def test_image_purity_is_one_for_labels_that_cover_whole_images():
+    agreement = load_scale_script("agreement")
+    whole = torch.tensor([[[0, 0], [0, 0]], [[1, 1], [1, 1]]])  # each image one label, the set balanced
+    assert agreement.image_purity(whole) == 1.0
+    halves = torch.tensor([[[0, 1], [0, 1]], [[0, 0], [0, 1]]])
+    assert agreement.image_purity(halves) == pytest.approx((2 / 4 + 3 / 4) / 2)
+    halves[1, 1, 1] = -1  # ignored pixels are not counted; an image with none valid is left out
+    assert agreement.image_purity(halves) == pytest.approx((2 / 4 + 3 / 3) / 2)
+    assert agreement.image_purity(torch.cat([halves, torch.full((1, 2, 2), -1)])) == pytest.approx((2 / 4 + 1) / 2)

@@ -7,7 +7,9 @@ height (rows), K vertical bands (columns), and K rings around the crop's centre 
 centre/border split, which flips leave unchanged; on ccp_persons the person stands in the middle of every photo).
 Balance: entropy of the label histogram / log K for the classes and for the clusters (the MI bound's negatives push
 towards balanced clusters). Edges: share of neighbouring pixel pairs with different labels (how fragmented a
-labelling is).
+labelling is). Image purity: the share of each image's pixels in its own most frequent label, averaged over the
+images (1.000 = one label per image: clusters that label whole images rather than regions, a shortcut the
+negatives from other images leave open).
 """
 
 from __future__ import annotations
@@ -32,6 +34,18 @@ def edge_density(labels: torch.Tensor) -> float:
     return float(diff / total)
 
 
+def image_purity(labels: torch.Tensor) -> float:
+    """Mean over the images (N, H, W) of the share of the image's valid pixels (>= 0) in its most frequent label."""
+    shifted = (labels + 1).flatten(1)  # ignored (-1) -> bin 0, dropped below
+    counts = torch.zeros(labels.shape[0], int(shifted.max()) + 1).scatter_add_(
+        1, shifted, torch.ones_like(shifted, dtype=torch.float)
+    )
+    counts = counts[:, 1:]
+    total = counts.sum(1)
+    keep = total > 0  # an image with no valid pixel has no purity
+    return float((counts.max(1).values[keep] / total[keep]).mean())
+
+
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
@@ -44,9 +58,9 @@ def table(root: str, ckpts: list[str]) -> None:
     print(
         "| checkpoint | K | NMI(clusters, classes) | NMI(K-means RGB, classes) | NMI(clusters, K-means RGB) "
         "| NMI(clusters, rows) | NMI(clusters, columns) | NMI(clusters, rings) | balance classes | balance clusters "
-        "| edges classes | edges K-means RGB | edges clusters |"
+        "| edges classes | edges K-means RGB | edges clusters | image purity classes | image purity clusters |"
     )
-    print("|---" * 14 + "|")
+    print("|---" * 16 + "|")
     for c in ckpts:
         module = load_module(c).eval()
         K = module.model.K
@@ -70,6 +84,8 @@ def table(root: str, ckpts: list[str]) -> None:
             edge_density(gt),
             edge_density(rgb),
             edge_density(clusters),
+            image_purity(gt),
+            image_purity(clusters),
         ]
         print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
 

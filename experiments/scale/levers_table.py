@@ -58,6 +58,7 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
         "NMI(clusters, rings)",
         "balance classes",
         "balance clusters",
+        "image purity clusters",
     )
     print("| set | run | seeds | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 3) + "|")
