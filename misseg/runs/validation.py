@@ -355,7 +355,7 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+            return compose(config_name, overrides=overrides, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as e:
         unknown = _UNKNOWN_OVERRIDE.search(str(e))
         if unknown:  # Hydra's own advice (`+key=value`) adds the key, which the constructor then refuses
@@ -371,8 +371,6 @@ def compose_or_error(config_dir: str, config_name: str, overrides: list[str]) ->
         raise ConfigError(str(e).split("\n\nAvailable options")[0] + cause) from None
     finally:
         GlobalHydra.instance().clear()
-    check_bool_overrides(cfg, overrides)
-    return cfg
 
 
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -510,6 +508,7 @@ def precheck(
             check_bool_overrides(compose_or_error(config_dir, config_name, sweep[0]), sweep[1])
         return None
     cfg = compose_or_error(config_dir, config_name, overrides)
+    check_bool_overrides(cfg, overrides)
     try:
         validate(cfg)
         if run_dir_check is not None:
