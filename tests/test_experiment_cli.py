@@ -417,6 +417,10 @@ def test_reference_layers_names_a_weights_file_of_another_network_in_one_line(tm
 SHELL_REFUSALS = [
     ("lever_views_frozen.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_views_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
+    ("lever_own_image_frozen.sh", {}, [], "set WEIGHTS to the file"),
+    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi iic"}, [], "METHODS: unknown method 'iic'"),
+    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
+    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
     ("lever_vflip_frozen.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "iic vfl"}, [], "METHODS: unknown method 'vfl'"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),

@@ -143,11 +143,13 @@ def test_vflip_takes_image_rows_away_as_a_cue_the_two_views_share():
     assert mi(content, vflip=True) == pytest.approx(mi(content, vflip=False), abs=1e-4)
 
 
-@pytest.mark.parametrize("method", ["iic", "mi", "mi_hard"])
+@pytest.mark.parametrize("method", ["iic", "mi", "mi_hard", "mi_own_image"])
 def test_a_training_step_with_a_vertically_flipped_second_view_is_finite(method):
     extra = ("objective.vflip=true",) if method == "iic" else ("objective.views=2", "objective.view_vflip=true")
     if method == "mi_hard":  # and S from the predicted cluster (objectives/mi.py straight_through)
         method, extra = "mi", (*extra, "objective.hard_assignment=true")
+    if method == "mi_own_image":  # and negatives from the image itself (objectives/mi.py jsd_own_image)
+        method, extra = "mi", (*extra, "objective.negatives=own_image")
     module = tiny_module(method, "K=2", *extra, num_classes=2)
     out = module.training_step({"image": torch.randn(4, 3, 16, 16)}, 0)
     loss = out["loss"] if isinstance(out, dict) else out  # MI's step returns a dict

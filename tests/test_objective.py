@@ -9,6 +9,8 @@ from misseg.objectives.mi import (
     correspondence_joint,
     correspondences,
     jsd_bound,
+    jsd_own_image,
+    jsd_with_negatives,
     mi_objective,
     pool_valid,
     soft_assignment,
@@ -199,6 +201,54 @@ def test_same_position_negatives_penalise_a_labelling_that_every_image_shares():
     assert torch.allclose(same["joint"] - same["marginal"], same["mi"])
     assert same["mi"] < -4  # joint ~ 0, marginal = softplus(9): positives and negatives identical
     assert shuffled["mi"] > same["mi"] + 3
+
+
+def test_own_image_negatives_pair_every_other_position_of_the_same_image():
+    """jsd_own_image's terms against a loop: the joint as eq. 4.12's; the marginal over the ordered pairs (ij, i'j')
+    of one image with i'j' != ij, both valid; other images never enter."""
+    torch.manual_seed(7)
+    B, P, U, V = 2, 3, 2, 3
+    L, S = torch.randn(B, P, U, V), torch.randn(B, P, U, V)
+    valid = torch.rand(B, U, V) > 0.3
+    out = jsd_own_image(L, S, valid)
+    Lf, Sf, vf = L.flatten(2), S.flatten(2), valid.flatten(1)
+    terms = [
+        F.softplus(Lf[b, :, i] @ Sf[b, :, j])
+        for b in range(B)
+        for i in range(U * V)
+        for j in range(U * V)
+        if i != j and vf[b, i] and vf[b, j]
+    ]
+    assert torch.allclose(out["marginal"], torch.stack(terms).mean(), atol=1e-6)
+    assert torch.allclose(out["joint"], jsd_bound(L, S, valid)["joint"])
+    assert torch.allclose(jsd_with_negatives(L, S, valid, "own_image")["mi"], out["mi"])
+
+
+def test_own_image_negatives_leave_whole_image_labels_nothing():
+    """The mechanism behind the lever: a labelling that gives each image one label (the whole-image shortcut of
+    experiments/scale section 17) meets eq. 4.12 with other images' negatives, and sits at the floor when the
+    negatives come from the image itself; a split inside each image is rewarded there."""
+    B, P, U, V = 4, 2, 4, 4
+    image_code = torch.tensor([[3.0, 0.0], [-3.0, 0.0]]).repeat(2, 1)  # images 0, 2 one label; 1, 3 the other
+    S_whole = image_code[:, :, None, None].expand(B, P, U, V)
+    own = jsd_own_image(S_whole, S_whole)
+    assert jsd_bound(S_whole, S_whole)["mi"] > own["mi"] + 4  # other images: 2 of each image's 3 negatives differ
+    assert own["mi"] < -8  # positives and negatives identical: joint ~ 0, marginal softplus(9)
+    split = torch.ones(B, P, U, V)
+    split[:, 0, : U // 2], split[:, 0, U // 2 :], split[:, 1] = 3.0, -3.0, 0.0  # upper half one label, lower the other
+    assert jsd_own_image(split, split)["mi"] > own["mi"] + 4
+
+
+def test_own_image_negatives_train_and_refuse_shuffled_positions():
+    torch.manual_seed(8)
+    L, H = torch.randn(2, 4, 3, 3, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
+    for views in (1, 2):
+        objective = MIObjective(tau=1.0, negatives="own_image", views=views)
+        second = (L.flip(-1), H, torch.ones(2, dtype=torch.bool)) if views == 2 else None
+        objective(L, H, second=second)["loss"].backward()
+    assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="negative_positions='shuffled' with negatives='own_image'"):
+        MIObjective(tau=1.0, negatives="own_image", negative_positions="shuffled")
 
 
 def test_negative_positions_is_checked():

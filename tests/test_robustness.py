@@ -57,6 +57,10 @@ def error_line(stderr: str) -> str:
 
 BAD_CONFIGS = [
     (["model.K=1"], ["model.K=1", ">= 2"]),
+    (
+        ["model.objective.negatives=own_image", "model.objective.negative_positions=shuffled"],
+        ["model.objective.negative_positions=shuffled", "negatives=own_image", "use negative_positions=same"],
+    ),
     (["model.K=5"], ["model.K=5", "Hungarian", "(4)"]),  # synthetic data has 4 classes
     (["model.tau=0"], ["model.tau=0", "> 0"]),
     (["model.tau=-1"], ["model.tau=-1", "> 0"]),

@@ -60,7 +60,7 @@ def table(root: str, ckpts: list[str]) -> None:
         "| NMI(clusters, rows) | NMI(clusters, columns) | NMI(clusters, rings) | balance classes | balance clusters "
         "| edges classes | edges K-means RGB | edges clusters | image purity classes | image purity clusters |"
     )
-    print("|---" * 16 + "|")
+    print("|---" * 15 + "|")
     for c in ckpts:
         module = load_module(c).eval()
         K = module.model.K

@@ -111,7 +111,6 @@ def jsd_bound(
         pi = torch.randperm(U * V, device=L.device)
         S_neg = S_neg.flatten(2)[:, :, pi].view_as(S_neg)
         valid_neg = valid_neg.flatten(1)[:, pi].view_as(valid_neg)
-    T_joint = (L * S).sum(1)  # (B, U, V)
     # (B, N, U, V): anchor b, other image c; one (B x P) @ (P x N) product per position
     N = S_neg.shape[0]
     L_pos = L.flatten(2).permute(2, 0, 1).contiguous()  # (UV, B, P)
@@ -120,10 +119,33 @@ def jsd_bound(
     own = torch.arange(B, device=L.device)[:, None] + self_offset
     other = (own != torch.arange(N, device=L.device)[None, :])[:, :, None, None]
     pair_valid = valid[:, None] & valid_neg[None, :] & other
+    return bound_terms((L * S).sum(1), valid, T_marginal, pair_valid)
+
+
+def bound_terms(
+    T_joint: torch.Tensor, valid: torch.Tensor, T_marginal: torch.Tensor, pair_valid: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Eq. 4.12's two expectations from the critic's values, each averaged over its valid pairs."""
     w_joint, w_marginal = valid.float(), pair_valid.float()
     joint = (-F.softplus(-T_joint) * w_joint).sum() / w_joint.sum().clamp_min(1.0)
     marginal = (F.softplus(T_marginal) * w_marginal).sum() / w_marginal.sum().clamp_min(1.0)
     return {"mi": joint - marginal, "joint": joint, "marginal": marginal}
+
+
+def jsd_own_image(L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A lever beyond the thesis: eq. 4.12 with x' = x, negatives pairing L_ij(x) with S_i'j'(x) at every other
+    position i'j' of the same image, so the bound estimates I(L; S | x) instead of I(L; S).
+    Why: with x' another image, the bound is met by anything that tells images apart: an image code in the H_k
+    (experiments/scale section 12) or clusters that label whole images (section 17). Given the image, such a code
+    carries nothing; only a partition inside each image raises this bound.  All (UV)^2 pairs of each image in one
+    batched product (B x UV x UV values: 16 x 256 x 256 at the CPU budget, 64 x 1024 x 1024 at the thesis's)."""
+    B, _, U, V = L.shape
+    if valid is None:
+        valid = torch.ones(B, U, V, dtype=torch.bool, device=L.device)
+    T_marginal = torch.bmm(L.flatten(2).transpose(1, 2), S.flatten(2))  # (B, UV anchor, UV other position)
+    v = valid.flatten(1)
+    other = ~torch.eye(U * V, dtype=torch.bool, device=L.device)
+    return bound_terms((L * S).sum(1), valid, T_marginal, v[:, :, None] & v[:, None, :] & other)
 
 
 @torch.no_grad()
@@ -178,6 +200,15 @@ def correspondence_joint(
     return (-F.softplus(-T) * w).sum() / w.sum().clamp_min(1.0)
 
 
+def check_own_image(negatives: str, negative_positions: str) -> None:
+    """ValueError for negatives=own_image with shuffled positions: own_image already pairs every two positions."""
+    if negatives == "own_image" and negative_positions != "same":
+        raise ValueError(
+            f"model.objective.negative_positions={negative_positions!r} with negatives='own_image': the own-image "
+            "negatives already pair each position with every other one; use negative_positions=same"
+        )
+
+
 def gather_negatives(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """all_gather x (B, ...) over the default process group -> (world * B, ...), offset of this rank's rows.
 
@@ -202,8 +233,12 @@ def jsd_with_negatives(
     negatives: str = "local",
     negative_positions: str = "same",
 ) -> dict[str, torch.Tensor]:
-    """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global")."""
+    """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global"), or
+    `jsd_own_image` ("own_image": every other position of the same image; no DDP communication)."""
     check_option("negatives", negatives, NEGATIVES)
+    if negatives == "own_image":
+        check_own_image(negatives, negative_positions)
+        return jsd_own_image(L, S, valid)
     if negatives == "local":
         return jsd_bound(L, S, valid, negative_positions=negative_positions)
     B, _, U, V = L.shape
@@ -229,7 +264,8 @@ def mi_objective(
     bound is differentiated as written (p' depends on L and H). True treats p' as a constant target
     weighting, so only the critic's direct dependence on L and H is trained.
     negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
-    communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`).
+    communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`); "own_image" = the
+    other positions of the same image (`jsd_own_image`).
     hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
     """
     p = soft_assignment(L, H, tau)
@@ -265,7 +301,8 @@ class MIObjective(nn.Module):
     Two views (forward's `second`): positives pair L_ij of one view with S_ij of the other view of the same
     image (horizontal flip undone), negatives with S_ij of the other view of every other image;
     symmetrised over the two views.
-    negatives: "local" (this process's batch, the thesis) or "global" (gathered from all DDP ranks).
+    negatives: "local" (this process's batch, the thesis), "global" (gathered from all DDP ranks) or "own_image"
+    (the other positions of the same image: `jsd_own_image`).
     negative_positions: "same" (the thesis) or "shuffled" (`jsd_bound`).
     correspondence_weight: subtract w * `correspondence_joint` (positives at the corresponding position of another
     image) from the loss; forward's `reference` gives the features the correspondences are read from (the method
@@ -299,6 +336,7 @@ class MIObjective(nn.Module):
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
         check_option("negative_positions", negative_positions, NEGATIVE_POSITIONS)
+        check_own_image(negatives, negative_positions)
         check_option("correspondence_partner", correspondence_partner, CORRESPONDENCE_PARTNERS)
         self.correspondence_partner = correspondence_partner
         self.negative_positions = negative_positions

@@ -108,6 +108,12 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(f"{prefix}.objective.negatives", objective.negatives, NEGATIVES)
     if "negative_positions" in objective:
         check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, NEGATIVE_POSITIONS)
+    if objective.get("negatives") == "own_image" and objective.get("negative_positions", "same") != "same":
+        raise ConfigError(
+            f"{prefix}.objective.negative_positions={objective.negative_positions} with "
+            f"{prefix}.objective.negatives=own_image: the own-image negatives already pair each position with every "
+            "other one; use negative_positions=same"
+        )
     if "correspondence_weight" in objective:
         check_nonnegative(f"{prefix}.objective.correspondence_weight", objective.correspondence_weight, " (0 = off)")
     if "correspondence_partner" in objective:
