@@ -96,3 +96,42 @@ check_sets() {
     [ -d "$SMALL/$set" ] || { echo "SETS: no folder $SMALL/$set; make it with experiments/scale/make_data.py" >&2; exit 2; }
   done
 }
+
+# check_seeds SEED...: one line and exit 2 for the first SEED that is not an integer; call it before the first run
+check_seeds() {
+  local seed
+  for seed in "$@"; do
+    [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"0 1 2\"" >&2; exit 2; }
+  done
+}
+
+# lever_jobs "SETS" "SEEDS" "METHODS": the array `jobs`, one "SET K SEED METHOD" per run (K: the lines of SET's
+# classes.txt), for run_lever_jobs
+lever_jobs() {
+  local set K seed method
+  jobs=()
+  for set in $1; do
+    K=$(wc -l < "$SMALL/$set/classes.txt")
+    for seed in $2; do
+      for method in $3; do jobs+=("$set $K $seed $method"); done
+    done
+  done
+}
+
+# run_lever_jobs: `train SET K SEED METHOD` for every entry of `jobs`, two at a time (the machine's two cores), then
+# what each run's step-450 clusters follow (classes, K-means RGB, rows, columns, rings: agreement.py) into
+# RUN/agreement.md, RUN = $RUNS/small/SET/seedSEED/$(name_of METHOD); the calling script defines train and name_of
+run_lever_jobs() {
+  local i job set seed method d
+  for ((i = 0; i < ${#jobs[@]}; i += 2)); do
+    train ${jobs[i]} &
+    [ $((i + 1)) -lt ${#jobs[@]} ] && train ${jobs[i + 1]}
+    wait
+  done
+  for job in "${jobs[@]}"; do
+    read -r set _ seed method <<< "$job"
+    d="$RUNS/small/$set/seed$seed/$(name_of "$method")"
+    [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step00450.ckpt" ] || "$PY" experiments/scale/agreement.py \
+      "$SMALL/$set" "$d/checkpoints/step00450.ckpt" > "$d/agreement.md"
+  done
+}

@@ -22,9 +22,7 @@ for method in ${METHODS:-mi}; do
     echo "METHODS: unknown method '$method'; use mi and/or mi_proto" >&2; exit 2 ;;
   esac
 done
-for seed in ${SEEDS:-0 1 2}; do
-  [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"0 1 2\"" >&2; exit 2; }
-done
+check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons}
 check_sets $sets
 export NO_DIAG=1
@@ -36,21 +34,5 @@ train() {  # train SET K SEED METHOD
   [ "$4" = mi_proto ] && args="$args model/heads=prototypes"
   budget=$timm_budget lever "$1" "$2" "$3" "$(name_of "$4")" $args
 }
-jobs=()
-for set in $sets; do
-  K=$(wc -l < "$SMALL/$set/classes.txt")
-  for seed in ${SEEDS:-0 1 2}; do
-    for method in ${METHODS:-mi}; do jobs+=("$set $K $seed $method"); done
-  done
-done
-for ((i = 0; i < ${#jobs[@]}; i += 2)); do  # two at a time (the machine's two cores)
-  train ${jobs[i]} &
-  [ $((i + 1)) -lt ${#jobs[@]} ] && train ${jobs[i + 1]}
-  wait
-done
-for job in "${jobs[@]}"; do  # what the clusters follow: classes, K-means RGB, rows, columns, rings (agreement.py)
-  read -r set _ seed method <<< "$job"
-  d="$RUNS/small/$set/seed$seed/$(name_of "$method")"
-  [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step00450.ckpt" ] || "$PY" experiments/scale/agreement.py \
-    "$SMALL/$set" "$d/checkpoints/step00450.ckpt" > "$d/agreement.md"
-done
+lever_jobs "$sets" "${SEEDS:-0 1 2}" "${METHODS:-mi}"
+run_lever_jobs

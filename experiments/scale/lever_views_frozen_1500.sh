@@ -13,9 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 frozen=$(frozen_x4)
-for seed in ${SEEDS:-0 1 2}; do
-  [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"0 1 2\"" >&2; exit 2; }
-done
+check_seeds ${SEEDS:-0 1 2}
 steps=${PROBE_STEPS:-00450 00900 01500}
 for st in $steps; do  # a checkpoint of the 150-step grid up to 1,500, as its file is named
   [[ $st =~ ^0[01][0-9]{3}$ ]] && (( 10#$st % 150 == 0 && 10#$st > 0 && 10#$st <= 1500 )) || {
