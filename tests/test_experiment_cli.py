@@ -421,6 +421,7 @@ SHELL_REFUSALS = [
     ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi iic"}, [], "METHODS: unknown method 'iic'"),
     ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
     ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
+    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "CRITIC": "cos"}, [], "CRITIC: unknown critic 'cos'"),
     ("lever_vflip_frozen.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "iic vfl"}, [], "METHODS: unknown method 'vfl'"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),

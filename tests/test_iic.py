@@ -143,6 +143,17 @@ def test_vflip_takes_image_rows_away_as_a_cue_the_two_views_share():
     assert mi(content, vflip=True) == pytest.approx(mi(content, vflip=False), abs=1e-4)
 
 
+def test_the_affine_critic_is_trained_by_the_modules_optimizer():
+    """critic=affine's two scalars live in the objective, a registered submodule: Adam must update them."""
+    module = tiny_module("mi", "K=2", "objective.critic=affine", "objective.negatives=own_image", num_classes=2)
+    optimizer = module.configure_optimizers()
+    before = module.objective.critic_log_scale.detach().clone()
+    module.training_step({"image": torch.randn(4, 3, 16, 16)}, 0)["loss"].backward()
+    optimizer.step()
+    assert module.objective.critic_log_scale.detach() != before
+    assert "objective.critic_bias" in module.state_dict()
+
+
 @pytest.mark.parametrize("method", ["iic", "mi", "mi_hard", "mi_own_image"])
 def test_a_training_step_with_a_vertically_flipped_second_view_is_finite(method):
     extra = ("objective.vflip=true",) if method == "iic" else ("objective.views=2", "objective.view_vflip=true")

@@ -251,6 +251,32 @@ def test_own_image_negatives_train_and_refuse_shuffled_positions():
         MIObjective(tau=1.0, negatives="own_image", negative_positions="shuffled")
 
 
+def test_affine_critic_scales_the_pairs_values_and_learns_its_scale_and_bias():
+    """critic="affine": eq. 4.12 with T = a <L, S> + b, a = tau exp(s); at s = b = 0 the critic is tau <L, S>, its
+    two scalars get gradients and land in the checkpoint; "dot" adds no parameters (old checkpoints keep their keys)."""
+    torch.manual_seed(9)
+    L, S = torch.randn(3, 4, 2, 3), torch.randn(3, 4, 2, 3)
+    for negatives in ("local", "own_image"):
+        scaled = jsd_with_negatives(L, S, negatives=negatives, critic=(0.5, 0.2))
+        # the affine critic equals the dot product on rescaled features plus a shift of every value, checked by hand:
+        T_joint = 0.5 * (L * S).sum(1) + 0.2
+        assert torch.allclose(scaled["joint"], -F.softplus(-T_joint).mean())
+        assert not torch.allclose(scaled["mi"], jsd_with_negatives(L, S, negatives=negatives)["mi"])
+    assert torch.allclose(jsd_bound(L, S, critic=(0.5, 0.0))["mi"], jsd_bound(0.5 * L, S)["mi"])
+    L_, H = torch.randn(2, 4, 3, 3, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
+    objective = MIObjective(tau=0.25, critic="affine", negatives="own_image")
+    a, b = objective.critic_ab()
+    assert float(a.detach()) == 0.25 and float(b.detach()) == 0.0
+    out = objective(L_, H)
+    out["loss"].backward()
+    assert objective.critic_log_scale.grad.abs() > 0 and objective.critic_bias.grad.abs() > 0
+    assert float(out["critic_a"]) == 0.25
+    assert set(objective.state_dict()) == {"critic_log_scale", "critic_bias"}
+    assert not list(MIObjective(tau=0.25).parameters())
+    with pytest.raises(ValueError, match="model.objective.critic='cosine'"):
+        MIObjective(tau=1.0, critic="cosine")
+
+
 def test_negative_positions_is_checked():
     with pytest.raises(ValueError, match="negative_positions='x'"):
         jsd_bound(torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1), negative_positions="x")

@@ -61,6 +61,7 @@ BAD_CONFIGS = [
         ["model.objective.negatives=own_image", "model.objective.negative_positions=shuffled"],
         ["model.objective.negative_positions=shuffled", "negatives=own_image", "use negative_positions=same"],
     ),
+    (["model.objective.critic=cosine"], ["model.objective.critic='cosine'", "use one of dot, affine"]),
     (["model.K=5"], ["model.K=5", "Hungarian", "(4)"]),  # synthetic data has 4 classes
     (["model.tau=0"], ["model.tau=0", "> 0"]),
     (["model.tau=-1"], ["model.tau=-1", "> 0"]),

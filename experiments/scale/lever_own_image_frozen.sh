@@ -11,8 +11,11 @@
 # METHODS=mi_proto); default mi. SEEDS (default 0 1 2), two runs side by side; clusters only (NO_DIAG), then what
 # they follow: agreement.py into RUN/agreement.md. SETS: default "human_seg coco_persons" (the sets whose references
 # are on this machine).
+# Section 19 (fourteenth session): CRITIC=affine adds model.objective.critic=affine (T = a <L, S> + b, a = tau exp(s),
+# s and b learned; objectives/mi.py MIObjective): the bound given the image lives in a narrow range that <L, S> starts
+# far outside. Its runs are named *_own_image_affine_*; the reference is the CRITIC=dot (default) run.
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS="mi mi_proto"] [SEEDS="0 1 2"] [SETS=human_seg]
-#        bash experiments/scale/lever_own_image_frozen.sh
+#        [CRITIC=affine] bash experiments/scale/lever_own_image_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -22,15 +25,18 @@ for method in ${METHODS:-mi}; do
     echo "METHODS: unknown method '$method'; use mi and/or mi_proto" >&2; exit 2 ;;
   esac
 done
+case ${CRITIC:=dot} in dot) critic="" ;; affine) critic=_affine ;; *)
+  echo "CRITIC: unknown critic '$CRITIC'; use dot or affine" >&2; exit 2 ;;
+esac
 check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons}
 check_sets $sets
 export NO_DIAG=1
 name_of() {  # name_of METHOD: the run's folder name
-  case $1 in mi) echo mi_own_image_effnet4_frozen ;; mi_proto) echo mi_proto_own_image_effnet4_frozen ;; esac
+  case $1 in mi) echo mi_own_image${critic}_effnet4_frozen ;; mi_proto) echo mi_proto_own_image${critic}_effnet4_frozen ;; esac
 }
 train() {  # train SET K SEED METHOD
-  local args="$frozen model.objective.negatives=own_image"
+  local args="$frozen model.objective.negatives=own_image${critic:+ model.objective.critic=affine}"
   [ "$4" = mi_proto ] && args="$args model/heads=prototypes"
   budget=$timm_budget lever "$1" "$2" "$3" "$(name_of "$4")" $args
 }

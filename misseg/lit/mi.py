@@ -112,7 +112,7 @@ class MISegModule(SegmentationModule):
             if reference.shape[-2:] != L.shape[-2:]:  # a reference of another stride: read on L's grid
                 reference = F.interpolate(reference, size=L.shape[-2:], mode="bilinear", align_corners=False)
         out = objective(L, H, self.valid_pixels(batch), second, reference)
-        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence")
+        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence", "critic_a", "critic_b")
         self.log_dict(
             {f"train/{k}": out[k] for k in logged if k in out}, on_step=True, on_epoch=True, batch_size=L.shape[0]
         )

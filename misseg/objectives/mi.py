@@ -11,8 +11,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from misseg.objectives import CORRESPONDENCE_PARTNERS, NEGATIVE_POSITIONS, NEGATIVES
+from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES
 from misseg.objectives.views import unflip
+
+Critic = tuple[torch.Tensor | float, torch.Tensor | float]  # (a, b) of the critic T = a <L, S> + b
 
 # The contractions below are written as torch.bmm on BLAS-friendly layouts rather than einsum: on CPU,
 # einsum handed bmm strided views it ran 3x slower (forward + backward; see BENCHMARKS.md).
@@ -80,6 +82,7 @@ def jsd_bound(
     valid_neg: torch.Tensor | None = None,
     self_offset: int = 0,
     negative_positions: str = "same",
+    critic: Critic = (1.0, 0.0),
 ) -> dict[str, torch.Tensor]:
     """Eq. 4.12, the Jensen-Shannon MI lower bound with the dot-product critic T(L, S) = <L, S>:
 
@@ -98,6 +101,7 @@ def jsd_bound(
     place in most images (a centred person, sky at the top) gives the same S_ij in x and x', so the bound
     penalises exactly the consistent labelling the evaluation rewards; "shuffled" only asks the labelling to
     differ between the pixels of the whole batch.
+    critic: (a, b) of the critic a <L, S> + b (`bound_terms`); (1, 0) is the thesis's.
     """
     B, _, U, V = L.shape
     if valid is None:
@@ -119,20 +123,30 @@ def jsd_bound(
     own = torch.arange(B, device=L.device)[:, None] + self_offset
     other = (own != torch.arange(N, device=L.device)[None, :])[:, :, None, None]
     pair_valid = valid[:, None] & valid_neg[None, :] & other
-    return bound_terms((L * S).sum(1), valid, T_marginal, pair_valid)
+    return bound_terms((L * S).sum(1), valid, T_marginal, pair_valid, critic)
 
 
 def bound_terms(
-    T_joint: torch.Tensor, valid: torch.Tensor, T_marginal: torch.Tensor, pair_valid: torch.Tensor
+    T_joint: torch.Tensor,
+    valid: torch.Tensor,
+    T_marginal: torch.Tensor,
+    pair_valid: torch.Tensor,
+    critic: Critic = (1.0, 0.0),
 ) -> dict[str, torch.Tensor]:
-    """Eq. 4.12's two expectations from the critic's values, each averaged over its valid pairs."""
+    """Eq. 4.12's two expectations from the values <L, S> of the pairs, each averaged over its valid pairs, with
+    the critic T = a <L, S> + b, (a, b) = critic: (1, 0) is the thesis's dot product; `MIObjective` learns them
+    under critic="affine"."""
+    a, b = critic
+    T_joint, T_marginal = a * T_joint + b, a * T_marginal + b
     w_joint, w_marginal = valid.float(), pair_valid.float()
     joint = (-F.softplus(-T_joint) * w_joint).sum() / w_joint.sum().clamp_min(1.0)
     marginal = (F.softplus(T_marginal) * w_marginal).sum() / w_marginal.sum().clamp_min(1.0)
     return {"mi": joint - marginal, "joint": joint, "marginal": marginal}
 
 
-def jsd_own_image(L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+def jsd_own_image(
+    L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None, critic: Critic = (1.0, 0.0)
+) -> dict[str, torch.Tensor]:
     """A lever beyond the thesis: eq. 4.12 with x' = x, negatives pairing L_ij(x) with S_i'j'(x) at every other
     position i'j' of the same image, so the bound estimates I(L; S | x) instead of I(L; S).
     Why: with x' another image, the bound is met by anything that tells images apart: an image code in the H_k
@@ -145,7 +159,7 @@ def jsd_own_image(L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None =
     T_marginal = torch.bmm(L.flatten(2).transpose(1, 2), S.flatten(2))  # (B, UV anchor, UV other position)
     v = valid.flatten(1)
     other = ~torch.eye(U * V, dtype=torch.bool, device=L.device)
-    return bound_terms((L * S).sum(1), valid, T_marginal, v[:, :, None] & v[:, None, :] & other)
+    return bound_terms((L * S).sum(1), valid, T_marginal, v[:, :, None] & v[:, None, :] & other, critic)
 
 
 @torch.no_grad()
@@ -232,20 +246,21 @@ def jsd_with_negatives(
     valid: torch.Tensor | None = None,
     negatives: str = "local",
     negative_positions: str = "same",
+    critic: Critic = (1.0, 0.0),
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global"), or
     `jsd_own_image` ("own_image": every other position of the same image; no DDP communication)."""
     check_option("negatives", negatives, NEGATIVES)
     if negatives == "own_image":
         check_own_image(negatives, negative_positions)
-        return jsd_own_image(L, S, valid)
+        return jsd_own_image(L, S, valid, critic)
     if negatives == "local":
-        return jsd_bound(L, S, valid, negative_positions=negative_positions)
+        return jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic)
     B, _, U, V = L.shape
     v = torch.ones(B, U, V, dtype=torch.bool, device=L.device) if valid is None else valid
     S_all, offset = gather_negatives(S)
     valid_all, _ = gather_negatives(v)
-    return jsd_bound(L, S, v, S_all, valid_all, offset, negative_positions)
+    return jsd_bound(L, S, v, S_all, valid_all, offset, negative_positions, critic)
 
 
 def mi_objective(
@@ -257,6 +272,7 @@ def mi_objective(
     negatives: str = "local",
     negative_positions: str = "same",
     hard_assignment: bool = False,
+    critic: Critic = (1.0, 0.0),
 ) -> dict[str, torch.Tensor]:
     """loss = -JSD bound between L and S = sum_k p' H_k (eq. 4.8, 4.9, 4.12), averaged over valid positions.
 
@@ -267,10 +283,11 @@ def mi_objective(
     communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`); "own_image" = the
     other positions of the same image (`jsd_own_image`).
     hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
+    critic: (a, b) of the critic a <L, S> + b (`bound_terms`).
     """
     p = soft_assignment(L, H, tau)
     S = soft_global(weights_of_S(p, detach_assignment, hard_assignment), H)
-    out = jsd_with_negatives(L, S, valid, negatives, negative_positions)
+    out = jsd_with_negatives(L, S, valid, negatives, negative_positions, critic)
     out["loss"] = -out["mi"]
     out["p"], out["S"] = p, S
     return out
@@ -314,6 +331,11 @@ class MIObjective(nn.Module):
     jitter of that strength + a random flip, and passes it as forward's `second`); view_vflip: that view is also
     flipped vertically at random.
     hard_assignment: S is built from one_hot(argmax p'), the prediction, with p''s gradient (`straight_through`).
+    critic: "dot" (eq. 4.12's T = <L, S>) or "affine" (a lever: T = a <L, S> + b with a = tau exp(s), s and b learned
+    scalars starting at 0). Why: the bound given the image (negatives="own_image") lives in a narrow range (-2 log 2
+    for the constant critic to about -0.95 for a clean in-image split at K = 2), and <L, S> starts far outside it
+    (the bound at step 0 is about -14 at P = 256); in the units of the softmax's logits (tau) the critic starts
+    inside that range, and learning a and b leaves the sharpness of p' (tau <L, H_k>) free of the critic's scale.
     """
 
     def __init__(
@@ -332,12 +354,18 @@ class MIObjective(nn.Module):
         correspondence_partner: str = "nearest",
         view_vflip: bool = False,
         hard_assignment: bool = False,
+        critic: str = "dot",
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
         check_option("negative_positions", negative_positions, NEGATIVE_POSITIONS)
         check_own_image(negatives, negative_positions)
         check_option("correspondence_partner", correspondence_partner, CORRESPONDENCE_PARTNERS)
+        check_option("critic", critic, CRITICS)
+        self.critic = critic
+        if critic == "affine":  # parameters only under the lever, so the thesis's checkpoints keep their keys
+            self.critic_log_scale = nn.Parameter(torch.zeros(()))
+            self.critic_bias = nn.Parameter(torch.zeros(()))
         self.correspondence_partner = correspondence_partner
         self.negative_positions = negative_positions
         self.negatives, self.views, self.view_jitter, self.view_hue = negatives, views, view_jitter, view_hue
@@ -345,6 +373,12 @@ class MIObjective(nn.Module):
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
         self.correspondence_weight, self.view_vflip = correspondence_weight, view_vflip
         self.hard_assignment = hard_assignment
+
+    def critic_ab(self) -> Critic:
+        """(a, b) of the critic T = a <L, S> + b: (1, 0) for "dot", (tau exp(s), b) for "affine"."""
+        if self.critic == "dot":
+            return 1.0, 0.0
+        return self.tau * self.critic_log_scale.exp(), self.critic_bias
 
     def forward(
         self,
@@ -359,16 +393,18 @@ class MIObjective(nn.Module):
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
+        critic = self.critic_ab()
         if second is None:
             out = mi_objective(
                 L,
                 H,
                 self.tau,
                 valid,
-                self.detach_assignment,
-                self.negatives,
-                self.negative_positions,
-                self.hard_assignment,
+                detach_assignment=self.detach_assignment,
+                negatives=self.negatives,
+                negative_positions=self.negative_positions,
+                hard_assignment=self.hard_assignment,
+                critic=critic,
             )
             ps, pairs, S = [out["p"]], [(L, H, out["p"])], out.pop("S")
         else:
@@ -376,14 +412,16 @@ class MIObjective(nn.Module):
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
             S1 = soft_global(weights_of_S(p1, self.detach_assignment, self.hard_assignment), H)
             S2 = soft_global(weights_of_S(p2, self.detach_assignment, self.hard_assignment), H2)
-            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions)
-            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions)
+            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions, critic)
+            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions, critic)
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"], S = -out["mi"], p1, S1
             ps, pairs = (
                 [p1, unflip(p2, flipped)],
                 [(L, H, p1), (unflip(L2, flipped), H2, unflip(p2, flipped))],
             )
+        if self.critic == "affine":  # logged, so a run shows where the learned critic went
+            out["critic_a"], out["critic_b"] = critic[0].detach(), critic[1].detach()
         if self.entropy_weight:
             out["entropy"] = sum(marginal_entropy(p, valid) for p in ps) / len(ps)
             out["loss"] = out["loss"] - self.entropy_weight * out["entropy"]

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_diagnostics
 from misseg.metrics import MATCHINGS
-from misseg.objectives import CORRESPONDENCE_PARTNERS, NEGATIVE_POSITIONS, NEGATIVES
+from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES
 from misseg.runs.errors import ConfigError, UserError
 
 SPLITS = ("transductive", "holdout", "lists")
@@ -106,6 +106,8 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
     if "negatives" in objective:
         check_choice(f"{prefix}.objective.negatives", objective.negatives, NEGATIVES)
+    if "critic" in objective:
+        check_choice(f"{prefix}.objective.critic", objective.critic, CRITICS)
     if "negative_positions" in objective:
         check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, NEGATIVE_POSITIONS)
     if objective.get("negatives") == "own_image" and objective.get("negative_positions", "same") != "same":
