@@ -82,7 +82,7 @@ def jsd_bound(
     valid_neg: torch.Tensor | None = None,
     self_offset: int = 0,
     negative_positions: str = "same",
-    critic: Critic = (1.0, 0.0),
+    critic: Critic | None = None,
 ) -> dict[str, torch.Tensor]:
     """Eq. 4.12, the Jensen-Shannon MI lower bound with the dot-product critic T(L, S) = <L, S>:
 
@@ -101,7 +101,7 @@ def jsd_bound(
     place in most images (a centred person, sky at the top) gives the same S_ij in x and x', so the bound
     penalises exactly the consistent labelling the evaluation rewards; "shuffled" only asks the labelling to
     differ between the pixels of the whole batch.
-    critic: (a, b) of the critic a <L, S> + b (`bound_terms`); (1, 0) is the thesis's.
+    critic: (a, b) of the critic a <L, S> + b (`bound_terms`); None is the thesis's <L, S>.
     """
     B, _, U, V = L.shape
     if valid is None:
@@ -131,13 +131,14 @@ def bound_terms(
     valid: torch.Tensor,
     T_marginal: torch.Tensor,
     pair_valid: torch.Tensor,
-    critic: Critic = (1.0, 0.0),
+    critic: Critic | None = None,
 ) -> dict[str, torch.Tensor]:
     """Eq. 4.12's two expectations from the values <L, S> of the pairs, each averaged over its valid pairs, with
-    the critic T = a <L, S> + b, (a, b) = critic: (1, 0) is the thesis's dot product; `MIObjective` learns them
+    the critic T = a <L, S> + b, (a, b) = critic: None is the thesis's dot product; `MIObjective` learns them
     under critic="affine"."""
-    a, b = critic
-    T_joint, T_marginal = a * T_joint + b, a * T_marginal + b
+    if critic is not None:  # None: the thesis's T = <L, S>, without two passes over the B x N x UV values
+        a, b = critic
+        T_joint, T_marginal = a * T_joint + b, a * T_marginal + b
     w_joint, w_marginal = valid.float(), pair_valid.float()
     joint = (-F.softplus(-T_joint) * w_joint).sum() / w_joint.sum().clamp_min(1.0)
     marginal = (F.softplus(T_marginal) * w_marginal).sum() / w_marginal.sum().clamp_min(1.0)
@@ -145,7 +146,7 @@ def bound_terms(
 
 
 def jsd_own_image(
-    L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None, critic: Critic = (1.0, 0.0)
+    L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None, critic: Critic | None = None
 ) -> dict[str, torch.Tensor]:
     """A lever beyond the thesis: eq. 4.12 with x' = x, negatives pairing L_ij(x) with S_i'j'(x) at every other
     position i'j' of the same image, so the bound estimates I(L; S | x) instead of I(L; S).
@@ -246,7 +247,7 @@ def jsd_with_negatives(
     valid: torch.Tensor | None = None,
     negatives: str = "local",
     negative_positions: str = "same",
-    critic: Critic = (1.0, 0.0),
+    critic: Critic | None = None,
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global"), or
     `jsd_own_image` ("own_image": every other position of the same image; no DDP communication)."""
@@ -272,7 +273,7 @@ def mi_objective(
     negatives: str = "local",
     negative_positions: str = "same",
     hard_assignment: bool = False,
-    critic: Critic = (1.0, 0.0),
+    critic: Critic | None = None,
 ) -> dict[str, torch.Tensor]:
     """loss = -JSD bound between L and S = sum_k p' H_k (eq. 4.8, 4.9, 4.12), averaged over valid positions.
 
@@ -374,10 +375,10 @@ class MIObjective(nn.Module):
         self.correspondence_weight, self.view_vflip = correspondence_weight, view_vflip
         self.hard_assignment = hard_assignment
 
-    def critic_ab(self) -> Critic:
-        """(a, b) of the critic T = a <L, S> + b: (1, 0) for "dot", (tau exp(s), b) for "affine"."""
+    def critic_ab(self) -> Critic | None:
+        """(a, b) of the critic T = a <L, S> + b: None for "dot" (the thesis's <L, S>), (tau exp(s), b) for "affine"."""
         if self.critic == "dot":
-            return 1.0, 0.0
+            return None
         return self.tau * self.critic_log_scale.exp(), self.critic_bias
 
     def forward(
