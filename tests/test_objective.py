@@ -277,6 +277,23 @@ def test_affine_critic_scales_the_pairs_values_and_learns_its_scale_and_bias():
         MIObjective(tau=1.0, critic="cosine")
 
 
+def test_scaled_critic_is_the_affine_critics_start_held_fixed():
+    """critic="scaled": T = tau <L, S> with nothing learned, the same bound as "affine" before its first step, and as
+    the thesis's critic on L scaled by tau; no parameters, so there is nothing for the optimizer."""
+    torch.manual_seed(3)
+    L, H = torch.randn(2, 4, 3, 3), torch.randn(2, 3, 4)
+    for negatives in ("local", "own_image"):
+        scaled = MIObjective(tau=0.25, critic="scaled", negatives=negatives)
+        affine = MIObjective(tau=0.25, critic="affine", negatives=negatives)
+        assert torch.allclose(scaled(L, H)["mi"], affine(L, H)["mi"])
+        assert not torch.allclose(scaled(L, H)["mi"], MIObjective(tau=0.25, negatives=negatives)(L, H)["mi"])
+        assert not list(scaled.parameters()) and "critic_a" not in scaled(L, H)
+    S = torch.randn(2, 4, 3, 3)
+    assert torch.allclose(
+        jsd_bound(L, S, critic=MIObjective(0.25, critic="scaled").critic_ab())["mi"], jsd_bound(0.25 * L, S)["mi"]
+    )
+
+
 def test_negative_positions_is_checked():
     with pytest.raises(ValueError, match="negative_positions='x'"):
         jsd_bound(torch.zeros(2, 1, 1, 1), torch.zeros(2, 1, 1, 1), negative_positions="x")

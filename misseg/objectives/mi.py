@@ -332,11 +332,12 @@ class MIObjective(nn.Module):
     jitter of that strength + a random flip, and passes it as forward's `second`); view_vflip: that view is also
     flipped vertically at random.
     hard_assignment: S is built from one_hot(argmax p'), the prediction, with p''s gradient (`straight_through`).
-    critic: "dot" (eq. 4.12's T = <L, S>) or "affine" (a lever: T = a <L, S> + b with a = tau exp(s), s and b learned
-    scalars starting at 0). Why: the bound given the image (negatives="own_image") lives in a narrow range (-2 log 2
-    for the constant critic to about -0.95 for a clean in-image split at K = 2), and <L, S> starts far outside it
-    (the bound at step 0 is about -14 at P = 256); in the units of the softmax's logits (tau) the critic starts
-    inside that range, and learning a and b leaves the sharpness of p' (tau <L, H_k>) free of the critic's scale.
+    critic: "dot" (eq. 4.12's T = <L, S>), "affine" (a lever: T = a <L, S> + b with a = tau exp(s), s and b learned
+    scalars starting at 0) or "scaled" (T = tau <L, S>, nothing learned: affine's start, held fixed). Why: the bound
+    given the image (negatives="own_image") lives in a narrow range (-2 log 2 for the constant critic to about -0.95
+    for a clean in-image split at K = 2), and <L, S> starts far outside it (the bound at step 0 is about -14 at
+    P = 256); in the units of the softmax's logits (tau) the critic starts inside that range, and learning a and b
+    leaves the sharpness of p' (tau <L, H_k>) free of the critic's scale.
     """
 
     def __init__(
@@ -376,9 +377,12 @@ class MIObjective(nn.Module):
         self.hard_assignment = hard_assignment
 
     def critic_ab(self) -> Critic | None:
-        """(a, b) of the critic T = a <L, S> + b: None for "dot" (the thesis's <L, S>), (tau exp(s), b) for "affine"."""
+        """(a, b) of the critic T = a <L, S> + b: None for "dot" (the thesis's <L, S>), (tau, 0) for "scaled",
+        (tau exp(s), b) for "affine"."""
         if self.critic == "dot":
             return None
+        if self.critic == "scaled":
+            return self.tau, 0.0
         return self.tau * self.critic_log_scale.exp(), self.critic_bias
 
     def forward(
