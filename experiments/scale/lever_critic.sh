@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Section 20 (fifteenth session): the critic's scale with the thesis's negatives (the same position of another
+# image, negatives=local). Section 19's control found that on Human-Seg the affine critic alone (T = a <L, S> + b,
+# a = tau exp(s), s and b learned) meets the K = 2 target without own-image negatives; the learned a hardly moved from
+# tau. CRITIC=affine (default) runs that lever; CRITIC=scaled fixes T = tau <L, S> with nothing learned, which asks
+# whether the starting scale alone does the work. One change against the thesis's objective, on either encoder:
+#   ENCODER=frozen (default): the frozen ImageNet network at 4x, runs named mi_<CRITIC>_effnet4_frozen (the name of
+#     section 19's control), reference mi_effnet4_frozen (pretrained_frozen.sh METHODS=mi);
+#   ENCODER=scratch: the thesis's encoder from scratch at common.sh's budget, runs named mi_<CRITIC>, reference mi
+#     (more_seeds.sh, diagnose_small.sh; COCO-Stuff-15 with model.ignore_in_loss=true as there).
+# 450 steps, one view, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
+# Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled] [SEEDS="0 1 2"]
+#        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source experiments/scale/common.sh
+case ${CRITIC:=affine} in affine | scaled) ;; *)
+  echo "CRITIC: unknown critic '$CRITIC'; use affine or scaled" >&2; exit 2 ;;
+esac
+case ${ENCODER:=frozen} in
+  frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget ;;
+  scratch) encoder=model=mi; suffix=; lever_budget=$budget ;;
+  *) echo "ENCODER: unknown encoder '$ENCODER'; use frozen or scratch" >&2; exit 2 ;;
+esac
+check_seeds ${SEEDS:-0 1 2}
+sets=${SETS:-human_seg coco_persons ccp_persons}
+check_sets $sets
+export NO_DIAG=1
+name_of() { echo "mi_${CRITIC}${suffix}"; }  # name_of METHOD: the run's folder name
+train() {  # train SET K SEED METHOD
+  local ignore=false
+  [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
+  budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
+    model.ignore_in_loss=$ignore
+}
+lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
+run_lever_jobs
