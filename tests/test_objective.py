@@ -247,7 +247,7 @@ def test_own_image_negatives_train_and_refuse_shuffled_positions():
         second = (L.flip(-1), H, torch.ones(2, dtype=torch.bool)) if views == 2 else None
         objective(L, H, second=second)["loss"].backward()
     assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="negative_positions='shuffled' with negatives='own_image'"):
+    with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image"):
         MIObjective(tau=1.0, negatives="own_image", negative_positions="shuffled")
 
 

@@ -5,3 +5,12 @@ NEGATIVES = ("local", "global", "own_image")  # this process's batch | all DDP r
 CORRESPONDENCE_PARTNERS = ("nearest", "random")  # the correspondence lever's other image (objectives/mi.py)
 NEGATIVE_POSITIONS = ("same", "shuffled")  # the thesis's E_marginal | a lever (objectives/mi.py, jsd_bound)
 CRITICS = ("dot", "affine", "scaled")  # eq. 4.12's T = <L, S> | T = a <L, S> + b, a, b learned | T = tau <L, S> (mi.py)
+
+
+def check_own_image(negatives: str, negative_positions: str) -> None:
+    """ValueError for negatives=own_image with shuffled positions: own_image already pairs every two positions."""
+    if negatives == "own_image" and negative_positions != "same":
+        raise ValueError(  # the config check's message too (runs/validation.py)
+            f"model.objective.negative_positions={negative_positions} with model.objective.negatives=own_image: the "
+            "own-image negatives already pair each position with every other one; use negative_positions=same"
+        )

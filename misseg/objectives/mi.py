@@ -11,7 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES
+from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
 from misseg.objectives.views import unflip
 
 Critic = tuple[torch.Tensor | float, torch.Tensor | float]  # (a, b) of the critic T = a <L, S> + b
@@ -213,15 +213,6 @@ def correspondence_joint(
         else (valid.flatten(1) & valid.flatten(1)[partner].gather(1, match)).to(T.dtype)
     )
     return (-F.softplus(-T) * w).sum() / w.sum().clamp_min(1.0)
-
-
-def check_own_image(negatives: str, negative_positions: str) -> None:
-    """ValueError for negatives=own_image with shuffled positions: own_image already pairs every two positions."""
-    if negatives == "own_image" and negative_positions != "same":
-        raise ValueError(
-            f"model.objective.negative_positions={negative_positions!r} with negatives='own_image': the own-image "
-            "negatives already pair each position with every other one; use negative_positions=same"
-        )
 
 
 def gather_negatives(x: torch.Tensor) -> tuple[torch.Tensor, int]:

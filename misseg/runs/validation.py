@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_diagnostics
 from misseg.metrics import MATCHINGS
-from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES
+from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
 from misseg.runs.errors import ConfigError, UserError
 
 SPLITS = ("transductive", "holdout", "lists")
@@ -110,12 +110,10 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(f"{prefix}.objective.critic", objective.critic, CRITICS)
     if "negative_positions" in objective:
         check_choice(f"{prefix}.objective.negative_positions", objective.negative_positions, NEGATIVE_POSITIONS)
-    if objective.get("negatives") == "own_image" and objective.get("negative_positions", "same") != "same":
-        raise ConfigError(
-            f"{prefix}.objective.negative_positions={objective.negative_positions} with "
-            f"{prefix}.objective.negatives=own_image: the own-image negatives already pair each position with every "
-            "other one; use negative_positions=same"
-        )
+    try:
+        check_own_image(objective.get("negatives", "local"), objective.get("negative_positions", "same"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if "correspondence_weight" in objective:
         check_nonnegative(f"{prefix}.objective.correspondence_weight", objective.correspondence_weight, " (0 = off)")
     if "correspondence_partner" in objective:
