@@ -8,14 +8,22 @@
 #     section 19's control), reference mi_effnet4_frozen (pretrained_frozen.sh METHODS=mi);
 #   ENCODER=scratch: the thesis's encoder from scratch at common.sh's budget, runs named mi_<CRITIC>, reference mi
 #     (more_seeds.sh, diagnose_small.sh; COCO-Stuff-15 with model.ignore_in_loss=true as there).
+# Section 21 (sixteenth session): NEGATIVES=own_image (default local) adds section 18's negatives (the other positions
+# of the same image), so that section 19's two changes run on any set, K > 2 included; runs named
+# mi_own_image_<CRITIC>... (section 19's names). CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as
+# its reference (mi_effnet4_frozen / mi): on the sets where no reference was made with this script's settings
+# (CamVid, COCO-Stuff-15 on the frozen network, whose thing pixels get no gradient here) it makes one.
 # 450 steps, one view, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
-# Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled] [SEEDS="0 1 2"]
-#        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
+# Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
+#        [NEGATIVES=own_image] [SEEDS="0 1 2"] [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
-case ${CRITIC:=affine} in affine | scaled) ;; *)
-  echo "CRITIC: unknown critic '$CRITIC'; use affine or scaled" >&2; exit 2 ;;
+case ${CRITIC:=affine} in dot) critic= ;; affine | scaled) critic=_$CRITIC ;; *)
+  echo "CRITIC: unknown critic '$CRITIC'; use affine, scaled or dot" >&2; exit 2 ;;
+esac
+case ${NEGATIVES:=local} in local) negatives= ;; own_image) negatives=_own_image ;; *)
+  echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local or own_image" >&2; exit 2 ;;
 esac
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget ;;
@@ -26,12 +34,12 @@ check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-name_of() { echo "mi_${CRITIC}${suffix}"; }  # name_of METHOD: the run's folder name
+name_of() { echo "mi${negatives}${critic}${suffix}"; }  # name_of METHOD: the run's folder name
 train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
-    model.ignore_in_loss=$ignore
+    model.objective.negatives="$NEGATIVES" model.ignore_in_loss=$ignore
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs
