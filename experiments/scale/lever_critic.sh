@@ -11,8 +11,8 @@
 # Section 21 (sixteenth session): NEGATIVES=own_image (default local) adds section 18's negatives (the other positions
 # of the same image), so that section 19's two changes run on any set, K > 2 included; runs named
 # mi_own_image_<CRITIC>... (section 19's names). CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as
-# its reference (mi_effnet4_frozen / mi): on the sets where no reference was made with this script's settings
-# (CamVid, COCO-Stuff-15 on the frozen network, whose thing pixels get no gradient here) it makes one.
+# its reference (mi_effnet4_frozen / mi); it makes that reference where none was made with this script's settings
+# (CamVid and COCO-Stuff-15 on the frozen network; stuff-15's thing pixels get no gradient here, as below).
 # 450 steps, one view, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
 #        [NEGATIVES=own_image] [SEEDS="0 1 2"] [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
