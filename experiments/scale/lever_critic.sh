@@ -13,9 +13,13 @@
 # mi_own_image_<CRITIC>... (section 19's names). CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as
 # its reference (mi_effnet4_frozen / mi); it makes that reference where none was made with this script's settings
 # (CamVid and COCO-Stuff-15 on the frozen network; stuff-15's thing pixels get no gradient here, as below).
-# 450 steps, one view, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
+# Section 22 (seventeenth session): VIEWS=2 adds a second view (common.sh's views2: strong colour jitter + a horizontal
+# flip, section 13) and VFLIP=true flips that view vertically at random too (section 16's lever; VIEWS=2 only): on
+# CamVid section 21's clusters are the same horizontal bands in every image, a map of position that a vertically
+# flipped view contradicts while a map of content does not. Runs named ..._views2[_vflip]_effnet4_frozen.
+# 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image] [SEEDS="0 1 2"] [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
+#        [NEGATIVES=own_image] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"] [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -24,6 +28,11 @@ case ${CRITIC:=affine} in dot) critic= ;; affine | scaled) critic=_$CRITIC ;; *)
 esac
 case ${NEGATIVES:=local} in local) negatives= ;; own_image) negatives=_own_image ;; *)
   echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local or own_image" >&2; exit 2 ;;
+esac
+case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) views=_views2; view_args=$views2 ;;
+  2/true) views=_views2_vflip; view_args="$views2 model.objective.view_vflip=true" ;;
+  1/true) echo "VFLIP=true needs VIEWS=2 (it flips the second view)" >&2; exit 2 ;;
+  *) echo "VIEWS=$VIEWS VFLIP=$VFLIP: use VIEWS=1 or 2 and VFLIP=false or true" >&2; exit 2 ;;
 esac
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget ;;
@@ -34,12 +43,12 @@ check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-name_of() { echo "mi${negatives}${critic}${suffix}"; }  # name_of METHOD: the run's folder name
+name_of() { echo "mi${negatives}${critic}${views}${suffix}"; }  # name_of METHOD: the run's folder name
 train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
-    model.objective.negatives="$NEGATIVES" model.ignore_in_loss=$ignore
+    model.objective.negatives="$NEGATIVES" model.ignore_in_loss=$ignore $view_args
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs
