@@ -95,3 +95,16 @@ def test_image_purity_is_one_for_labels_that_cover_whole_images():
     halves[1, 1, 1] = -1  # ignored pixels are not counted; an image with none valid is left out
     assert agreement.image_purity(halves) == pytest.approx((2 / 4 + 3 / 3) / 2)
     assert agreement.image_purity(torch.cat([halves, torch.full((1, 2, 2), -1)])) == pytest.approx((2 / 4 + 1) / 2)
+
+
+def test_position_purity_is_one_for_the_same_map_in_every_image():
+    agreement = load_scale_script("agreement")
+    same = torch.tensor([[[0, 1], [2, 3]]]).expand(3, 2, 2)  # one map for every image, whatever its labels
+    assert agreement.position_purity(same) == 1.0
+    whole = torch.tensor([[[0, 0], [0, 0]], [[1, 1], [1, 1]]])  # each image one label: no position prefers one
+    assert agreement.position_purity(whole) == pytest.approx(0.5)
+    mixed = torch.tensor([[[0, 1], [0, 1]], [[0, 0], [1, 1]], [[0, 1], [1, 1]]])
+    # positions (0,0): 0,0,0 -> 3; (0,1): 1,0,1 -> 2; (1,0): 0,1,1 -> 2; (1,1): 1,1,1 -> 3
+    assert agreement.position_purity(mixed) == pytest.approx(10 / 12)
+    mixed[1, 0, 1] = -1  # ignored pixels are not counted: (0,1) becomes 1,1 -> 2 of 2
+    assert agreement.position_purity(mixed) == pytest.approx(10 / 11)

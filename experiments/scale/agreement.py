@@ -9,7 +9,9 @@ Balance: entropy of the label histogram / log K for the classes and for the clus
 towards balanced clusters). Edges: share of neighbouring pixel pairs with different labels (how fragmented a
 labelling is). Image purity: the share of each image's pixels in its own most frequent label, averaged over the
 images (1.000 = one label per image: clusters that label whole images rather than regions, a shortcut the
-negatives from other images leave open).
+negatives from other images leave open). Position purity: the share of pixels whose label is the most frequent label
+at their position over all images (1.000 = the same map in every image, as position.py's baseline: clusters that
+follow where a pixel is, not what it shows; the classes' own value says how much position fixes them).
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ def image_purity(labels: torch.Tensor) -> float:
     return float((counts.max(1).values[keep] / total[keep]).mean())
 
 
+def position_purity(labels: torch.Tensor) -> float:
+    """Share of the valid pixels (>= 0) of (N, H, W) labels whose label is the most frequent one at their position
+    across the N images (pixel-weighted over the positions)."""
+    shifted = (labels + 1).flatten(1).T  # (H*W, N); ignored (-1) -> bin 0, dropped below
+    counts = torch.zeros(shifted.shape[0], int(shifted.max()) + 1).scatter_add_(
+        1, shifted, torch.ones_like(shifted, dtype=torch.float)
+    )[:, 1:]
+    return float(counts.max(1).values.sum() / counts.sum().clamp_min(1.0))
+
+
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
@@ -58,9 +70,10 @@ def table(root: str, ckpts: list[str]) -> None:
     print(
         "| checkpoint | K | NMI(clusters, classes) | NMI(K-means RGB, classes) | NMI(clusters, K-means RGB) "
         "| NMI(clusters, rows) | NMI(clusters, columns) | NMI(clusters, rings) | balance classes | balance clusters "
-        "| edges classes | edges K-means RGB | edges clusters | image purity classes | image purity clusters |"
+        "| edges classes | edges K-means RGB | edges clusters | image purity classes | image purity clusters "
+        "| position purity classes | position purity clusters |"
     )
-    print("|---" * 15 + "|")
+    print("|---" * 17 + "|")
     for c in ckpts:
         module = load_module(c).eval()
         K = module.model.K
@@ -86,6 +99,8 @@ def table(root: str, ckpts: list[str]) -> None:
             edge_density(clusters),
             image_purity(gt),
             image_purity(clusters),
+            position_purity(gt),
+            position_purity(clusters),
         ]
         print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
 

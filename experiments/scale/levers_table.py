@@ -59,6 +59,7 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
         "balance classes",
         "balance clusters",
         "image purity clusters",
+        "position purity clusters",
     )
     print("| set | run | seeds | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 3) + "|")

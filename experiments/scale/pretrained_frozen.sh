@@ -9,7 +9,8 @@
 # mi_proto = mi with prototype heads (model/heads=prototypes: one learned H_k per class for every image, so the
 # bound cannot be met by an image code of the F_k; seventh session, section 12).
 # NO_DIAG=1: train and score the clusters only (common.sh), for CPU time. SETS: the sets to train on, each scored on
-# its own images (default ccp_persons; seventh session: coco_persons too).
+# its own images (default ccp_persons; seventh session: coco_persons too). On coco_stuff15 the thing pixels get no
+# gradient (model.ignore_in_loss=true), as in every other run on that set (lever_critic.sh made its mi run so).
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] [SETS="ccp_persons coco_persons"]
 #        bash experiments/scale/pretrained_frozen.sh
 set -euo pipefail
@@ -24,14 +25,16 @@ done
 check_sets ${SETS:-ccp_persons}
 for set in ${SETS:-ccp_persons}; do
   K=$(wc -l < "$SMALL/$set/classes.txt")
+  frozen_set=$frozen
+  [ "$set" = coco_stuff15 ] && frozen_set="$frozen model.ignore_in_loss=true"
   for seed in 0 1 2; do
     for method in ${METHODS:-mi iic}; do
       case $method in
-        mi) budget=$timm_budget lever "$set" "$K" "$seed" mi_effnet4_frozen $frozen ;;
-        iic) budget=$timm_budget lever "$set" "$K" "$seed" iic_effnet4_frozen model=iic $frozen ;;
-        mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled_effnet4_frozen $frozen \
+        mi) budget=$timm_budget lever "$set" "$K" "$seed" mi_effnet4_frozen $frozen_set ;;
+        iic) budget=$timm_budget lever "$set" "$K" "$seed" iic_effnet4_frozen model=iic $frozen_set ;;
+        mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled_effnet4_frozen $frozen_set \
           model.objective.negative_positions=shuffled ;;
-        mi_proto) budget=$timm_budget lever "$set" "$K" "$seed" mi_proto_effnet4_frozen $frozen model/heads=prototypes ;;
+        mi_proto) budget=$timm_budget lever "$set" "$K" "$seed" mi_proto_effnet4_frozen $frozen_set model/heads=prototypes ;;
       esac
       d="$RUNS/small/$set/seed$seed/${method}_effnet4_frozen"
       # the frozen network before training (its weights, a seeded 1x1 projection, random heads), once per architecture
