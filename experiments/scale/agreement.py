@@ -36,13 +36,18 @@ def edge_density(labels: torch.Tensor) -> float:
     return float(diff / total)
 
 
-def image_purity(labels: torch.Tensor) -> float:
-    """Mean over the images (N, H, W) of the share of the image's valid pixels (>= 0) in its most frequent label."""
-    shifted = (labels + 1).flatten(1)  # ignored (-1) -> bin 0, dropped below
-    counts = torch.zeros(labels.shape[0], int(shifted.max()) + 1).scatter_add_(
+def label_counts(rows: torch.Tensor) -> torch.Tensor:
+    """(R, M) labels (-1 = ignored) -> (R, max label + 1) float counts of each label per row, ignored left out."""
+    shifted = rows + 1  # ignored (-1) -> bin 0, dropped below
+    counts = torch.zeros(rows.shape[0], int(shifted.max()) + 1).scatter_add_(
         1, shifted, torch.ones_like(shifted, dtype=torch.float)
     )
-    counts = counts[:, 1:]
+    return counts[:, 1:]
+
+
+def image_purity(labels: torch.Tensor) -> float:
+    """Mean over the images (N, H, W) of the share of the image's valid pixels (>= 0) in its most frequent label."""
+    counts = label_counts(labels.flatten(1))
     total = counts.sum(1)
     keep = total > 0  # an image with no valid pixel has no purity
     return float((counts.max(1).values[keep] / total[keep]).mean())
@@ -51,10 +56,7 @@ def image_purity(labels: torch.Tensor) -> float:
 def position_purity(labels: torch.Tensor) -> float:
     """Share of the valid pixels (>= 0) of (N, H, W) labels whose label is the most frequent one at their position
     across the N images (pixel-weighted over the positions)."""
-    shifted = (labels + 1).flatten(1).T  # (H*W, N); ignored (-1) -> bin 0, dropped below
-    counts = torch.zeros(shifted.shape[0], int(shifted.max()) + 1).scatter_add_(
-        1, shifted, torch.ones_like(shifted, dtype=torch.float)
-    )[:, 1:]
+    counts = label_counts(labels.flatten(1).T)  # one row per position (H*W, N)
     return float(counts.max(1).values.sum() / counts.sum().clamp_min(1.0))
 
 
