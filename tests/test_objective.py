@@ -9,6 +9,7 @@ from misseg.objectives.mi import (
     correspondence_joint,
     correspondences,
     jsd_bound,
+    jsd_mixed,
     jsd_own_image,
     jsd_with_negatives,
     mi_objective,
@@ -249,6 +250,31 @@ def test_own_image_negatives_train_and_refuse_shuffled_positions():
     assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image"):
         MIObjective(tau=1.0, negatives="own_image", negative_positions="shuffled")
+
+
+def test_mixed_negatives_average_the_two_pools_and_rule_out_both_shortcuts():
+    """negatives="mixed": the joint of eq. 4.12 and the mean of the own-image and other-image marginals. Its
+    mechanism: a map of position (the same split in every image) meets the own-image half only, whole-image labels
+    the other-image half only, and a split that differs within and between images scores above both."""
+    torch.manual_seed(10)
+    L, S = torch.randn(3, 4, 2, 3), torch.randn(3, 4, 2, 3)
+    valid = torch.rand(3, 2, 3) > 0.2
+    out = jsd_with_negatives(L, S, valid, "mixed", critic=(0.5, 0.1))
+    own, other = jsd_own_image(L, S, valid, (0.5, 0.1)), jsd_bound(L, S, valid, critic=(0.5, 0.1))
+    assert torch.allclose(out["marginal"], (own["marginal"] + other["marginal"]) / 2)
+    assert torch.allclose(out["mi"], own["joint"] - out["marginal"])
+    assert torch.allclose(jsd_mixed(L, S, valid, critic=(0.5, 0.1))["mi"], out["mi"])
+    B, P, U, V = 4, 2, 4, 4
+    a, b = torch.tensor([3.0, 0.0]), torch.tensor([-3.0, 0.0])
+    bands = torch.empty(B, P, U, V)
+    bands[:, :, : U // 2], bands[:, :, U // 2 :] = a[:, None, None], b[:, None, None]  # upper half a, lower b
+    whole = torch.stack([a, b, a, b])[:, :, None, None].expand(B, P, U, V).contiguous()
+    content = bands.clone()
+    content[1::2] = bands[1::2].flip(2)  # images 1, 3 have the two parts the other way up
+    mixed = {name: jsd_mixed(x, x)["mi"] for name, x in [("bands", bands), ("whole", whole), ("content", content)]}
+    assert jsd_own_image(bands, bands)["mi"] > jsd_bound(bands, bands)["mi"] + 4
+    assert jsd_bound(whole, whole)["mi"] > jsd_own_image(whole, whole)["mi"] + 4
+    assert mixed["content"] > max(mixed["bands"], mixed["whole"]) + 2
 
 
 def test_affine_critic_scales_the_pairs_values_and_learns_its_scale_and_bias():

@@ -215,6 +215,27 @@ def correspondence_joint(
     return (-F.softplus(-T) * w).sum() / w.sum().clamp_min(1.0)
 
 
+def jsd_mixed(
+    L: torch.Tensor,
+    S: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    negative_positions: str = "same",
+    critic: Critic | None = None,
+) -> dict[str, torch.Tensor]:
+    """A lever beyond the thesis: eq. 4.12 with E_marginal over an equal mixture of two pools, the other positions of
+    the same image (`jsd_own_image`) and the same position of the other images of the batch (`jsd_bound`, the thesis).
+    Why: each pool alone is met by a shortcut the other one rules out. Given the image, the bound is met by an equal
+    split of every image, and a map of position (the same bands in every image) is one (experiments/scale sections
+    21-22); against the same position of other images such a map carries nothing. Against other images alone the
+    bound is met by labelling whole images (sections 12, 17), which carries nothing given the image. Only a
+    partition that differs within an image and between images at the same place scores on both halves. Local
+    batch only (no DDP gathering), like own_image."""
+    own = jsd_own_image(L, S, valid, critic)
+    other = jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic)
+    marginal = (own["marginal"] + other["marginal"]) / 2  # the joint term is the same pairs in both
+    return {"mi": own["joint"] - marginal, "joint": own["joint"], "marginal": marginal}
+
+
 def gather_negatives(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """all_gather x (B, ...) over the default process group -> (world * B, ...), offset of this rank's rows.
 
@@ -241,11 +262,14 @@ def jsd_with_negatives(
     critic: Critic | None = None,
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global"), or
-    `jsd_own_image` ("own_image": every other position of the same image; no DDP communication)."""
+    `jsd_own_image` ("own_image": every other position of the same image; no DDP communication), or "mixed": half
+    of the negatives' weight on each of own_image and local (`jsd_mixed`)."""
     check_option("negatives", negatives, NEGATIVES)
     if negatives == "own_image":
         check_own_image(negatives, negative_positions)
         return jsd_own_image(L, S, valid, critic)
+    if negatives == "mixed":
+        return jsd_mixed(L, S, valid, negative_positions, critic)
     if negatives == "local":
         return jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic)
     B, _, U, V = L.shape
@@ -273,7 +297,7 @@ def mi_objective(
     weighting, so only the critic's direct dependence on L and H is trained.
     negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
     communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`); "own_image" = the
-    other positions of the same image (`jsd_own_image`).
+    other positions of the same image (`jsd_own_image`); "mixed" = own_image and local, half each (`jsd_mixed`).
     hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
     critic: (a, b) of the critic a <L, S> + b (`bound_terms`).
     """
@@ -310,8 +334,8 @@ class MIObjective(nn.Module):
     Two views (forward's `second`): positives pair L_ij of one view with S_ij of the other view of the same
     image (horizontal flip undone), negatives with S_ij of the other view of every other image;
     symmetrised over the two views.
-    negatives: "local" (this process's batch, the thesis), "global" (gathered from all DDP ranks) or "own_image"
-    (the other positions of the same image: `jsd_own_image`).
+    negatives: "local" (this process's batch, the thesis), "global" (gathered from all DDP ranks), "own_image"
+    (the other positions of the same image: `jsd_own_image`) or "mixed" (both of the last two, half each: `jsd_mixed`).
     negative_positions: "same" (the thesis) or "shuffled" (`jsd_bound`).
     correspondence_weight: subtract w * `correspondence_joint` (positives at the corresponding position of another
     image) from the loss; forward's `reference` gives the features the correspondences are read from (the method
