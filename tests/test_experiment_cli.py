@@ -417,11 +417,6 @@ def test_reference_layers_names_a_weights_file_of_another_network_in_one_line(tm
 SHELL_REFUSALS = [
     ("lever_views_frozen.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_views_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
-    ("lever_own_image_frozen.sh", {}, [], "set WEIGHTS to the file"),
-    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi iic"}, [], "METHODS: unknown method 'iic'"),
-    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
-    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
-    ("lever_own_image_frozen.sh", {"WEIGHTS": "{weights}", "CRITIC": "cos"}, [], "CRITIC: unknown critic 'cos'"),
     ("lever_critic.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_critic.sh", {"ENCODER": "vgg"}, [], "ENCODER: unknown encoder 'vgg'"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "CRITIC": "bogus"}, [], "CRITIC: unknown critic 'bogus'"),

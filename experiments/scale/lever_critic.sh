@@ -1,30 +1,26 @@
 #!/usr/bin/env bash
-# Section 20 (fifteenth session): the critic's scale with the thesis's negatives (the same position of another
-# image, negatives=local). Section 19's control found that on Human-Seg the affine critic alone (T = a <L, S> + b,
-# a = tau exp(s), s and b learned) meets the K = 2 target without own-image negatives; the learned a hardly moved from
-# tau. CRITIC=affine (default) runs that lever; CRITIC=scaled fixes T = tau <L, S> with nothing learned, which asks
-# whether the starting scale alone does the work. One change against the thesis's objective, on either encoder:
-#   ENCODER=frozen (default): the frozen ImageNet network at 4x, runs named mi_<CRITIC>_effnet4_frozen (the name of
-#     section 19's control), reference mi_effnet4_frozen (pretrained_frozen.sh METHODS=mi);
-#   ENCODER=scratch: the thesis's encoder from scratch at common.sh's budget, runs named mi_<CRITIC>, reference mi
-#     (more_seeds.sh, diagnose_small.sh; COCO-Stuff-15 with model.ignore_in_loss=true as there).
-# Section 21 (sixteenth session): NEGATIVES=own_image (default local) adds section 18's negatives (the other positions
-# of the same image), so that section 19's two changes run on any set, K > 2 included; runs named
-# mi_own_image_<CRITIC>... (section 19's names). CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as
-# its reference (mi_effnet4_frozen / mi); it makes that reference where none was made with this script's settings
-# (CamVid and COCO-Stuff-15 on the frozen network; stuff-15's thing pixels get no gradient here, as below).
-# Section 22 (seventeenth session): VIEWS=2 adds a second view (common.sh's views2: strong colour jitter + a horizontal
-# flip, section 13) and VFLIP=true flips that view vertically at random too (section 16's lever; VIEWS=2 only): on
-# CamVid section 21's clusters are the same horizontal bands in every image, a map of position that a vertically
-# flipped view contradicts while a map of content does not. Runs named ..._views2[_vflip]_effnet4_frozen.
-# Section 23 (eighteenth session): NEGATIVES=mixed draws half the negatives' weight from the image's other positions and
-# half from the same position of the other images (`jsd_mixed`): bands repeated in every image carry nothing against
-# the second half, whole-image labels nothing against the first. HEADS=prototypes (default thesis) gives every image
-# the same H_k (section 12), so the other-image half cannot be met by an image code in the H_k; runs named
-# mi_proto_... (section 21's mi_proto_own_image_affine_effnet4_frozen is HEADS=prototypes NEGATIVES=own_image).
+# The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
+# mi[_proto][_<NEGATIVES>][_<CRITIC>][_views2[_vflip]]<encoder suffix>, so a knob at its default leaves the name alone.
+#   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
+#     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
+#     apart meets it); mixed (section 23: half of each, `jsd_mixed`: bands repeated in every image carry nothing
+#     against the other-image half, whole-image labels nothing against the own-image half).
+#   CRITIC (model.objective.critic): affine (default; section 19: T = a <L, S> + b, a = tau exp(s), s and b learned,
+#     so the critic starts in the softmax's units), scaled (section 20: T = tau <L, S> fixed), dot (the thesis).
+#     CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as its reference (mi_effnet4_frozen / mi).
+#   HEADS: thesis (default: H_k = F_k(L), one per image) or prototypes (section 12: one H_k for every image, so the
+#     other-image negatives cannot be met by an image code in the H_k; model/heads=prototypes, runs named mi_proto_...).
+#   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
+#     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
+#   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
+#     encoder at common.sh's budget, no suffix).
+# COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
+# Sections 18, 19 and 21's prototype runs were made by lever_own_image_frozen.sh, since folded into this script with
+# the same overrides (CRITIC=dot|affine NEGATIVES=own_image [HEADS=prototypes]); section 23 re-ran one of them with it.
 # 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed] [HEADS=prototypes] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"] [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
+#        [NEGATIVES=own_image|mixed] [HEADS=prototypes] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
+#        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
