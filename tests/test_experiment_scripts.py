@@ -97,6 +97,20 @@ def test_image_purity_is_one_for_labels_that_cover_whole_images():
     assert agreement.image_purity(torch.cat([halves, torch.full((1, 2, 2), -1)])) == pytest.approx((2 / 4 + 1) / 2)
 
 
+def test_pool_bounds_score_a_position_map_on_the_own_image_pool_only():
+    """pools.py's columns on a network output whose clusters are the same two bands in every image: against the image's
+    own positions the bands are information, against the same position of other images they are none."""
+    pools = load_scale_script("pools")
+    B, P, U, V = 4, 2, 4, 4
+    L = torch.zeros(B, P, U, V)
+    L[:, 0, : U // 2], L[:, 0, U // 2 :] = 3.0, -3.0  # upper half one side of the first axis, lower half the other
+    H = torch.tensor([[3.0, 0.0], [-3.0, 0.0]]).expand(B, 2, P)  # two prototypes, the same in every image
+    r = pools.pool_bounds(L, H, tau=1.0)
+    assert r["own_image"] > r["local"] + 4
+    assert r["local_shuffled"] > r["local"] + 2  # a random other position is the other band half the time
+    assert min(r["own_image"], r["local"]) < r["mixed"] < max(r["own_image"], r["local"])
+
+
 def test_position_purity_is_one_for_the_same_map_in_every_image():
     agreement = load_scale_script("agreement")
     same = torch.tensor([[[0, 1], [2, 3]]]).expand(3, 2, 2)  # one map for every image, whatever its labels

@@ -1,0 +1,67 @@
+"""Eq. 4.12 of trained checkpoints against each pool of negatives, averaged over an eval set's batches.
+
+Usage: python experiments/scale/pools.py DATA_DIR CKPT [CKPT ...]   (prints one markdown row per checkpoint)
+Each checkpoint's own p', S and critic (its a, b under critic=affine or scaled, <L, S> under dot), scored against
+the negatives of every option of model.objective.negatives: own_image (the image's other positions), local (the same
+position of the other images: the thesis), local shuffled (a random other position of the other images) and mixed
+(own_image and local, half each). Why: section 23's lever trains on the mixed pool; this says which half each trained
+partition pays for (a map of position scores on own_image only, whole-image labels on local only). Batches of 16
+centre crops (64 px) in a seeded random order, as shortcut.py; the shuffled column draws its permutation from a
+generator seeded per run, so a row is reproducible.
+"""
+
+from __future__ import annotations
+
+import torch
+from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+
+from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import seeded_batches
+from misseg.lit.build import load_module
+from misseg.objectives.mi import jsd_bound, jsd_mixed, jsd_own_image, soft_assignment, soft_global
+
+PROG = "experiments/scale/pools.py"
+
+KEYS = ("own_image", "local", "local_shuffled", "mixed")
+
+
+def pool_bounds(L: torch.Tensor, H: torch.Tensor, tau: float, critic=None) -> dict[str, float]:
+    """The bound (eq. 4.12) of one batch against each pool of negatives, S from the checkpoint's own p'."""
+    S = soft_global(soft_assignment(L, H, tau), H)
+    return {
+        "own_image": float(jsd_own_image(L, S, critic=critic)["mi"]),
+        "local": float(jsd_bound(L, S, critic=critic)["mi"]),
+        "local_shuffled": float(jsd_bound(L, S, negative_positions="shuffled", critic=critic)["mi"]),
+        "mixed": float(jsd_mixed(L, S, critic=critic)["mi"]),
+    }
+
+
+def score(ckpt: str, data: FolderDataModule) -> dict[str, float]:
+    module = load_module(ckpt).eval()
+    net, rows = module.model, []
+    torch.manual_seed(0)  # the shuffled column's permutations
+    for x, _ in seeded_batches(data.val_set):
+        with torch.no_grad():
+            L, H = net(x)
+            rows.append(pool_bounds(L, H, net.tau, module.objective.critic_ab()))
+    return {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
+
+
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, then one markdown row per checkpoint."""
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+    data.setup()
+    print("| checkpoint | " + " | ".join(KEYS) + " |")
+    print("|---" * (len(KEYS) + 1) + "|")
+    for c in ckpts:
+        r = score(c, data)
+        print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
+    run(PROG, table, args.data, args.ckpts)
+
+
+if __name__ == "__main__":
+    main()
