@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from misseg.data.datamodule import FolderDataModule
 from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
@@ -36,3 +37,14 @@ def run(prog: str, work: Callable[..., Any], *args: Any) -> None:
     torch.set_num_threads(1)
     with reported_errors(f"{prog}: error"):
         work(*args)
+
+
+def checkpoint_table(root: str, ckpts: list[str], keys: tuple[str, ...], score: Callable[[str, Any], dict]) -> None:
+    """A markdown table, one row per checkpoint: score(ckpt, data) -> {key: value} on the set's 64 px eval view."""
+    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+    data.setup()
+    print("| checkpoint | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for c in ckpts:
+        r = score(c, data)
+        print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |", flush=True)

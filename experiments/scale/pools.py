@@ -13,7 +13,11 @@ generator seeded per run, so a row is reproducible.
 from __future__ import annotations
 
 import torch
-from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    checkpoint_table,
+    data_and_checkpoints,
+    run,
+)
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
@@ -49,13 +53,7 @@ def score(ckpt: str, data: FolderDataModule) -> dict[str, float]:
 
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-    data.setup()
-    print("| checkpoint | " + " | ".join(KEYS) + " |")
-    print("|---" * (len(KEYS) + 1) + "|")
-    for c in ckpts:
-        r = score(c, data)
-        print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
+    checkpoint_table(root, ckpts, KEYS, score)
 
 
 def main(argv: list[str] | None = None) -> None:

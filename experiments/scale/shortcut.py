@@ -8,7 +8,11 @@ as in training. Data: a folder set of make_data.py (shorter side 80 px).
 from __future__ import annotations
 
 import torch
-from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    checkpoint_table,
+    data_and_checkpoints,
+    run,
+)
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import assignment_ablation, seeded_batches
@@ -31,13 +35,7 @@ def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
 
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-    data.setup()
-    print("| checkpoint | " + " | ".join(KEYS) + " |")
-    print("|---" * (len(KEYS) + 1) + "|")
-    for c in ckpts:
-        r = ablate(c, data)
-        print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in KEYS) + " |", flush=True)
+    checkpoint_table(root, ckpts, KEYS, ablate)
 
 
 def main(argv: list[str] | None = None) -> None:
