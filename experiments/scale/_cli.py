@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import seeded_batches
 from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
@@ -48,3 +49,15 @@ def checkpoint_table(root: str, ckpts: list[str], keys: tuple[str, ...], score: 
     for c in ckpts:
         r = score(c, data)
         print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |", flush=True)
+
+
+def batch_means(
+    module: Any, data: FolderDataModule, keys: tuple[str, ...], per_batch: Callable[[torch.Tensor, torch.Tensor], dict]
+) -> dict[str, float]:
+    """{key: mean over the set's seeded eval batches of per_batch(L, H)}, L and H from the module's network."""
+    rows = []
+    for x, _ in seeded_batches(data.val_set):
+        with torch.no_grad():
+            L, H = module.model(x)
+            rows.append(per_batch(L, H))
+    return {k: sum(r[k] for r in rows) / len(rows) for k in keys}

@@ -6,23 +6,23 @@ the negatives of every option of model.objective.negatives: own_image (the image
 position of the other images: the thesis), local shuffled (a random other position of the other images) and mixed
 (own_image and local, half each). Why: section 23's lever trains on the mixed pool; this says which half each trained
 partition pays for (a map of position scores on own_image only, whole-image labels on local only). Batches of 16
-centre crops (64 px) in a seeded random order, as shortcut.py; the shuffled column draws its permutation from a
-generator seeded per run, so a row is reproducible.
+centre crops (64 px) in a seeded random order, as shortcut.py; the shuffled column draws its permutations from the
+global generator seeded once per checkpoint, so a row is reproducible.
 """
 
 from __future__ import annotations
 
 import torch
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    batch_means,
     checkpoint_table,
     data_and_checkpoints,
     run,
 )
 
 from misseg.data.datamodule import FolderDataModule
-from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
-from misseg.objectives.mi import jsd_bound, jsd_mixed, jsd_own_image, soft_assignment, soft_global
+from misseg.objectives.mi import jsd_bound, jsd_own_image, mix_pools, soft_assignment, soft_global
 
 PROG = "experiments/scale/pools.py"
 
@@ -32,23 +32,20 @@ KEYS = ("own_image", "local", "local_shuffled", "mixed")
 def pool_bounds(L: torch.Tensor, H: torch.Tensor, tau: float, critic=None) -> dict[str, float]:
     """The bound (eq. 4.12) of one batch against each pool of negatives, S from the checkpoint's own p'."""
     S = soft_global(soft_assignment(L, H, tau), H)
+    own, local = jsd_own_image(L, S, critic=critic), jsd_bound(L, S, critic=critic)
     return {
-        "own_image": float(jsd_own_image(L, S, critic=critic)["mi"]),
-        "local": float(jsd_bound(L, S, critic=critic)["mi"]),
+        "own_image": float(own["mi"]),
+        "local": float(local["mi"]),
         "local_shuffled": float(jsd_bound(L, S, negative_positions="shuffled", critic=critic)["mi"]),
-        "mixed": float(jsd_mixed(L, S, critic=critic)["mi"]),
+        "mixed": float(mix_pools(own, local)["mi"]),  # jsd_mixed without computing its two pools again
     }
 
 
 def score(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     module = load_module(ckpt).eval()
-    net, rows = module.model, []
+    critic = module.objective.critic_ab()
     torch.manual_seed(0)  # the shuffled column's permutations
-    for x, _ in seeded_batches(data.val_set):
-        with torch.no_grad():
-            L, H = net(x)
-            rows.append(pool_bounds(L, H, net.tau, module.objective.critic_ab()))
-    return {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
+    return batch_means(module, data, KEYS, lambda L, H: pool_bounds(L, H, module.model.tau, critic))
 
 
 def table(root: str, ckpts: list[str]) -> None:

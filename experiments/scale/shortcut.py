@@ -7,15 +7,15 @@ as in training. Data: a folder set of make_data.py (shorter side 80 px).
 
 from __future__ import annotations
 
-import torch
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    batch_means,
     checkpoint_table,
     data_and_checkpoints,
     run,
 )
 
 from misseg.data.datamodule import FolderDataModule
-from misseg.diagnostics.shortcut import assignment_ablation, seeded_batches
+from misseg.diagnostics.shortcut import assignment_ablation
 from misseg.lit.build import load_module
 
 PROG = "experiments/scale/shortcut.py"
@@ -25,12 +25,7 @@ KEYS = ("bound", "uniform", "other_image", "share_uniform", "H_between_k", "conf
 
 def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     module = load_module(ckpt).eval()
-    net, rows = module.model, []
-    for x, _ in seeded_batches(data.val_set):
-        with torch.no_grad():
-            L, H = net(x)
-        rows.append(assignment_ablation(L, H, net.tau))
-    return {k: sum(r[k] for r in rows) / len(rows) for k in KEYS}
+    return batch_means(module, data, KEYS, lambda L, H: assignment_ablation(L, H, module.model.tau))
 
 
 def table(root: str, ckpts: list[str]) -> None:

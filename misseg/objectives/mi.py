@@ -232,7 +232,11 @@ def jsd_mixed(
     batch only (no DDP gathering), like own_image. Measured on CamVid (section 23): the bands go, and the classes with
     them, since they too sit at the same place in every frame; rejected on 3 of 3 seeds."""
     own = jsd_own_image(L, S, valid, critic)
-    other = jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic)
+    return mix_pools(own, jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic))
+
+
+def mix_pools(own: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`jsd_mixed` from the terms of its two pools (`bound_terms` of each), for callers that have both already."""
     marginal = (own["marginal"] + other["marginal"]) / 2  # the joint term is the same pairs in both
     return {"mi": own["joint"] - marginal, "joint": own["joint"], "marginal": marginal}
 
