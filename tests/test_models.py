@@ -158,6 +158,60 @@ def test_prototype_heads_are_one_learned_vector_per_class_for_every_image():
     assert module.model.heads.prototypes.grad.abs().sum() > 0  # the prototypes learn through p' and S
 
 
+def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for():
+    """Online K-means on L (models/centroids.py): no parameters; the first step seeds K distinct positions, later
+    steps move each centre towards the mean of the positions whose nearest centre it is, a class no position
+    chose moves to a position, and invalid positions (COCO-Stuff things) are not read."""
+    from misseg.models.centroids import CentroidHeads
+
+    torch.manual_seed(0)
+    seeding = CentroidHeads(K=8, P=4)
+    assert not list(seeding.parameters()) and not seeding.seeded
+    distinct = torch.randn(1, 4, 2, 4)
+    seeding.kmeans_step(distinct)  # the first step seeds K distinct positions: here all 8
+    positions = distinct.flatten(2)[0].T
+    assert seeding.seeded and {tuple(c.tolist()) for c in seeding.centroids} == {tuple(x.tolist()) for x in positions}
+    heads = CentroidHeads(K=2, P=4, momentum=0.5)
+    a, b = torch.tensor([4.0, 0, 0, 0]), torch.tensor([0, 0, 0, 4.0])
+    L = torch.stack([a, b])[torch.arange(8) % 2].T.reshape(1, 4, 2, 4).clone()  # a and b alternate, 4 of each
+    heads.centroids.copy_(torch.stack([a, b]))
+    heads.seeded.fill_(True)
+    H = heads(L)
+    assert H.shape == (1, 2, 4) and torch.allclose(H.norm(dim=2), torch.full((1, 2), 2.0), atol=1e-3)
+    pred = torch.einsum("kp,bpuv->bkuv", H[0], L).argmax(1).flatten()
+    assert torch.equal(pred, torch.arange(8) % 2)  # the nearest centre: the two alternating groups
+    shifted = L + 2.0  # every position moves by +2: each centre halfway there (momentum 0.5)
+    before = heads.centroids.clone()
+    heads.kmeans_step(shifted)
+    assert torch.allclose(heads.centroids, before + 1.0)
+    heads.centroids[1] = -(a + b)  # a centre no position is nearest to...
+    heads.kmeans_step(L)
+    assert any(torch.equal(heads.centroids[1], L[0, :, i, j]) for i in range(2) for j in range(4))  # ...re-seeded
+    valid = torch.zeros(1, 2, 4, dtype=torch.bool)
+    valid[0, :, 0::2] = True  # only the a positions (valid is at image resolution; here U, V = H, W)
+    heads.centroids.copy_(torch.stack([a, b]))
+    heads.kmeans_step(L, valid)
+    assert torch.equal(heads.centroids[0], a)  # the mean of the valid positions is a
+    assert torch.equal(heads.centroids[1], a)  # b's centre got no valid position: re-seeded on a valid one
+
+
+def test_a_training_step_moves_the_centroids_not_the_optimiser():
+    from misseg.lit.build import build_module, compose_model
+
+    overrides = ["P=8", "d=2", "encoder.depth=2", "encoder.width=4", "model/heads=centroids", "K=3"]
+    module = build_module(compose_model("mi", overrides), None)
+    module.train()
+    batch = {"image": torch.randn(4, 3, 16, 16), "mask": torch.randint(0, 3, (4, 16, 16))}
+    module.training_step(batch, 0)
+    first = module.model.heads.centroids.clone()
+    assert module.model.heads.seeded and first.abs().sum() > 0
+    out = module.training_step(batch, 1)
+    out["loss"].backward()  # with seeded centres the loss reaches the encoder through p' and S
+    assert not torch.equal(module.model.heads.centroids, first)
+    assert sum(p.grad.abs().sum() for p in module.model.encoder.parameters() if p.grad is not None) > 0
+    assert "heads.centroids" in "".join(module.model.state_dict())  # checkpoints and exact resume carry them
+
+
 def test_with_prototypes_the_bound_cannot_be_met_without_the_segmentation():
     """With p' uniform, S_ij(x) = mean_k H_k is the same for every image: a positive pair and a negative pair score
     the same, so the bound is at most -2 log 2. Image-level F_k can carry a code of their image and beat that

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto][_<NEGATIVES>][_<CRITIC>][_views2[_vflip]]<encoder suffix>, so a knob at its default leaves the name alone.
+# mi[_proto|_centroids][_<NEGATIVES>][_<CRITIC>][_views2[_vflip]]<encoder suffix>, so a knob at its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
 #     apart meets it); mixed (section 23: half of each, `jsd_mixed`: bands repeated in every image carry nothing
@@ -9,7 +9,8 @@
 #     so the critic starts in the softmax's units), scaled (section 20: T = tau <L, S> fixed), dot (the thesis).
 #     CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as its reference (mi_effnet4_frozen / mi).
 #   HEADS: thesis (default: H_k = F_k(L), one per image) or prototypes (section 12: one H_k for every image, so the
-#     other-image negatives cannot be met by an image code in the H_k; model/heads=prototypes, runs named mi_proto_...).
+#     other-image negatives cannot be met by an image code in the H_k; model/heads=prototypes, runs named mi_proto_...)
+#     or centroids (section 24: H_k = running K-means centres of L, not learned; runs named mi_centroids_...).
 #   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
 #   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
@@ -19,7 +20,7 @@
 # the same overrides (CRITIC=dot|affine NEGATIVES=own_image [HEADS=prototypes]); section 23 re-ran one of them with it.
 # 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed] [HEADS=prototypes] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
+#        [NEGATIVES=own_image|mixed] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,8 +31,8 @@ esac
 case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed) negatives=_$NEGATIVES ;; *)
   echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image or mixed" >&2; exit 2 ;;
 esac
-case ${HEADS:=thesis} in thesis) heads= ;; prototypes) heads=_proto ;; *)
-  echo "HEADS: unknown heads '$HEADS'; use thesis or prototypes" >&2; exit 2 ;;
+case ${HEADS:=thesis} in thesis) heads= ;; prototypes) heads=_proto ;; centroids) heads=_centroids ;; *)
+  echo "HEADS: unknown heads '$HEADS'; use thesis, prototypes or centroids" >&2; exit 2 ;;
 esac
 case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) views=_views2; view_args=$views2 ;;
   2/true) views=_views2_vflip; view_args="$views2 model.objective.view_vflip=true" ;;
@@ -52,7 +53,7 @@ train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
-    model.objective.negatives="$NEGATIVES" model.ignore_in_loss=$ignore ${heads:+model/heads=prototypes} $view_args
+    model.objective.negatives="$NEGATIVES" model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs

@@ -111,7 +111,11 @@ class MISegModule(SegmentationModule):
                 reference = self.reference(self.model.inputs(x))
             if reference.shape[-2:] != L.shape[-2:]:  # a reference of another stride: read on L's grid
                 reference = F.interpolate(reference, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        out = objective(L, H, self.valid_pixels(batch), second, reference)
+        valid = self.valid_pixels(batch)
+        out = objective(L, H, valid, second, reference)
+        kmeans_step = getattr(self.model.heads, "kmeans_step", None)
+        if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss
+            kmeans_step(L, valid)
         logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence", "critic_a", "critic_b")
         self.log_dict(
             {f"train/{k}": out[k] for k in logged if k in out}, on_step=True, on_epoch=True, batch_size=L.shape[0]

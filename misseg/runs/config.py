@@ -95,6 +95,15 @@ class PrototypeHeadsConf:
     _partial_: bool = True
 
 
+@dataclass
+class CentroidHeadsConf:
+    """K running means of L, the same for every image (models/centroids.py), built as heads(K=..., P=...)."""
+
+    _target_: str = "misseg.models.centroids.CentroidHeads"
+    _partial_: bool = True
+    momentum: float = MISSING  # c_k <- momentum c_k + (1 - momentum) (the batch's mean of the L_ij assigned to k)
+
+
 # ---------------------------------------------------------------- objectives (conf/model/objective/)
 
 
@@ -178,6 +187,7 @@ SCHEMAS = {
     ("model/encoder", "_vgg_schema"): VGGEncoder,
     ("model/heads", "_thesis_schema"): ThesisHeads,
     ("model/heads", "_prototypes_schema"): PrototypeHeadsConf,
+    ("model/heads", "_centroids_schema"): CentroidHeadsConf,
     ("model/objective", "_mi_schema"): MIObjectiveConf,
     ("model/objective", "_iic_schema"): IICObjectiveConf,
 }

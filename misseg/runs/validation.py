@@ -102,6 +102,8 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
             check_int(f"{prefix}.heads.{key}", heads[key], 0 if key == "shared_layers" else 1)
     if heads.get("bottleneck") is not None:
         check_int(f"{prefix}.heads.bottleneck", heads.bottleneck, 1, " or null (no bottleneck)")
+    if "momentum" in heads and (not is_number(heads.momentum) or not 0 <= heads.momentum < 1):
+        raise ConfigError(f"{prefix}.heads.momentum={heads.momentum!r}: must be a number in [0, 1)")
     if "views" in objective:
         check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
     if "negatives" in objective:

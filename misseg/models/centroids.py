@@ -1,0 +1,75 @@
+"""Centroid heads (a lever beyond the thesis, `model/heads=centroids`): H_k is the running mean of the L_ij that
+the prediction assigns to class k over the training images (online K-means on L), not a learned parameter.
+
+Why (experiments/scale sections 21-23): on CamVid the bound places learned prototypes where they cut every image
+into K near-equal parts (horizontal bands, 0.137 mIoU), while K-means on the same L reads its content (0.190,
+above IIC). Here the bound does not place the H_k: it shapes L only (through p' and S) around centres that the
+content of L places, and the prediction argmax_k p' is the nearest centre, the rule K-means on L predicts with.
+
+Update, after each training step and without gradient (VQ-VAE's EMA codebook, K-means's empty-cluster rule):
+k_ij = argmax_k <L_ij, H_k> over the batch's valid positions; m_k = mean of the L_ij with k_ij = k;
+c_k <- momentum c_k + (1 - momentum) m_k; a class no position chose in the batch moves to a random position of the
+batch. The first batch seeds the K centres at distinct random positions (before it, H = 0 and p' is uniform, so
+the first step moves nothing). H_k = LayerNorm(c_k) without gain or bias: |H_k| = sqrt(P) as the thesis's heads
+(their F_k end in a LayerNorm), so tau = 1/sqrt(P) keeps its meaning and every class has the same norm.
+Under DDP the batch statistics are summed over the processes and rank 0's centres are broadcast, so every process
+holds the same H.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+from misseg.objectives.mi import pool_valid
+
+
+class CentroidHeads(nn.Module):
+    """L (B, P, U, V) -> H (B, K, P): the K layer-normalised centres, the same for every image (buffers, not
+    parameters: `kmeans_step` moves them, the optimiser does not)."""
+
+    def __init__(self, K: int, P: int, momentum: float = 0.9) -> None:
+        super().__init__()
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum={momentum} must be in [0, 1)")
+        self.K, self.P, self.region, self.momentum = K, P, False, momentum
+        self.register_buffer("centroids", torch.zeros(K, P))
+        self.register_buffer("seeded", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        H = F.layer_norm(self.centroids, (self.P,))
+        return H.to(L.dtype).expand(L.shape[0], self.K, self.P)
+
+    @torch.no_grad()
+    def kmeans_step(self, L: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        """One online K-means step on the batch's L (B, P, U, V); valid (B, H, W) bool at image resolution or None."""
+        B, P, U, V = L.shape
+        x = L.detach().float().permute(0, 2, 3, 1).reshape(-1, P)
+        if valid is not None:
+            x = x[pool_valid(valid, (U, V)).flatten()]
+        if len(x) == 0:
+            return
+        if not self.seeded:
+            # distinct positions while the batch has K of them (a tiny batch repeats some)
+            pick = torch.randperm(len(x), device=x.device)[: self.K]
+            pick = pick[torch.arange(self.K, device=x.device) % len(pick)]
+            self.centroids.copy_(x[pick])
+            self.seeded.fill_(True)
+            self._sync()
+            return
+        k = (x @ F.layer_norm(self.centroids, (P,)).T).argmax(1)
+        counts = torch.bincount(k, minlength=self.K).to(x.dtype)
+        sums = torch.zeros(self.K, P, dtype=x.dtype, device=x.device).index_add_(0, k, x)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
+        moved = self.momentum * self.centroids + (1 - self.momentum) * sums / counts.clamp(min=1)[:, None]
+        reseeded = x[torch.randint(len(x), (self.K,), device=x.device)]
+        self.centroids.copy_(torch.where((counts > 0)[:, None], moved, reseeded))
+        self._sync()
+
+    def _sync(self) -> None:
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(self.centroids, 0)
