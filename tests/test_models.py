@@ -212,6 +212,19 @@ def test_a_training_step_moves_the_centroids_not_the_optimiser():
     assert "heads.centroids" in "".join(module.model.state_dict())  # checkpoints and exact resume carry them
 
 
+def test_a_centroid_momentum_outside_0_1_is_refused_by_name():
+    from omegaconf import OmegaConf
+
+    from misseg.lit.build import compose_model
+    from misseg.runs.errors import ConfigError
+    from misseg.runs.validation import check_model_parts
+
+    check_model_parts(OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.momentum=0.0"])))
+    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.momentum=1.0"]))
+    with pytest.raises(ConfigError, match=r"model.heads.momentum=1.0: must be a number in \[0, 1\)"):
+        check_model_parts(bad)
+
+
 def test_with_prototypes_the_bound_cannot_be_met_without_the_segmentation():
     """With p' uniform, S_ij(x) = mean_k H_k is the same for every image: a positive pair and a negative pair score
     the same, so the bound is at most -2 log 2. Image-level F_k can carry a code of their image and beat that

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+# the positions the loss reads are the positions the centres read: one rule for pooling the valid mask to L's grid
 from misseg.objectives.mi import pool_valid
 
 
