@@ -140,6 +140,40 @@ def test_global_negatives_across_two_gloo_ranks(tmp_path):
         assert not torch.allclose(got["loss"], local)
 
 
+def centroid_data():
+    g = torch.Generator().manual_seed(5)
+    return torch.randn(4, 6, 3, 3, generator=g), torch.randn(3, 6, generator=g)  # 2 ranks x B=2, K=3 centres
+
+
+def centroid_worker(rank: int, world: int, port: int, out: str) -> None:
+    from misseg.models.centroids import CentroidHeads
+
+    init_gloo(rank, world, port)
+    L, centres = centroid_data()
+    heads = CentroidHeads(K=3, P=6, momentum=0.5)
+    heads.centroids.copy_(centres)
+    heads.seeded.fill_(True)
+    heads.kmeans_step(L[2 * rank : 2 * rank + 2])
+    torch.save(heads.centroids, Path(out, f"{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_centroid_heads_step_on_the_batch_of_all_ranks(tmp_path):
+    """Each rank sees half the batch; both end with the centres one process gets from the whole batch."""
+    from misseg.models.centroids import CentroidHeads
+
+    mp.start_processes(centroid_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    L, centres = centroid_data()
+    heads = CentroidHeads(K=3, P=6, momentum=0.5)
+    heads.centroids.copy_(centres)
+    heads.seeded.fill_(True)
+    k = torch.einsum("bpuv,kp->bkuv", L, F.layer_norm(centres, (6,))).argmax(1)
+    assert len(k.unique()) == 3  # no class is re-seeded (that draw is rank 0's own)
+    heads.kmeans_step(L)
+    for rank in (0, 1):
+        assert torch.allclose(torch.load(tmp_path / f"{rank}.pt"), heads.centroids, atol=1e-6)
+
+
 # ---------------------------------------------------------------- Lightning: ddp_fork (= ddp_spawn without re-import)
 
 
