@@ -12,9 +12,8 @@ c_k <- momentum c_k + (1 - momentum) m_k; a class no position chose in the batch
 batch. The first batch seeds the K centres at distinct random positions (before it, H = 0 and p' is uniform, so
 the first step moves nothing). H_k = LayerNorm(c_k) without gain or bias: |H_k| = sqrt(P) as the thesis's heads
 (their F_k end in a LayerNorm), so tau = 1/sqrt(P) keeps its meaning and every class has the same norm.
-Under DDP the batch statistics are summed over the processes and rank 0's centres are broadcast (so a re-seeding draw
-is rank 0's), and every process
-holds the same H.
+Under DDP the batch statistics are summed over the processes and rank 0's centres are broadcast (a re-seeding draw
+is rank 0's), so every process holds the same H.
 """
 
 from __future__ import annotations
