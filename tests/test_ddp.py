@@ -158,6 +158,36 @@ def centroid_worker(rank: int, world: int, port: int, out: str) -> None:
     dist.destroy_process_group()
 
 
+def centroid_empty_worker(rank: int, world: int, port: int, out: str) -> None:
+    from misseg.models.centroids import CentroidHeads
+
+    init_gloo(rank, world, port)
+    L, centres = centroid_data()
+    heads = CentroidHeads(K=3, P=6, momentum=0.5)
+    heads.centroids.copy_(centres)
+    heads.seeded.fill_(True)
+    valid = torch.full((2, 3, 3), rank == 0)  # rank 1's batch has no valid position
+    heads.kmeans_step(L[2 * rank : 2 * rank + 2], valid)
+    torch.save(heads.centroids, Path(out, f"{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_a_rank_without_valid_positions_still_joins_the_centroid_step(tmp_path):
+    """No hang, and both ranks end with the centres of rank 0's positions alone."""
+    from misseg.models.centroids import CentroidHeads
+
+    mp.start_processes(centroid_empty_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    L, centres = centroid_data()
+    heads = CentroidHeads(K=3, P=6, momentum=0.5)
+    heads.centroids.copy_(centres)
+    heads.seeded.fill_(True)
+    k = torch.einsum("bpuv,kp->bkuv", L[:2], F.layer_norm(centres, (6,))).argmax(1)
+    assert len(k.unique()) == 3  # no class is re-seeded
+    heads.kmeans_step(L[:2])
+    for rank in (0, 1):
+        assert torch.allclose(torch.load(tmp_path / f"{rank}.pt"), heads.centroids, atol=1e-6)
+
+
 def test_centroid_heads_step_on_the_batch_of_all_ranks(tmp_path):
     """Each rank sees half the batch; both end with the centres one process gets from the whole batch."""
     from misseg.models.centroids import CentroidHeads

@@ -193,6 +193,9 @@ def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for()
     heads.kmeans_step(L, valid)
     assert torch.equal(heads.centroids[0], a)  # the mean of the valid positions is a
     assert torch.equal(heads.centroids[1], a)  # b's centre got no valid position: re-seeded on a valid one
+    before = heads.centroids.clone()
+    heads.kmeans_step(L, torch.zeros(1, 2, 4, dtype=torch.bool))  # no valid position: nothing moves
+    assert torch.equal(heads.centroids, before)
 
 
 def test_a_training_step_moves_the_centroids_not_the_optimiser():

@@ -50,24 +50,25 @@ class CentroidHeads(nn.Module):
         x = L.detach().float().permute(0, 2, 3, 1).reshape(-1, P)
         if valid is not None:
             x = x[pool_valid(valid, (U, V)).flatten()]
-        if len(x) == 0:
+        distributed = dist.is_available() and dist.is_initialized()
+        if len(x) == 0 and not distributed:  # no valid position (e.g. all COCO-Stuff things): nothing to learn from
             return
+        # under DDP a rank with no valid position still takes part in the collectives below (rank 0's draw wins)
         if not self.seeded:
-            # distinct positions while the batch has K of them (a tiny batch repeats some)
-            pick = torch.randperm(len(x), device=x.device)[: self.K]
-            pick = pick[torch.arange(self.K, device=x.device) % len(pick)]
-            self.centroids.copy_(x[pick])
+            if len(x):  # distinct positions while the batch has K of them (a tiny batch repeats some)
+                pick = torch.randperm(len(x), device=x.device)[: self.K]
+                self.centroids.copy_(x[pick[torch.arange(self.K, device=x.device) % len(pick)]])
             self.seeded.fill_(True)
             self._sync()
             return
         k = (x @ F.layer_norm(self.centroids, (P,)).T).argmax(1)
         counts = torch.bincount(k, minlength=self.K).to(x.dtype)
         sums = torch.zeros(self.K, P, dtype=x.dtype, device=x.device).index_add_(0, k, x)
-        if dist.is_available() and dist.is_initialized():
+        if distributed:
             dist.all_reduce(counts)
             dist.all_reduce(sums)
         moved = self.momentum * self.centroids + (1 - self.momentum) * sums / counts.clamp(min=1)[:, None]
-        reseeded = x[torch.randint(len(x), (self.K,), device=x.device)]
+        reseeded = x[torch.randint(len(x), (self.K,), device=x.device)] if len(x) else self.centroids
         self.centroids.copy_(torch.where((counts > 0)[:, None], moved, reseeded))
         self._sync()
 
