@@ -11,6 +11,7 @@ from misseg.objectives.mi import (
     jsd_bound,
     jsd_mixed,
     jsd_own_image,
+    jsd_uniform_heads,
     jsd_with_negatives,
     mi_objective,
     pool_valid,
@@ -275,6 +276,56 @@ def test_mixed_negatives_average_the_two_pools_and_rule_out_both_shortcuts():
     assert jsd_own_image(bands, bands)["mi"] > jsd_bound(bands, bands)["mi"] + 4
     assert jsd_bound(whole, whole)["mi"] > jsd_own_image(whole, whole)["mi"] + 4
     assert mixed["content"] > max(mixed["bands"], mixed["whole"]) + 2
+
+
+def test_head_negatives_pair_each_position_with_every_high_level_feature():
+    """negatives="heads": the joint of eq. 4.12, and the marginal over (valid position, k) of softplus(T(L_ij, H_k)),
+    each of the image's K H_k once (a loop); the critic applies to both."""
+    torch.manual_seed(11)
+    B, K, P, U, V = 2, 3, 4, 2, 3
+    L, H = torch.randn(B, P, U, V), torch.randn(B, K, P)
+    S = soft_global(soft_assignment(L, H, 0.5), H)
+    valid = torch.rand(B, U, V) > 0.3
+    out = jsd_with_negatives(L, S, valid, "heads", critic=(0.5, 0.1), H=H)
+    terms = [
+        F.softplus(0.5 * (L[b, :, i, j] @ H[b, k]) + 0.1)
+        for b in range(B)
+        for i in range(U)
+        for j in range(V)
+        for k in range(K)
+        if valid[b, i, j]
+    ]
+    assert torch.allclose(out["marginal"], torch.stack(terms).mean(), atol=1e-6)
+    assert torch.allclose(out["joint"], jsd_bound(L, S, valid, critic=(0.5, 0.1))["joint"])
+    assert torch.allclose(jsd_uniform_heads(L, S, H, valid, (0.5, 0.1))["mi"], out["mi"])
+    with pytest.raises(ValueError, match="needs the high-level features"):
+        jsd_with_negatives(L, S, valid, "heads")
+
+
+def test_head_negatives_do_not_reward_equal_clusters():
+    """The mechanism: with a confident assignment (S_ij = H_k of its cluster), the bound given the image scores an
+    equal split of every image above a 3:1 split, and the thesis's bound scores a set-balanced split above one
+    cluster for most positions; against the K H_k, 1/K each, the sizes drop out and all of them score the same."""
+    B, P, U, V = 4, 2, 4, 4
+    H = torch.tensor([[3.0, 0.0], [-3.0, 0.0]]).expand(B, 2, P)
+
+    def hard(rows_in_first: int, flip_odd: bool = False) -> torch.Tensor:  # S = L = H_k of each position's cluster
+        k = torch.zeros(B, U, V, dtype=torch.long)
+        k[:, rows_in_first:] = 1
+        if flip_odd:
+            k[1::2] = 1 - k[1::2]
+        return H[0][k].permute(0, 3, 1, 2).contiguous()
+
+    equal, unequal = hard(2), hard(3)
+    assert jsd_own_image(equal, equal)["mi"] > jsd_own_image(unequal, unequal)["mi"] + 0.3
+    balanced_set = hard(3, flip_odd=True)  # 3:1 in every image, 1:1 over the set
+    assert jsd_bound(balanced_set, balanced_set)["mi"] > jsd_bound(unequal, unequal)["mi"] + 0.3
+    scores_ = [
+        jsd_uniform_heads(x, x, H)["mi"] for x in (equal, unequal, balanced_set, hard(4))
+    ]  # hard(4): one cluster
+    assert all(torch.allclose(s, scores_[0]) for s in scores_)
+    with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=heads"):
+        MIObjective(tau=1.0, negatives="heads", negative_positions="shuffled")
 
 
 def test_affine_critic_scales_the_pairs_values_and_learns_its_scale_and_bias():

@@ -5,6 +5,8 @@
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
 #     apart meets it); mixed (section 23: half of each, `jsd_mixed`: bands repeated in every image carry nothing
 #     against the other-image half, whole-image labels nothing against the own-image half).
+#     heads (section 25: the K H_k, 1/K each, `jsd_uniform_heads`: the bound no longer rewards equal clusters;
+#     with HEADS=centroids, whose re-seeding stands against its one-cluster optimum).
 #   CRITIC (model.objective.critic): affine (default; section 19: T = a <L, S> + b, a = tau exp(s), s and b learned,
 #     so the critic starts in the softmax's units), scaled (section 20: T = tau <L, S> fixed), dot (the thesis).
 #     CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as its reference (mi_effnet4_frozen / mi).
@@ -20,7 +22,7 @@
 # the same overrides (CRITIC=dot|affine NEGATIVES=own_image [HEADS=prototypes]); section 23 re-ran one of them with it.
 # 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
+#        [NEGATIVES=own_image|mixed|heads] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,8 +30,8 @@ source experiments/scale/common.sh
 case ${CRITIC:=affine} in dot) critic= ;; affine | scaled) critic=_$CRITIC ;; *)
   echo "CRITIC: unknown critic '$CRITIC'; use affine, scaled or dot" >&2; exit 2 ;;
 esac
-case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed) negatives=_$NEGATIVES ;; *)
-  echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image or mixed" >&2; exit 2 ;;
+case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed | heads) negatives=_$NEGATIVES ;; *)
+  echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image, mixed or heads" >&2; exit 2 ;;
 esac
 case ${HEADS:=thesis} in thesis) heads= ;; prototypes) heads=_proto ;; centroids) heads=_centroids ;; *)
   echo "HEADS: unknown heads '$HEADS'; use thesis, prototypes or centroids" >&2; exit 2 ;;

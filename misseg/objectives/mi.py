@@ -235,6 +235,26 @@ def jsd_mixed(
     return mix_pools(own, jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic))
 
 
+def jsd_uniform_heads(
+    L: torch.Tensor, S: torch.Tensor, H: torch.Tensor, valid: torch.Tensor | None = None, critic: Critic | None = None
+) -> dict[str, torch.Tensor]:
+    """A lever beyond the thesis: eq. 4.12 with E_marginal pairing L_ij(x) with each of the image's K high-level
+    features H_k, each with weight 1/K, in place of S at other positions or images.
+    Why: eq. 4.12 bounds a divergence between the joint p(L, S) and the product of p(L) with the distribution the
+    negatives draw S from. Drawn from the data (the thesis, own_image), that is I(L; S) = H(S) - H(S | L), and
+    H(S) is largest for equal clusters: over the batch, or given the image for own_image, where CamVid's clusters
+    became K near-equal bands of every image (experiments/scale sections 21-24). Drawn uniformly from the K H_k, the
+    KL form is I(L; S) + KL(p(S) || 1/K) = log K - H(S | L): the sizes of the clusters drop out, and what is left
+    rewards a confident assignment, whatever the sizes. Its degenerate optimum is one cluster for everything, so
+    it needs heads that the bound does not place (model/heads=centroids re-seeds an empty class). B x K x UV
+    values, the cheapest pool."""
+    B, _, U, V = L.shape
+    if valid is None:
+        valid = torch.ones(B, U, V, dtype=torch.bool, device=L.device)
+    T_marginal = scores(L, H)  # (B, K, U, V): <L_ij, H_k> for every k
+    return bound_terms((L * S).sum(1), valid, T_marginal, valid[:, None].expand_as(T_marginal), critic)
+
+
 def mix_pools(own: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`jsd_mixed` from the terms of its two pools (`bound_terms` of each), for callers that have both already."""
     marginal = (own["marginal"] + other["marginal"]) / 2  # the joint term is the same pairs in both
@@ -265,11 +285,17 @@ def jsd_with_negatives(
     negatives: str = "local",
     negative_positions: str = "same",
     critic: Critic | None = None,
+    H: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global"), or
     `jsd_own_image` ("own_image": every other position of the same image; no DDP communication), or "mixed": half
-    of the negatives' weight on each of own_image and local (`jsd_mixed`)."""
+    of the negatives' weight on each of own_image and local (`jsd_mixed`), or "heads": the K high-level features H
+    (B, K, P) that S is built from, 1/K each (`jsd_uniform_heads`)."""
     check_option("negatives", negatives, NEGATIVES)
+    if negatives == "heads":
+        if H is None:
+            raise ValueError("negatives='heads' needs the high-level features H that S is built from")
+        return jsd_uniform_heads(L, S, H, valid, critic)
     if negatives == "own_image":
         check_own_image(negatives, negative_positions)
         return jsd_own_image(L, S, valid, critic)
@@ -302,13 +328,14 @@ def mi_objective(
     weighting, so only the critic's direct dependence on L and H is trained.
     negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
     communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`); "own_image" = the
-    other positions of the same image (`jsd_own_image`); "mixed" = own_image and local, half each (`jsd_mixed`).
+    other positions of the same image (`jsd_own_image`); "mixed" = own_image and local, half each (`jsd_mixed`);
+    "heads" = the K H_k, 1/K each (`jsd_uniform_heads`).
     hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
     critic: (a, b) of the critic a <L, S> + b (`bound_terms`).
     """
     p = soft_assignment(L, H, tau)
     S = soft_global(weights_of_S(p, detach_assignment, hard_assignment), H)
-    out = jsd_with_negatives(L, S, valid, negatives, negative_positions, critic)
+    out = jsd_with_negatives(L, S, valid, negatives, negative_positions, critic, H)
     out["loss"] = -out["mi"]
     out["p"], out["S"] = p, S
     return out
@@ -340,7 +367,8 @@ class MIObjective(nn.Module):
     image (horizontal flip undone), negatives with S_ij of the other view of every other image;
     symmetrised over the two views.
     negatives: "local" (this process's batch, the thesis), "global" (gathered from all DDP ranks), "own_image"
-    (the other positions of the same image: `jsd_own_image`) or "mixed" (own_image and local, half each: `jsd_mixed`).
+    (the other positions of the same image: `jsd_own_image`), "mixed" (own_image and local, half each: `jsd_mixed`)
+    or "heads" (the K high-level features, 1/K each: `jsd_uniform_heads`).
     negative_positions: "same" (the thesis) or "shuffled" (`jsd_bound`).
     correspondence_weight: subtract w * `correspondence_joint` (positives at the corresponding position of another
     image) from the loss; forward's `reference` gives the features the correspondences are read from (the method
@@ -437,8 +465,8 @@ class MIObjective(nn.Module):
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
             S1 = soft_global(weights_of_S(p1, self.detach_assignment, self.hard_assignment), H)
             S2 = soft_global(weights_of_S(p2, self.detach_assignment, self.hard_assignment), H2)
-            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions, critic)
-            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions, critic)
+            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions, critic, H2)
+            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions, critic, H)
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"], S = -out["mi"], p1, S1
             ps, pairs = (
