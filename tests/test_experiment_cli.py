@@ -475,3 +475,27 @@ def test_the_scale_shell_scripts_refuse_bad_input_in_one_line_before_any_run(tmp
     assert r.returncode == 2, r.stderr
     assert r.stdout == "" and r.stderr.count("\n") == 1 and expected.format(**fill) in r.stderr
     assert not (tmp_path / "calls").exists() and not any(runs.rglob("*"))  # nothing run, nothing written
+
+
+def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
+    """lever() (common.sh) writes RUN/agreement.md after training with NO_DIAG=1 (the lever scripts' headers and the
+    section commands that read it with levers_table.py --agreement rely on it), and skips the diagnosis."""
+    import os
+    import subprocess
+
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"  # a stand-in interpreter: records each call, makes the run's folder as training
+    python.write_text(  # would, prints a line (the agreement table)
+        f'#!/bin/sh\necho "$*" >> {calls}\n'
+        'for a in "$@"; do case $a in hydra.run.dir=*) mkdir -p "${a#hydra.run.dir=}" ;; esac; done\necho table\n'
+    )
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "NO_DIAG"}
+    env.update(SMALL=str(tmp_path / "small"), RUNS=str(tmp_path / "runs"), PY=str(python), NO_DIAG="1")
+    script = "source experiments/scale/common.sh; lever ccp_persons 2 0 mi_x model.K=2"
+    r = subprocess.run(["bash", "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 2 and "misseg.train" in lines[0]  # no diagnose.sh call between them
+    assert "experiments/scale/agreement.py" in lines[1] and "seed0/mi_x/checkpoints/step00450.ckpt" in lines[1]
+    assert (tmp_path / "runs/small/ccp_persons/seed0/mi_x/agreement.md").read_text() == "table\n"

@@ -47,11 +47,12 @@ train450() {
   [ -n "${NO_DIAG:-}" ] || STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
 }
 
-# lever SET K SEED NAME ARGS...: train450, then agreement.py's description of the clusters (RUN/agreement.md)
+# lever SET K SEED NAME ARGS...: train450, then agreement.py's description of the clusters (RUN/agreement.md), NO_DIAG
+# or not: it reads the clusters only (1-3 min), and the lever scripts that set NO_DIAG promise it
 lever() {
   local d="$RUNS/small/$1/seed$3/$4"
   train450 "$@"
-  [ -n "${NO_DIAG:-}" ] || [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
+  [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
     > "$d/agreement.md" 2>/dev/null
 }
 
