@@ -354,6 +354,32 @@ def test_affine_critic_scales_the_pairs_values_and_learns_its_scale_and_bias():
         MIObjective(tau=1.0, critic="cosine")
 
 
+def test_centred_heads_keep_p_and_drop_the_score_every_pair_shares():
+    """centre_heads: p' is unchanged; the bound no longer moves when one vector m is added to every H_k (the mean of
+    L that centroid heads carry), while the uncentred bound does and sits far below its range; with shared heads the
+    joint and marginal scores of each L_ij move by the same -<L_ij, mean_k H_k>, checked by hand."""
+    torch.manual_seed(5)
+    B, K, P, U, V = 3, 4, 6, 2, 3
+    L = torch.randn(B, P, U, V)
+    H = torch.randn(K, P).expand(B, K, P)  # shared by every image, as prototypes and centroids
+    m = 3 * torch.randn(P)
+    for negatives in ("heads", "own_image", "local"):
+        plain = MIObjective(tau=0.5, negatives=negatives)
+        centred = MIObjective(tau=0.5, negatives=negatives, centre_heads=True)
+        assert torch.allclose(centred(L, H)["p"], plain(L, H)["p"], atol=1e-6)
+        assert torch.allclose(centred(L, H + m)["mi"], centred(L, H)["mi"], atol=1e-5)
+        assert not torch.allclose(plain(L, H + m)["mi"], plain(L, H)["mi"], atol=1e-2)
+    Hc = H - H.mean(1, keepdim=True)
+    S = soft_global(soft_assignment(L, H, 0.5), Hc)
+    for negatives in ("heads", "own_image", "local"):
+        by_hand = jsd_with_negatives(L, S, negatives=negatives, H=Hc)["mi"]
+        assert torch.allclose(MIObjective(0.5, negatives=negatives, centre_heads=True)(L, H)["mi"], by_hand)
+    # the shared score is what saturates the bound: where L too carries m, every pair's score is about |m|^2
+    L_m, H_m = L + m[None, :, None, None], H + m
+    assert MIObjective(tau=0.5, negatives="heads")(L_m, H_m)["mi"] < -10
+    assert MIObjective(tau=0.5, negatives="heads", centre_heads=True)(L_m, H_m)["mi"] > -4
+
+
 def test_scaled_critic_is_the_affine_critics_start_held_fixed():
     """critic="scaled": T = tau <L, S> with nothing learned, the same bound as "affine" before its first step, and as
     the thesis's critic on L scaled by tau; no parameters, so there is nothing for the optimizer."""

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_<CRITIC>][_views2[_vflip]]<encoder suffix>, so a knob at its default leaves the name alone.
+# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]]<encoder suffix>, so a knob at its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
 #     apart meets it); mixed (section 23: half of each, `jsd_mixed`: bands repeated in every image carry nothing
@@ -9,6 +9,8 @@
 #     with HEADS=centroids, whose re-seeding stands against its one-cluster optimum).
 #   ENTROPY=W (model.objective.entropy_weight, section 25): subtract W * H(E[p']) over the batch (IIC's prior on the
 #     cluster marginal) from the loss; 0 (default) leaves it and the name alone.
+#   CENTRE=true (model.objective.centre_heads, section 26): the H_k minus their mean over k before the bound (p'
+#     unchanged; the score <L_ij, mean_k H_k> that every pair of L_ij shares goes); false (default) leaves the name.
 #   CRITIC (model.objective.critic): affine (default; section 19: T = a <L, S> + b, a = tau exp(s), s and b learned,
 #     so the critic starts in the softmax's units), scaled (section 20: T = tau <L, S> fixed), dot (the thesis).
 #     CRITIC=dot NEGATIVES=local is the thesis's objective itself, named as its reference (mi_effnet4_frozen / mi).
@@ -24,7 +26,7 @@
 # the same overrides (CRITIC=dot|affine NEGATIVES=own_image [HEADS=prototypes]); section 23 re-ran one of them with it.
 # 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads] [ENTROPY=1] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
+#        [NEGATIVES=own_image|mixed|heads] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,6 +40,9 @@ esac
 ENTROPY=${ENTROPY:-0}
 [[ $ENTROPY =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "ENTROPY: '$ENTROPY' is not a weight; use a number >= 0, e.g. 1" >&2; exit 2; }
 entropy=$(awk -v w="$ENTROPY" 'BEGIN { if (w + 0 > 0) printf "_entropy%g", w }')
+case ${CENTRE:=false} in false) centred= ;; true) centred=_centred ;; *)
+  echo "CENTRE: '$CENTRE' is not a switch; use true or false" >&2; exit 2 ;;
+esac
 case ${HEADS:=thesis} in thesis) heads= ;; prototypes) heads=_proto ;; centroids) heads=_centroids ;; *)
   echo "HEADS: unknown heads '$HEADS'; use thesis, prototypes or centroids" >&2; exit 2 ;;
 esac
@@ -55,12 +60,13 @@ check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-name_of() { echo "mi${heads}${negatives}${entropy}${critic}${views}${suffix}"; }  # name_of METHOD: the run's folder name
+name_of() { echo "mi${heads}${negatives}${entropy}${centred}${critic}${views}${suffix}"; }  # name_of METHOD: the run's folder name
 train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
-    model.objective.negatives="$NEGATIVES" model.objective.entropy_weight="$ENTROPY" model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args
+    model.objective.negatives="$NEGATIVES" model.objective.entropy_weight="$ENTROPY" \
+    model.objective.centre_heads=$CENTRE model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs

@@ -341,6 +341,12 @@ def mi_objective(
     return out
 
 
+def centre(H: torch.Tensor) -> torch.Tensor:
+    """H_k - (1/K) sum_k' H_k' per image (`MIObjective`'s centre_heads): p' = softmax_k(tau <L, H_k>) is unchanged.
+    (B, K, P) -> (B, K, P)"""
+    return H - H.mean(1, keepdim=True)
+
+
 def marginal_entropy(p: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """H(E[p']): entropy of the cluster marginal over the batch's valid positions (IIC's H(z), anti-collapse)."""
     w = torch.ones_like(p[:, :1]) if valid is None else valid[:, None].to(p.dtype)
@@ -386,6 +392,14 @@ class MIObjective(nn.Module):
     for a clean in-image split at K = 2), and <L, S> starts far outside it (the bound at step 0 is about -14 at
     P = 256); in the units of the softmax's logits (tau) the critic starts inside that range, and learning a and b
     leaves the sharpness of p' (tau <L, H_k>) free of the critic's scale.
+    centre_heads (a lever): every H_k minus the mean over k of the H_k (`centre`) before eq. 4.8-4.12. p' is
+    unchanged (the softmax over k ignores a shift common to every k), and with heads shared by every image
+    (prototypes, centroids) or negatives="heads" so is every difference T_joint - T_marginal the critic has to tell
+    apart; what goes is the score <L_ij, mean_k H_k> that the joint and every marginal pair of L_ij share.
+    Why: centroid heads are means of L and carry its mean, so that shared score is large (the bound at -6 to -11,
+    the joint term at 0: experiments/scale section 26) and the loss's gradient is mostly "lower <L_ij, mean_k H_k>
+    at every position", the same push for every patch, which the affine critic's bias is too slow to absorb.
+    Centred, the bound is unchanged by any vector added to every H_k.
     """
 
     def __init__(
@@ -405,6 +419,7 @@ class MIObjective(nn.Module):
         view_vflip: bool = False,
         hard_assignment: bool = False,
         critic: str = "dot",
+        centre_heads: bool = False,
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
@@ -422,7 +437,7 @@ class MIObjective(nn.Module):
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
         self.correspondence_weight, self.view_vflip = correspondence_weight, view_vflip
-        self.hard_assignment = hard_assignment
+        self.hard_assignment, self.centre_heads = hard_assignment, centre_heads
 
     def critic_ab(self) -> Critic | None:
         """(a, b) of the critic T = a <L, S> + b: None for "dot" (the thesis's <L, S>), (tau, 0) for "scaled",
@@ -447,6 +462,9 @@ class MIObjective(nn.Module):
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         critic = self.critic_ab()
+        if self.centre_heads:
+            H = centre(H)
+            second = None if second is None else (second[0], centre(second[1]), second[2])
         if second is None:
             out = mi_objective(
                 L,

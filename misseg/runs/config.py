@@ -123,6 +123,7 @@ class MIObjectiveConf:
     view_vflip: bool = False  # a default, not MISSING: checkpoints from before the key load with it off
     hard_assignment: bool = False  # the same
     critic: str = "dot"  # the same
+    centre_heads: bool = False  # the same
     negative_positions: str = MISSING
     correspondence_weight: float = MISSING
     correspondence_partner: str = MISSING
