@@ -111,6 +111,26 @@ def test_pool_bounds_score_a_position_map_on_the_own_image_pool_only():
     assert min(r["own_image"], r["local"]) < r["mixed"] < max(r["own_image"], r["local"])
 
 
+def test_shared_score_finds_the_bounds_gradient_along_the_heads_mean_and_centring_removes_it():
+    """shared_score.py on L and H that both carry one vector m (as centroid heads carry the mean of L): the shared
+    score is about a |m|^2, the joint term saturates, and the bound's gradient on L lies along mean_k H_k; with the
+    H_k centred the marginal term is back near its range and the gradient is spread over the other directions."""
+    script = load_scale_script("shared_score")
+    torch.manual_seed(0)
+    B, K, P, U, V = 4, 3, 16, 4, 4
+    m = torch.randn(P)
+    m = 4 * m / m.norm()
+    L, H = torch.randn(B, P, U, V) + m[None, :, None, None], (torch.randn(K, P) + m).expand(B, K, P)
+    for negatives in ("heads", "own_image", "local"):
+        r = script.shared_scores(L, H, 0.5, negatives, (0.5, 0.0))
+        assert r["shared"] == pytest.approx(0.5 * float((L * H.mean(1)[:, :, None, None]).sum(1).mean()))
+        assert r["joint"] > -0.05 and r["marginal"] > 8
+        assert r["grad along mean"] > 0.7 and r["grad along mean_centred"] < 0.1
+        assert r["marginal_centred"] < 2
+    r = script.shared_scores(L - m[None, :, None, None], H - m, 0.5, "heads", (0.5, 0.0))  # nothing shared
+    assert abs(r["shared"]) < 1 and r["marginal"] < 2
+
+
 def test_position_purity_is_one_for_the_same_map_in_every_image():
     agreement = load_scale_script("agreement")
     same = torch.tensor([[[0, 1], [2, 3]]]).expand(3, 2, 2)  # one map for every image, whatever its labels
