@@ -7,8 +7,9 @@ crops (64 px) in a seeded random order, as pools.py. Columns, in the critic's un
     not depend on k, so neither p' nor the difference between a positive and a negative pair carries it
     (model.objective.centre_heads removes it); mean over the positions.
   spread: the standard deviation over k of a <L_ij, H_k>, the part that tells the clusters apart; mean over positions.
-  joint, marginal: eq. 4.12's two terms with the checkpoint's negatives, as trained (centre_heads as it was) and
-    with the H_k centred (the `_centred` columns).
+  joint, marginal: eq. 4.12's two terms with the checkpoint's negatives and critic, with the H_k as the network
+    gives them (centre_heads=false) and centred over k (the `_centred` columns, centre_heads=true), whichever the
+    checkpoint was trained with.
   grad along mean: the share of the squared norm of d(-bound)/dL that lies along mean_k H_k, per image. A direction
     taken at random holds 1/P of it; near 1, the bound's gradient on L is one push, the same for every position.
 Why: section 26 of experiments/scale/README.md (centroid heads carry the mean of L and saturate the bound).
