@@ -57,15 +57,14 @@ def gradient_share(L: torch.Tensor, H: torch.Tensor, direction: torch.Tensor, bo
 def shared_scores(L: torch.Tensor, H: torch.Tensor, tau: float, negatives: str, critic: Critic | None = None) -> dict:
     """The columns for one batch: L (B, P, U, V), H (B, K, P) as the network gives them (uncentred)."""
     a, b = critic if critic is not None else (1.0, 0.0)
-    mean = H.mean(1)  # (B, P)
-    T = a * scores(L, H)  # (B, K, U, V)
-    row = {"shared": float((a * (L * mean[:, :, None, None]).sum(1) + b).mean()), "spread": float(T.std(1).mean())}
+    T = a * scores(L, H)  # (B, K, U, V); its mean over k is a <L_ij, mean_k H_k>
+    row = {"shared": float((T.mean(1) + b).mean()), "spread": float(T.std(1).mean())}
+
+    def bound(L_: torch.Tensor, H_: torch.Tensor) -> dict:
+        return mi_objective(L_, H_, tau, negatives=negatives, critic=critic)
+
     for suffix, heads in (("", H), ("_centred", centre(H))):
-
-        def bound(L_: torch.Tensor, H_: torch.Tensor) -> dict:
-            return mi_objective(L_, H_, tau, negatives=negatives, critic=critic)
-
-        out, share = gradient_share(L, heads, mean, bound)
+        out, share = gradient_share(L, heads, H.mean(1), bound)
         row |= {f"joint{suffix}": float(out["joint"].detach()), f"marginal{suffix}": float(out["marginal"].detach())}
         row[f"grad along mean{suffix}"] = share
     return row
