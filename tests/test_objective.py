@@ -463,3 +463,23 @@ def test_correspondence_lever_adds_its_term_and_needs_reference_features():
     assert torch.allclose(random["correspondence"], correspondence_joint(L, S, partner, match))
     with pytest.raises(ValueError, match="correspondence_partner='x'"):
         MIObjective(tau=0.5, correspondence_partner="x")
+
+
+def test_correspondence_term_is_in_the_units_of_the_bounds_critic():
+    # with critic="affine" the bound is a <L, S> + b; the correspondence term added to it must be too, or at P = 256
+    # its raw <L, S> (tens) saturates softplus while the bound sits near -2 log 2
+    torch.manual_seed(3)
+    L, H = torch.randn(4, 8, 3, 3), torch.randn(4, 3, 8)
+    objective = MIObjective(tau=0.5, critic="affine", correspondence_weight=1.0)
+    with torch.no_grad():
+        objective.critic_log_scale.fill_(0.7)
+        objective.critic_bias.fill_(-0.4)
+    out = objective(L, H, reference=L)
+    partner, match = correspondences(L)
+    S = soft_global(soft_assignment(L, H, 0.5), H)
+    a = 0.5 * torch.tensor(0.7).exp()
+    T = a * (L.flatten(2) * S.flatten(2)[partner].gather(2, match[:, None].expand(4, 8, 9))).sum(1) - 0.4
+    assert torch.allclose(out["correspondence"], -F.softplus(-T).mean(), atol=1e-6)
+    assert not torch.allclose(out["correspondence"], correspondence_joint(L, S, partner, match))  # dot differs
+    out["loss"].backward()
+    assert objective.critic_log_scale.grad is not None and objective.critic_log_scale.grad.abs() > 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]]<encoder suffix>, so a knob at its default leaves the name alone.
+# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]][_corr<W>]<encoder suffix>, so a knob at
+# its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
 #     apart meets it); mixed (section 23: half of each, `jsd_mixed`: bands repeated in every image carry nothing
@@ -19,6 +20,10 @@
 #     or centroids (section 24: H_k = running K-means centres of L, not learned; runs named mi_centroids_...).
 #   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
+#   CORR=W (model.objective.correspondence_weight, section 28): subtract W * the joint term with the positive at the
+#     corresponding position of the closest other image of the batch (section 7), the correspondences read from the
+#     frozen ImageNet network's raw features (model/reference=effnet_lite0_x4, section 10's most precise reading; with
+#     ENCODER=scratch, a copy of the encoder at init as in section 7); 0 (default) leaves it and the name alone.
 #   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
 #     encoder at common.sh's budget, no suffix).
 # COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
@@ -26,7 +31,8 @@
 # the same overrides (CRITIC=dot|affine NEGATIVES=own_image [HEADS=prototypes]); section 23 re-ran one of them with it.
 # 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [SEEDS="0 1 2"]
+#        [NEGATIVES=own_image|mixed|heads] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1]
+#        [SEEDS="0 1 2"]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,8 +57,12 @@ case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) view
   1/true) echo "VFLIP=true needs VIEWS=2 (it flips the second view)" >&2; exit 2 ;;
   *) echo "VIEWS=$VIEWS VFLIP=$VFLIP: use VIEWS=1 or 2 and VFLIP=false or true" >&2; exit 2 ;;
 esac
+CORR=${CORR:-0}
+[[ $CORR =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "CORR: '$CORR' is not a weight; use a number >= 0, e.g. 1" >&2; exit 2; }
+corr=$(awk -v w="$CORR" 'BEGIN { if (w + 0 > 0) printf "_corr%g", w }')
 case ${ENCODER:=frozen} in
-  frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget ;;
+  frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
+    [ -z "$corr" ] || encoder="$encoder model/reference=effnet_lite0_x4 model.reference.weights=$(weights_file)" ;;
   scratch) encoder=model=mi; suffix=; lever_budget=$budget ;;
   *) echo "ENCODER: unknown encoder '$ENCODER'; use frozen or scratch" >&2; exit 2 ;;
 esac
@@ -60,13 +70,13 @@ check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-name_of() { echo "mi${heads}${negatives}${entropy}${centred}${critic}${views}${suffix}"; }  # name_of METHOD: the run's folder name
+name_of() { echo "mi${heads}${negatives}${entropy}${centred}${critic}${views}${corr}${suffix}"; }  # name_of METHOD: the run's folder name
 train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
     model.objective.negatives="$NEGATIVES" model.objective.entropy_weight="$ENTROPY" \
-    model.objective.centre_heads=$CENTRE model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args
+    model.objective.centre_heads=$CENTRE model.objective.correspondence_weight="$CORR" model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs

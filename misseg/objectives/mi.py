@@ -196,17 +196,26 @@ def random_partners(
 
 
 def correspondence_joint(
-    L: torch.Tensor, S: torch.Tensor, partner: torch.Tensor, match: torch.Tensor, valid: torch.Tensor | None = None
+    L: torch.Tensor,
+    S: torch.Tensor,
+    partner: torch.Tensor,
+    match: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    critic: Critic | None = None,
 ) -> torch.Tensor:
     """A lever beyond the thesis: E[-softplus(-T(L_ij(x), S_m(ij)(c(x))))], eq. 4.12's joint term with the
     positive taken at the corresponding position of another image (`correspondences`) instead of the same
     position of the same image. Why: eq. 4.12 is met by any balanced partition the network computes confidently
     (experiments/scale, "Why the clusters miss the classes"); this term asks cluster k to mean the same thing in
     every image, as far as the correspondence features say two patches are the same thing.
+    critic: (a, b) of the bound's critic T = a <L, S> + b (None: <L, S>), so that the term is in the units of the
+    bound it is added to.
     """
     B, P, U, V = L.shape
     S_c = S.flatten(2)[partner].gather(2, match[:, None, :].expand(B, P, U * V))  # (B, P, UV)
     T = (L.flatten(2) * S_c).sum(1)  # (B, UV)
+    if critic is not None:
+        T = critic[0] * T + critic[1]
     w = (
         torch.ones_like(T)
         if valid is None
@@ -502,7 +511,7 @@ class MIObjective(nn.Module):
             random = self.correspondence_partner == "random"
             partner = random_partners(L.shape[0], L.device) if random else None
             partner, match = correspondences(reference, valid, partner)
-            out["correspondence"] = correspondence_joint(L, S, partner, match, valid)
+            out["correspondence"] = correspondence_joint(L, S, partner, match, valid, critic)
             out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
         if self.in_image_weight:
             out["in_image"] = sum(in_image_negatives(Lx, Hx, px, valid) for Lx, Hx, px in pairs) / len(pairs)
