@@ -63,8 +63,9 @@ def shared_scores(L: torch.Tensor, H: torch.Tensor, tau: float, negatives: str, 
     def bound(L_: torch.Tensor, H_: torch.Tensor) -> dict:
         return mi_objective(L_, H_, tau, negatives=negatives, critic=critic)
 
+    direction = H.mean(1)  # mean_k H_k, the direction both passes measure the gradient along
     for suffix, heads in (("", H), ("_centred", centre(H))):
-        out, share = gradient_share(L, heads, H.mean(1), bound)
+        out, share = gradient_share(L, heads, direction, bound)
         row |= {f"joint{suffix}": float(out["joint"].detach()), f"marginal{suffix}": float(out["marginal"].detach())}
         row[f"grad along mean{suffix}"] = share
     return row
