@@ -306,6 +306,37 @@ def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_pa
     assert seen["ref"].shape == (2, 320, *seen["L"].shape[-2:])  # the stride-4 reference on the stride-2 L grid
 
 
+def reference_seen(m, x: torch.Tensor) -> torch.Tensor:
+    """The reference features one training step of m on x hands to the objective."""
+    seen, objective = {}, m.objective.forward
+    m.objective.forward = lambda L, H, valid, second, reference: (
+        seen.update(ref=reference) or objective(L, H, valid, second, reference)
+    )
+    m.training_step({"image": x}, 0)
+    return seen["ref"]
+
+
+def test_the_encoders_own_body_is_the_reference_a_second_network_would_compute(tmp_path):
+    """model/reference=encoder_body: the correspondences are read from the frozen encoder's body features, kept from
+    its forward pass, equal to what model/reference=<the same preset> with the same weights computes in a second
+    pass; the kept features are the first view's, and a trainable encoder is refused."""
+    source = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
+    torch.save(source.body.state_dict(), tmp_path / "lite0.pth")
+    encoder = ["model/encoder=effnet_lite0", f"encoder.weights={tmp_path}/lite0.pth", "encoder.freeze=true"]
+    lever = ["K=2", "objective.correspondence_weight=1", "objective.views=2", *encoder]  # 2 views: the 1st's body
+    refs = []
+    own = ["model/reference=effnet_lite0", f"reference.weights={tmp_path}/lite0.pth"]
+    for reference in (["model/reference=encoder_body"], own):
+        torch.manual_seed(0)
+        m = tiny_module("mi", *lever, *reference)
+        m.setup("fit")
+        refs.append(reference_seen(m, torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))))
+    assert refs[0].shape == (2, 320, 4, 4) and not refs[0].requires_grad
+    assert torch.allclose(refs[0], refs[1], atol=1e-5)
+    with pytest.raises(ConfigError, match="model/reference=encoder_body reads the encoder's own frozen body"):
+        tiny_module("mi", "K=2", "objective.correspondence_weight=1", "model/reference=encoder_body")
+
+
 def test_a_reference_error_names_the_reference_keys(tmp_path):
     """The reference's weights are set under model.reference, so its errors name those keys, not the encoder's
     (they named model.encoder.weights, a key the user had not set)."""

@@ -76,6 +76,11 @@ BAD_CONFIGS = [
         ["model/reference=effnet_lite0"],
         ["model/reference is set (timm tf_efficientnet_lite0)", "correspondence_weight > 0"],
     ),
+    (
+        ["model.objective.correspondence_weight=1", "model/reference=encoder_body"],
+        ["model/reference=encoder_body", "model.encoder.freeze=true"],
+    ),
+    (["model/reference=encoder_body"], ["model/reference is set (the encoder's body)", "correspondence_weight > 0"]),
     (["model/encoder=effnet_lite0", "model.encoder.upsample=0"], ["model.encoder.upsample=0", ">= 1"]),
     (["model.encoder_width=32"], ["model.encoder_width was renamed", "model.encoder.width"]),
     (["model.backbone=timm:resnet18"], ["model.backbone was renamed", "model/encoder=timm"]),

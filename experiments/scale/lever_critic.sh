@@ -22,8 +22,9 @@
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
 #   CORR=W (model.objective.correspondence_weight, section 28): subtract W * the joint term with the positive at the
 #     corresponding position of the closest other image of the batch (section 7), the correspondences read from the
-#     frozen ImageNet network's raw features (model/reference=effnet_lite0_x4, section 10's most precise reading; with
-#     ENCODER=scratch, a copy of the encoder at init as in section 7); 0 (default) leaves it and the name alone.
+#     frozen ImageNet network's raw features (section 10's most precise reading, effnet_lite0_x4), kept from the
+#     encoder's own pass (model/reference=encoder_body; with ENCODER=scratch, a copy of the encoder at init as in
+#     section 7); 0 (default) leaves it and the name alone.
 #   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
 #     encoder at common.sh's budget, no suffix).
 # COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
@@ -62,7 +63,7 @@ CORR=${CORR:-0}
 corr=$(awk -v w="$CORR" 'BEGIN { if (w + 0 > 0) printf "_corr%g", w }')
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
-    [ -z "$corr" ] || encoder="$encoder model/reference=effnet_lite0_x4 model.reference.weights=$(weights_file)" ;;
+    [ -z "$corr" ] || encoder="$encoder model/reference=encoder_body" ;;
   scratch) encoder=model=mi; suffix=; lever_budget=$budget ;;
   *) echo "ENCODER: unknown encoder '$ENCODER'; use frozen or scratch" >&2; exit 2 ;;
 esac

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 
 from misseg.data.augment import jittered_flipped_view
 from misseg.lit.base import SegmentationModule, resolve_classes
+from misseg.models.backbone import ENCODER_BODY_NEEDS, BackboneError, EncoderBody, TimmBackbone
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
 from misseg.models.segmenter import MISegmenter, predict_from_features
@@ -68,6 +69,11 @@ class MISegModule(SegmentationModule):
             else:
                 self.reference = copy.deepcopy(self.model.encoder)
             self.reference.requires_grad_(False)
+            if isinstance(self.reference, EncoderBody):
+                encoder = self.model.encoder
+                if not (isinstance(encoder, TimmBackbone) and encoder.frozen):
+                    raise BackboneError(ENCODER_BODY_NEEDS)
+                encoder.keep_body = True
         self.init_evaluation(K, num_classes, matching)
         # a compiled function, not a compiled module: a module attribute would add keys to the state dict
         self._compiled = torch.compile(self.model.forward) if compile else None
@@ -98,6 +104,7 @@ class MISegModule(SegmentationModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x, objective = batch["image"], self.objective
         L, H = self.features(x)
+        body = getattr(self.model.encoder, "kept_body", None)  # model/reference=encoder_body: before a 2nd view's
         second = None
         if objective.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
             x2, flipped = jittered_flipped_view(
@@ -105,7 +112,9 @@ class MISegModule(SegmentationModule):
             )
             second = (*self.features(x2), flipped)
         reference = None
-        if self.reference is not None:
+        if isinstance(self.reference, EncoderBody):
+            reference = body
+        elif self.reference is not None:
             self.reference.eval()  # here, not at init: Lightning warns of eval-mode modules, sets train mode per epoch
             with torch.no_grad():
                 reference = self.reference(self.model.inputs(x))

@@ -163,6 +163,8 @@ class TimmBackbone(nn.Module):
         channels = self.body.feature_info.channels()[self.level]
         self.project = nn.Conv2d(channels, P, kernel_size=1) if P is not None else nn.Identity()
         self.P, self.d, self.frozen = P or channels, body_stride // upsample, freeze
+        # keep_body: forward keeps its body features in kept_body (detached), for model/reference=encoder_body
+        self.keep_body, self.kept_body = False, None
         # ImageNet-normalised input -> the body's own normalisation: x * scale + shift per channel (identity for
         # networks trained with ImageNet statistics; not saved, so checkpoints keep their keys). input_mean/std:
         # the statistics the weights were trained with where they are not timm's default for `name` (e.g. DINO's
@@ -218,7 +220,29 @@ class TimmBackbone(nn.Module):
         return self.body(x)[self.level]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.body_features(x))
+        features = self.body_features(x)
+        if self.keep_body:
+            self.kept_body = features.detach()
+        return self.project(features)
+
+
+ENCODER_BODY_NEEDS = (
+    "model/reference=encoder_body reads the encoder's own frozen body: use a timm encoder with "
+    "model.encoder.freeze=true (e.g. model/encoder=effnet_lite0_x4), or a reference network of its own "
+    "(model/reference=effnet_lite0_x4)"
+)
+
+
+class EncoderBody(nn.Module):
+    """The correspondence lever's reference read from the encoder's own frozen body (model/reference=encoder_body):
+    the features of TimmBackbone.body_features before the projection to P, kept from the encoder's forward pass.
+    Why: a frozen body is in eval mode, so these are the features a reference network of the same preset and
+    weights computes (model/reference=effnet_lite0_x4 beside model/encoder=effnet_lite0_x4), without its second
+    forward pass, which doubled the step time on CPU. No parameters, so checkpoints keep their keys.
+    (in_channels, P, d): the arguments every reference is built with; unused."""
+
+    def __init__(self, in_channels: int = 3, P: None = None, d: int = 4) -> None:
+        super().__init__()
 
 
 def _pretrained_normalization(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

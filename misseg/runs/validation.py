@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_diagnostics
 from misseg.metrics import MATCHINGS
+from misseg.models.backbone import ENCODER_BODY_NEEDS
 from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
 from misseg.runs.errors import ConfigError, UserError
 
@@ -122,12 +123,17 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
         )
-    if model.get("reference") is not None and not objective.get("correspondence_weight"):
+    reference = model.get("reference")
+    body = reference is not None and str(reference.get("_target_", "")).endswith(".EncoderBody")
+    if reference is not None and not objective.get("correspondence_weight"):
+        what = "the encoder's body" if body else f"timm {reference.get('name', '?')}"
         raise ConfigError(
-            f"{prefix}/reference is set (timm {model.reference.get('name', '?')}), but only the correspondence "
+            f"{prefix}/reference is set ({what}), but only the correspondence "
             f"lever reads a reference network; set {prefix}.objective.correspondence_weight > 0, or leave "
             f"{prefix}/reference out"
         )
+    if body and not (str(encoder.get("_target_", "")).endswith(".TimmBackbone") and encoder.get("freeze")):
+        raise ConfigError(ENCODER_BODY_NEEDS)
     for key in ("upsample", "stride"):
         if encoder.get(key) is not None:
             check_int(f"{prefix}.encoder.{key}", encoder[key], 1)
