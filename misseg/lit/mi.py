@@ -104,7 +104,8 @@ class MISegModule(SegmentationModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         x, objective = batch["image"], self.objective
         L, H = self.features(x)
-        body = getattr(self.model.encoder, "kept_body", None)  # model/reference=encoder_body: before a 2nd view's
+        # model/reference=encoder_body reads the first view's body features, kept before a second view's pass
+        body = getattr(self.model.encoder, "kept_body", None)
         second = None
         if objective.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
             x2, flipped = jittered_flipped_view(
