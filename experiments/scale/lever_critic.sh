@@ -44,9 +44,14 @@ esac
 case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed | heads) negatives=_$NEGATIVES ;; *)
   echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image, mixed or heads" >&2; exit 2 ;;
 esac
+# weight_suffix KNOB NAME: "_NAME<W>" for the knob's weight W > 0, nothing for 0; one line and exit 2 for a
+# non-number (use it as x=$(weight_suffix ...): the script runs with set -e, so the failed substitution stops it)
+weight_suffix() {
+  [[ ${!1} =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "$1: '${!1}' is not a weight; use a number >= 0, e.g. 1" >&2; exit 2; }
+  awk -v w="${!1}" -v name="$2" 'BEGIN { if (w + 0 > 0) printf "_%s%g", name, w }'
+}
 ENTROPY=${ENTROPY:-0}
-[[ $ENTROPY =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "ENTROPY: '$ENTROPY' is not a weight; use a number >= 0, e.g. 1" >&2; exit 2; }
-entropy=$(awk -v w="$ENTROPY" 'BEGIN { if (w + 0 > 0) printf "_entropy%g", w }')
+entropy=$(weight_suffix ENTROPY entropy)
 case ${CENTRE:=false} in false) centred= ;; true) centred=_centred ;; *)
   echo "CENTRE: '$CENTRE' is not a switch; use true or false" >&2; exit 2 ;;
 esac
@@ -59,8 +64,7 @@ case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) view
   *) echo "VIEWS=$VIEWS VFLIP=$VFLIP: use VIEWS=1 or 2 and VFLIP=false or true" >&2; exit 2 ;;
 esac
 CORR=${CORR:-0}
-[[ $CORR =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "CORR: '$CORR' is not a weight; use a number >= 0, e.g. 1" >&2; exit 2; }
-corr=$(awk -v w="$CORR" 'BEGIN { if (w + 0 > 0) printf "_corr%g", w }')
+corr=$(weight_suffix CORR corr)
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
     [ -z "$corr" ] || encoder="$encoder model/reference=encoder_body" ;;
