@@ -281,6 +281,16 @@ def test_a_pretrained_body_sees_its_own_input_normalisation():
     assert torch.allclose(normalised * dino.scale + dino.shift, normalised, atol=1e-6)
 
 
+def reference_seen(m, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, the reference features) that one training step of m on x hands to the objective."""
+    seen, objective = {}, m.objective.forward
+    m.objective.forward = lambda L, H, valid, second, reference: (
+        seen.update(L=L, ref=reference) or objective(L, H, valid, second, reference)
+    )
+    m.training_step({"image": x}, 0)
+    return seen["L"], seen["ref"]
+
+
 def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_path):
     """model/reference=effnet_lite0: the lever's frozen network is its own (weights from its own file), the
     encoder C stays the scratch thesis CNN, and the reference's features reach the objective on L's grid."""
@@ -297,23 +307,8 @@ def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_pa
     assert not any(p.requires_grad for p in m.reference.parameters())
     m.setup("fit")
     assert all(torch.equal(v, m.reference.body.state_dict()[k]) for k, v in source.body.state_dict().items())
-    seen = {}
-    objective = m.objective.forward
-    m.objective.forward = lambda L, H, valid, second, reference: (
-        seen.update(L=L, ref=reference) or objective(L, H, valid, second, reference)
-    )
-    m.training_step({"image": torch.randn(2, 3, 16, 16)}, 0)
-    assert seen["ref"].shape == (2, 320, *seen["L"].shape[-2:])  # the stride-4 reference on the stride-2 L grid
-
-
-def reference_seen(m, x: torch.Tensor) -> torch.Tensor:
-    """The reference features one training step of m on x hands to the objective."""
-    seen, objective = {}, m.objective.forward
-    m.objective.forward = lambda L, H, valid, second, reference: (
-        seen.update(ref=reference) or objective(L, H, valid, second, reference)
-    )
-    m.training_step({"image": x}, 0)
-    return seen["ref"]
+    L, reference = reference_seen(m, torch.randn(2, 3, 16, 16))
+    assert reference.shape == (2, 320, *L.shape[-2:])  # the stride-4 reference on the stride-2 L grid
 
 
 def test_the_encoders_own_body_is_the_reference_a_second_network_would_compute(tmp_path):
@@ -330,7 +325,7 @@ def test_the_encoders_own_body_is_the_reference_a_second_network_would_compute(t
         torch.manual_seed(0)
         m = tiny_module("mi", *lever, *reference)
         m.setup("fit")
-        refs.append(reference_seen(m, torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))))
+        refs.append(reference_seen(m, torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)))[1])
     assert refs[0].shape == (2, 320, 4, 4) and not refs[0].requires_grad
     assert torch.allclose(refs[0], refs[1], atol=1e-5)
     with pytest.raises(ConfigError, match="model/reference=encoder_body reads the encoder's own frozen body"):
