@@ -27,6 +27,7 @@ SCRIPTS = [
     "scale/shared_score",
     "scale/shortcut",
     "scale/spectrum",
+    "scale/stability",
     "scale/summarize",
     "scale/train_curve",
     "small_real/consistency",
@@ -72,6 +73,8 @@ MISSING_PATH = [
     ("scale/shortcut", ["{dir}", "{missing}"], "{missing}"),
     ("scale/spectrum", ["{missing}", "{file}"], "{missing}"),
     ("scale/spectrum", ["{dir}", "{missing}", "--init", "initial"], "{missing}"),
+    ("scale/stability", ["{missing}", "ccp_persons", "--names", "mi"], "{missing}"),
+    ("scale/stability", ["{dir}", "ccp_persons", "--names", "mi"], "{dir}/small/ccp_persons"),
     ("scale/summarize", ["{missing}"], "{missing}"),
     ("scale/train_curve", ["{missing}"], "{missing}"),
     ("scale/train_curve", ["{dir}", "100"], "{dir}/csv/metrics.csv"),
@@ -230,6 +233,46 @@ def fake_metrics(path, miou: float, weights: str | None = None) -> None:
     path.mkdir(parents=True, exist_ok=True)
     probe = {k: {"miou": miou} for k in ("unsupervised", "kmeans", "linear")}
     (path / "metrics.json").write_text(json.dumps({"miou": miou, "probe": probe, "weights": weights}))
+
+
+def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(tmp_path, monkeypatch, capsys):
+    """Two settings, two seeds each, the trained network replaced by fixed cluster maps: "steady" cuts every image
+    left/right in both seeds (cluster names swapped: still one partition), "drifting" cuts left/right in one seed and
+    top/bottom in the other. Stability (NMI between seeds) picks steady although drifting has the higher mIoU, which
+    the table shows beside it and which the pick never reads."""
+    import json
+    import types
+
+    import torch
+    from conftest import make_folder_dataset
+
+    data = make_folder_dataset(tmp_path / "ds", size=(64, 80))  # the study's 64 px eval view
+    maps = {}
+    for name, miou in (("steady", 0.4), ("drifting", 0.6)):
+        for seed in (0, 1):
+            run = tmp_path / "small" / "s" / f"seed{seed}" / name
+            (run / "checkpoints").mkdir(parents=True)
+            (run / "checkpoints" / "step00450.ckpt").write_bytes(b"")
+            (run / "config_resolved.yaml").write_text(f"data:\n  root: {data}\n")
+            (run / "metrics.json").write_text(json.dumps({"miou": miou}))
+            ii, jj = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+            cut = (jj >= 32) if name == "steady" or seed == 0 else (ii >= 32)
+            maps[str(run / "checkpoints" / "step00450.ckpt")] = cut.long() if seed == 0 else 1 - cut.long()
+
+    def load_module(path):
+        model = types.SimpleNamespace(K=2, predict=lambda x: (maps[path].expand(len(x), 64, 64),))
+        return types.SimpleNamespace(model=model, eval=lambda: types.SimpleNamespace(model=model))
+
+    module = load("scale/stability", monkeypatch)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the script's one thread, not for this process
+    monkeypatch.setattr(module, "load_module", load_module)
+    module.main([str(tmp_path), "s", "--names", "steady,drifting,absent", "--seeds", "0,1"])
+    out = capsys.readouterr().out
+    assert "| s | steady | 2 | 1.000 | 1.000 | 0.000 | 0.400 ± 0.000 |" in out
+    assert "| s | drifting | 2 | 0.000 | 1.000 | 0.500 | 0.600 ± 0.000 |" in out
+    assert "| s | absent | 0 | - | - | - | - |" in out
+    assert "label-free pick (most stable): steady, mIoU 0.400" in out
+    assert "label-selected best (highest mean mIoU): drifting, mIoU 0.600" in out
 
 
 def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, monkeypatch, capsys):

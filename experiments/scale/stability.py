@@ -1,0 +1,135 @@
+"""A label-free choice among a lever study's settings: how much the seeds' clusterings agree (stability), beside mIoU.
+
+Usage: python experiments/scale/stability.py RUNS_DIR SET --names mi_a,mi_b[,...] [--seeds 0,1,2] [--study small]
+       [--step 450] [--images 256]
+Reads RUNS/STUDY/SET/seedS/NAME/checkpoints/stepSTEP.ckpt (lever_critic.sh's runs), predicts a seeded subset of
+the images of the run's own data.root (config_resolved.yaml; 256 images, the same for every name and seed, about 1M
+pixels: --images 0 for all) on the scale study's 64 px eval view, and scores each name by the mean
+NMI between the cluster maps of every pair of its seeds. Nothing of that uses a label: a user can pick the most
+stable setting (Lange et al. 2004, "Stability-based validation of clustering solutions") without any. The mIoU
+column (RUN/metrics.json, Hungarian-matched to the classes) is there to judge the rule, not part of it.
+Two things stability rewards besides the classes are printed beside it, also label-free: collapse (one cluster in
+every seed is perfectly stable: balance = entropy of the cluster sizes / log K) and position (the same bands in
+every image: NMI with K horizontal bands, as agreement.py's rows).
+Last lines: the label-free pick (the most stable name), the label-selected best, and Spearman's rank correlation
+between stability and mean mIoU over the names.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from pathlib import Path
+
+import torch
+from _cli import run  # experiments/scale/_cli.py: one thread, a malformed checkpoint as one line
+from levers_table import cell  # mean ± std over the seeds, "-" for none
+from scipy.stats import spearmanr
+
+from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
+from misseg.lit.build import load_module
+from misseg.runs.errors import ConfigError, OneLineArgumentParser, RunDirError, existing_dir
+
+PROG = "experiments/scale/stability.py"
+
+
+def pairwise_nmi(labellings: list[torch.Tensor]) -> float:
+    """Mean NMI over every pair of labellings of the same pixels (1 = every pair the same partition up to names)."""
+    pairs = list(itertools.combinations(labellings, 2))
+    return sum(normalized_mutual_information(a, b) for a, b in pairs) / len(pairs)
+
+
+def data_root(run_dir: Path) -> str:
+    """The data.root a run was trained on (its config_resolved.yaml)."""
+    from omegaconf import OmegaConf
+
+    cfg = run_dir / "config_resolved.yaml"
+    if not cfg.is_file():
+        raise RunDirError(f"{cfg}: no such file; pass a run folder that misseg.train wrote")
+    return str(OmegaConf.load(cfg).data.root)
+
+
+def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[str], step: int, n_images: int) -> None:
+    print(
+        "| set | run | seeds | stability: NMI between seeds | balance of the clusters | NMI(clusters, rows) "
+        "| clusters mIoU (labels: evaluation only) |"
+    )
+    print("|---" * 7 + "|")
+    images: dict[str, torch.Tensor] = {}  # data.root -> the set's eval view, loaded once
+    scored = []
+    for name in names:
+        dirs = [Path(runs) / study / set_name / f"seed{s}" / name for s in seeds]
+        ckpts = [d / "checkpoints" / f"step{step:05d}.ckpt" for d in dirs]
+        found = [(d, c) for d, c in zip(dirs, ckpts, strict=True) if c.is_file()]
+        if len(found) < 2:
+            print(f"| {set_name} | {name} | {len(found)} | - | - | - | - |")
+            continue
+        roots = {data_root(d) for d, _ in found}
+        if len(roots) > 1:
+            raise ConfigError(f"{name}: its seeds were trained on different data.root ({', '.join(sorted(roots))})")
+        root = roots.pop()
+        if root not in images:
+            data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
+            data.setup()
+            x = torch.cat([b["image"] for b in data.val_dataloader()])
+            if 0 < n_images < len(x):  # a seeded subset: the same images for every name and seed
+                x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n_images]]
+            images[root] = x
+        x = images[root]
+        clusters, K = [], 0
+        for _, c in found:
+            module = load_module(str(c)).eval()
+            K = module.model.K
+            with torch.no_grad():
+                clusters.append(torch.cat([module.model.predict(xb)[0] for xb in x.split(32)]))
+        N, Hh, W = clusters[0].shape
+        rows = (torch.arange(Hh) * K // Hh)[None, :, None].expand(N, Hh, W)
+        stability = pairwise_nmi(clusters)
+        balance = statistics.mean(normalized_entropy(c, K) for c in clusters)
+        on_rows = statistics.mean(normalized_mutual_information(c, rows) for c in clusters)
+        metrics = [d / "metrics.json" for d, _ in found]
+        miou = [json.loads(f.read_text())["miou"] for f in metrics if f.is_file()]
+        cells = f"{len(found)} | {stability:.3f} | {balance:.3f} | {on_rows:.3f} | {cell(miou)}"
+        print(f"| {set_name} | {name} | {cells} |", flush=True)
+        if miou:
+            scored.append((name, stability, statistics.mean(miou)))
+    if not scored:
+        return
+    pick = max(scored, key=lambda r: r[1])
+    best = max(scored, key=lambda r: r[2])
+    print(f"\nlabel-free pick (most stable): {pick[0]}, mIoU {pick[2]:.3f}")
+    print(f"label-selected best (highest mean mIoU): {best[0]}, mIoU {best[2]:.3f}")
+    rho = spearmanr([r[1] for r in scored], [r[2] for r in scored]).statistic if len(scored) > 2 else float("nan")
+    print(f"Spearman's rank correlation, stability vs mean mIoU over {len(scored)} runs: {rho:.2f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    ap.add_argument("runs", metavar="RUNS_DIR", type=existing_dir("pass the scale study's runs folder"))
+    ap.add_argument("set", metavar="SET", help="a set's folder name under RUNS_DIR/STUDY (e.g. camvid)")
+    ap.add_argument("--names", required=True, help="comma-separated run names (lever_critic.sh's)")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (at least two found per name)")
+    ap.add_argument("--study", default="small", help="RUNS_DIR's subfolder (small: the 450-step runs)")
+    ap.add_argument("--step", type=int, default=450, help="the checkpoint's step")
+    ap.add_argument("--images", type=int, default=256, help="a seeded subset of the set's images (0: all of them)")
+    args = ap.parse_args(argv)
+    where = Path(args.runs) / args.study / args.set
+    if not where.is_dir():
+        ap.error(f"{where}: no such folder; pass RUNS_DIR, SET and --study of runs that exist")
+    run(
+        PROG,
+        table,
+        args.runs,
+        args.study,
+        args.set,
+        args.names.split(","),
+        args.seeds.split(","),
+        args.step,
+        args.images,
+    )
+
+
+if __name__ == "__main__":
+    main()
