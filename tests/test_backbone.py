@@ -332,6 +332,34 @@ def test_the_encoders_own_body_is_the_reference_a_second_network_would_compute(t
         tiny_module("mi", "K=2", "objective.correspondence_weight=1", "model/reference=encoder_body")
 
 
+def test_the_kept_body_survives_a_compiled_forward(tmp_path, monkeypatch):
+    """model.compile=true with model/reference=encoder_body: the kept features are an attribute set inside the
+    compiled forward, which dynamo must replay as a side effect; the objective sees the same reference as without
+    compile. The backend is aot_eager (dynamo's capture and AOTAutograd, no C++ build), for a CPU test's time."""
+    import functools
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    source = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
+    torch.save(source.body.state_dict(), tmp_path / "lite0.pth")
+    encoder = ["model/encoder=effnet_lite0", f"encoder.weights={tmp_path}/lite0.pth", "encoder.freeze=true"]
+    refs = []
+    for compile in ("false", "true"):
+        torch.manual_seed(0)
+        m = tiny_module(
+            "mi",
+            "K=2",
+            "objective.correspondence_weight=1",
+            *encoder,
+            "model/reference=encoder_body",
+            f"compile={compile}",
+        )
+        m.setup("fit")
+        assert (m._compiled is not None) == (compile == "true")
+        refs.append(reference_seen(m, torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)))[1])
+    assert refs[1].shape == (2, 320, 4, 4)
+    assert torch.allclose(refs[0], refs[1], atol=1e-5)
+
+
 def test_a_reference_error_names_the_reference_keys(tmp_path):
     """The reference's weights are set under model.reference, so its errors name those keys, not the encoder's
     (they named model.encoder.weights, a key the user had not set)."""
