@@ -311,13 +311,18 @@ def test_the_correspondence_lever_can_read_a_reference_network_of_its_own(tmp_pa
     assert reference.shape == (2, 320, *L.shape[-2:])  # the stride-4 reference on the stride-2 L grid
 
 
+def frozen_lite0_encoder(tmp_path) -> list[str]:
+    """Overrides (relative to model) for a frozen effnet_lite0 encoder whose weights are saved to tmp_path/lite0.pth."""
+    source = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
+    torch.save(source.body.state_dict(), tmp_path / "lite0.pth")
+    return ["model/encoder=effnet_lite0", f"encoder.weights={tmp_path}/lite0.pth", "encoder.freeze=true"]
+
+
 def test_the_encoders_own_body_is_the_reference_a_second_network_would_compute(tmp_path):
     """model/reference=encoder_body: the correspondences are read from the frozen encoder's body features, kept from
     its forward pass, equal to what model/reference=<the same preset> with the same weights computes in a second
     pass; the kept features are the first view's, and a trainable encoder is refused."""
-    source = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
-    torch.save(source.body.state_dict(), tmp_path / "lite0.pth")
-    encoder = ["model/encoder=effnet_lite0", f"encoder.weights={tmp_path}/lite0.pth", "encoder.freeze=true"]
+    encoder = frozen_lite0_encoder(tmp_path)
     lever = ["K=2", "objective.correspondence_weight=1", "objective.views=2", *encoder]  # 2 views: the 1st's body
     refs = []
     own = ["model/reference=effnet_lite0", f"reference.weights={tmp_path}/lite0.pth"]
@@ -339,9 +344,7 @@ def test_the_kept_body_survives_a_compiled_forward(tmp_path, monkeypatch):
     import functools
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
-    source = TimmBackbone("tf_efficientnet_lite0", P=None, d=4, stride=8, dilate=True, upsample=2)
-    torch.save(source.body.state_dict(), tmp_path / "lite0.pth")
-    encoder = ["model/encoder=effnet_lite0", f"encoder.weights={tmp_path}/lite0.pth", "encoder.freeze=true"]
+    encoder = frozen_lite0_encoder(tmp_path)
     refs = []
     for compile in ("false", "true"):
         torch.manual_seed(0)

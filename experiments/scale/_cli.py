@@ -40,10 +40,27 @@ def run(prog: str, work: Callable[..., Any], *args: Any) -> None:
         work(*args)
 
 
-def checkpoint_table(root: str, ckpts: list[str], keys: tuple[str, ...], score: Callable[[str, Any], dict]) -> None:
-    """A markdown table, one row per checkpoint: score(ckpt, data) -> {key: value} on the set's 64 px eval view."""
+def eval_view(root: str) -> FolderDataModule:
+    """The set's 64 px eval view (centre crops, batches of 16), set up: what every scale script scores on."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
     data.setup()
+    return data
+
+
+def cluster_maps(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) argmax-p' clusters of a module's network on images x (N, 3, H, W), 32 at a time."""
+    with torch.no_grad():
+        return torch.cat([module.model.predict(xb)[0] for xb in x.split(32)])
+
+
+def row_bands(K: int, N: int, H: int, W: int) -> torch.Tensor:
+    """(N, H, W) labels of K horizontal bands of equal height: the positional partition clusters can follow."""
+    return (torch.arange(H) * K // H)[None, :, None].expand(N, H, W)
+
+
+def checkpoint_table(root: str, ckpts: list[str], keys: tuple[str, ...], score: Callable[[str, Any], dict]) -> None:
+    """A markdown table, one row per checkpoint: score(ckpt, data) -> {key: value} on the set's 64 px eval view."""
+    data = eval_view(root)
     print("| checkpoint | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for c in ckpts:

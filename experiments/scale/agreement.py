@@ -17,11 +17,16 @@ follow where a pixel is, not what it shows; the classes' own value says how much
 from __future__ import annotations
 
 import torch
-from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    cluster_maps,
+    data_and_checkpoints,
+    eval_view,
+    row_bands,
+    run,
+)
 from position import centre_rings  # experiments/scale/position.py
 
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
-from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
 from misseg.lit.build import load_module
 
@@ -62,8 +67,7 @@ def position_purity(labels: torch.Tensor) -> float:
 
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-    data.setup()
+    data = eval_view(root)
     batches = list(data.val_dataloader())
     x = torch.cat([b["image"] for b in batches])
     gt = torch.cat([b["mask"] for b in batches]).long()
@@ -79,11 +83,10 @@ def table(root: str, ckpts: list[str]) -> None:
     for c in ckpts:
         module = load_module(c).eval()
         K = module.model.K
-        with torch.no_grad():
-            clusters = torch.cat([module.model.predict(xb)[0] for xb in x.split(32)])
+        clusters = cluster_maps(module, x)
         pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
         rgb = kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
-        rows = (torch.arange(Hh) * K // Hh)[None, :, None].expand(N, Hh, W)
+        rows = row_bands(K, N, Hh, W)
         cols = (torch.arange(W) * K // W)[None, None, :].expand(N, Hh, W)
         rings = centre_rings(Hh, W, K).expand(N, Hh, W)
         nmi = normalized_mutual_information

@@ -20,11 +20,14 @@ for this evaluation only.
 from __future__ import annotations
 
 import torch
-from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    data_and_checkpoints,
+    eval_view,
+    run,
+)
 from oracle import class_fractions  # experiments/scale/oracle.py: the labels pooled to the patch grid
 from torch.nn import functional as F
 
-from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
 from misseg.objectives.mi import correspondences, random_partners, soft_assignment
@@ -63,8 +66,7 @@ def score(
 
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint and feature source."""
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-    data.setup()
+    data = eval_view(root)
     keys = ("precision", "chance", "clusters agree", "within 1 patch")
     print("| checkpoint | features | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 2) + "|")

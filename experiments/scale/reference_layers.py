@@ -11,9 +11,9 @@ a random valid patch of that partner; labels for this evaluation only), applied 
 from __future__ import annotations
 
 import torch
+from _cli import eval_view  # experiments/scale/_cli.py: the 64 px eval view
 from correspondence import patch_labels, score  # experiments/scale/correspondence.py
 
-from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.models.backbone import BackboneError, TimmBackbone
 from misseg.runs.errors import ConfigError, OneLineArgumentParser, existing_dir, existing_file, reported_errors
@@ -33,8 +33,7 @@ READINGS = {  # name: TimmBackbone options (P=None: the raw features)
 
 
 def table(root: str, weights: str) -> None:
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-    data.setup()
+    data = eval_view(root)
     for i, (name, options) in enumerate(READINGS.items()):
         net = TimmBackbone("tf_efficientnet_lite0", P=None, **options)
         try:

@@ -14,7 +14,11 @@ Data: a folder set of make_data.py (shorter side 80 px).
 from __future__ import annotations
 
 import torch
-from _cli import data_and_checkpoints, run  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    data_and_checkpoints,
+    eval_view,
+    run,
+)
 
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.data.datamodule import FolderDataModule
@@ -52,8 +56,7 @@ def kmeans_miou(L: torch.Tensor, labels: torch.Tensor, K: int, num_classes: int,
 
 def table(root: str, ckpts: list[str], init: str, seed: int, pcs: int, ks: list[int] = ()) -> None:
     """The header, then one markdown row per checkpoint."""
-    data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-    data.setup()
+    data = eval_view(root)
     C = data.num_classes
     print(
         "| checkpoint | weights | "

@@ -23,11 +23,10 @@ import statistics
 from pathlib import Path
 
 import torch
-from _cli import run  # experiments/scale/_cli.py: one thread, a malformed checkpoint as one line
+from _cli import cluster_maps, eval_view, row_bands, run  # experiments/scale/_cli.py
 from levers_table import cell  # mean ± std over the seeds, "-" for none
 from scipy.stats import spearmanr
 
-from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
 from misseg.lit.build import load_module
 from misseg.runs.errors import ConfigError, OneLineArgumentParser, RunDirError, existing_dir
@@ -71,21 +70,15 @@ def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[st
             raise ConfigError(f"{name}: its seeds were trained on different data.root ({', '.join(sorted(roots))})")
         root = roots.pop()
         if root not in images:
-            data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)
-            data.setup()
-            x = torch.cat([b["image"] for b in data.val_dataloader()])
+            x = torch.cat([b["image"] for b in eval_view(root).val_dataloader()])
             if 0 < n_images < len(x):  # a seeded subset: the same images for every name and seed
                 x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n_images]]
             images[root] = x
         x = images[root]
-        clusters, K = [], 0
-        for _, c in found:
-            module = load_module(str(c)).eval()
-            K = module.model.K
-            with torch.no_grad():
-                clusters.append(torch.cat([module.model.predict(xb)[0] for xb in x.split(32)]))
-        N, Hh, W = clusters[0].shape
-        rows = (torch.arange(Hh) * K // Hh)[None, :, None].expand(N, Hh, W)
+        modules = [load_module(str(c)).eval() for _, c in found]
+        clusters = [cluster_maps(m, x) for m in modules]
+        K = modules[0].model.K
+        rows = row_bands(K, *clusters[0].shape)
         stability = pairwise_nmi(clusters)
         balance = statistics.mean(normalized_entropy(c, K) for c in clusters)
         on_rows = statistics.mean(normalized_mutual_information(c, rows) for c in clusters)
