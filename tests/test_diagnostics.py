@@ -283,6 +283,27 @@ def test_normalized_mutual_information_and_entropy():
     assert normalized_entropy(torch.tensor([0, 0, 0]), 3) == pytest.approx(0.0)
 
 
+def test_conditional_nmi_discounts_what_the_given_labelling_explains():
+    """Given the row: the same bands in both labellings agree on nothing beyond the row (0, while their plain NMI is
+    1); the same left/right cut agrees fully (1); with one value given it is the plain NMI; and a by-hand case."""
+    from misseg.diagnostics.shortcut import conditional_nmi, normalized_mutual_information
+
+    ii, jj = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    bands, cut = (ii >= 4).long(), (jj >= 4).long()
+    assert normalized_mutual_information(bands, 1 - bands) == pytest.approx(1.0)
+    assert conditional_nmi(bands, 1 - bands, ii) == pytest.approx(0.0)
+    assert conditional_nmi(cut, 1 - cut, ii) == pytest.approx(1.0)
+    assert conditional_nmi(cut, bands, ii) == pytest.approx(0.0)
+    x, y = torch.tensor([0, 0, 1, 1, 2]), torch.tensor([1, 1, 0, 1, 0])
+    assert conditional_nmi(x, y, torch.zeros(5)) == pytest.approx(normalized_mutual_information(x, y))
+    # by hand: r = 0 holds x, y = (0, 0), (0, 1), (1, 0), (1, 1) (independent: I = 0), r = 1 holds (0, 0), (1, 1)
+    # (identical: I = H = log 2): 4 and 2 of the 6 pixels kept (a -1 label leaves its pixel out)
+    x, y = torch.tensor([0, 0, 1, 1, 0, 1, 0]), torch.tensor([0, 1, 0, 1, 0, 1, -1])
+    r = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    mi, h = 1 / 3 * math.log(2), 2 / 3 * math.log(2) + 1 / 3 * math.log(2)
+    assert conditional_nmi(x, y, r) == pytest.approx(2 * mi / (h + h))
+
+
 def test_seeded_batches_cover_the_set_in_a_seeded_order_without_a_single_image_batch():
     from misseg.diagnostics.shortcut import seeded_batches
 

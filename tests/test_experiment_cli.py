@@ -236,10 +236,12 @@ def fake_metrics(path, miou: float, weights: str | None = None) -> None:
 
 
 def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(tmp_path, monkeypatch, capsys):
-    """Two settings, two seeds each, the trained network replaced by fixed cluster maps: "steady" cuts every image
-    left/right in both seeds (cluster names swapped: still one partition), "drifting" cuts left/right in one seed and
-    top/bottom in the other. Stability (NMI between seeds) picks steady although drifting has the higher mIoU, which
-    the table shows beside it and which the pick never reads."""
+    """Three settings, two seeds each, the trained network replaced by fixed cluster maps: "steady" cuts every image
+    left/right in both seeds (at column 32 and 36, cluster names swapped: NMI 0.721 by hand), "drifting" cuts
+    left/right in one seed and top/bottom in the other, "banded" top/bottom in both. Stability (NMI between seeds)
+    picks banded, whose seeds are the same partition; given the row, banded's seeds agree on nothing (the same bands
+    are all they share) and steady is picked. Neither pick reads mIoU (drifting's is the highest), which the table
+    shows beside them."""
     import json
     import types
 
@@ -248,7 +250,7 @@ def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(t
 
     data = make_folder_dataset(tmp_path / "ds", size=(64, 80))  # the study's 64 px eval view
     maps = {}
-    for name, miou in (("steady", 0.4), ("drifting", 0.6)):
+    for name, miou in (("steady", 0.4), ("drifting", 0.6), ("banded", 0.5)):
         for seed in (0, 1):
             run = tmp_path / "small" / "s" / f"seed{seed}" / name
             (run / "checkpoints").mkdir(parents=True)
@@ -256,7 +258,8 @@ def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(t
             (run / "config_resolved.yaml").write_text(f"data:\n  root: {data}\n")
             (run / "metrics.json").write_text(json.dumps({"miou": miou}))
             ii, jj = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
-            cut = (jj >= 32) if name == "steady" or seed == 0 else (ii >= 32)
+            left_right = name == "steady" or (name == "drifting" and seed == 0)
+            cut = (jj >= 32 + 4 * seed * (name == "steady")) if left_right else (ii >= 32)
             maps[str(run / "checkpoints" / "step00450.ckpt")] = cut.long() if seed == 0 else 1 - cut.long()
 
     def load_module(path):
@@ -266,12 +269,14 @@ def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(t
     module = load("scale/stability", monkeypatch)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the script's one thread, not for this process
     monkeypatch.setattr(module, "load_module", load_module)
-    module.main([str(tmp_path), "s", "--names", "steady,drifting,absent", "--seeds", "0,1"])
+    module.main([str(tmp_path), "s", "--names", "steady,drifting,banded,absent", "--seeds", "0,1"])
     out = capsys.readouterr().out
-    assert "| s | steady | 2 | 1.000 | 1.000 | 0.000 | 0.400 ± 0.000 |" in out
-    assert "| s | drifting | 2 | 0.000 | 1.000 | 0.500 | 0.600 ± 0.000 |" in out
-    assert "| s | absent | 0 | - | - | - | - |" in out
-    assert "label-free pick (most stable): steady, mIoU 0.400" in out
+    assert "| s | steady | 2 | 0.721 | 0.721 | 0.994 | 0.000 | 0.400 ± 0.000 |" in out
+    assert "| s | drifting | 2 | 0.000 | 0.000 | 1.000 | 0.500 | 0.600 ± 0.000 |" in out
+    assert "| s | banded | 2 | 1.000 | 0.000 | 1.000 | 1.000 | 0.500 ± 0.000 |" in out
+    assert "| s | absent | 0 | - | - | - | - | - |" in out
+    assert "label-free pick (most stable): banded, mIoU 0.500" in out
+    assert "label-free pick (most stable given the row): steady, mIoU 0.400" in out
     assert "label-selected best (highest mean mIoU): drifting, mIoU 0.600" in out
 
 

@@ -10,15 +10,18 @@ stable setting (Lange et al. 2004, "Stability-based validation of clustering sol
 column (RUN/metrics.json, Hungarian-matched to the classes) is there to judge the rule, not part of it.
 Two things stability rewards besides the classes are printed beside it, also label-free: collapse (one cluster in
 every seed is perfectly stable: balance = entropy of the cluster sizes / log K) and position (the same bands in
-every image: NMI with K horizontal bands, as agreement.py's rows).
-Last lines: the label-free pick (the most stable name), the label-selected best, and Spearman's rank correlation
-between stability and mean mIoU over the names.
+every image: NMI with K horizontal bands, as agreement.py's rows). Against position, a second score: stability given
+the row (the mean over seed pairs of I(A; B | pixel row) / mean(H(A | row), H(B | row))), where the same bands from
+every seed agree on nothing and only what the seeds cut alike within a row counts.
+Last lines: the label-free picks (the most stable name, and the most stable given the row), the label-selected
+best, and Spearman's rank correlation between each stability and mean mIoU over the names.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -27,17 +30,20 @@ from _cli import cluster_maps, eval_view, row_bands, run  # experiments/scale/_c
 from levers_table import cell  # mean ± std over the seeds, "-" for none
 from scipy.stats import spearmanr
 
-from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
+from misseg.diagnostics.shortcut import conditional_nmi, normalized_entropy, normalized_mutual_information
 from misseg.lit.build import load_module
 from misseg.runs.errors import ConfigError, OneLineArgumentParser, RunDirError, existing_dir
 
 PROG = "experiments/scale/stability.py"
 
 
-def pairwise_nmi(labellings: list[torch.Tensor]) -> float:
-    """Mean NMI over every pair of labellings of the same pixels (1 = every pair the same partition up to names)."""
+def pairwise_nmi(labellings: list[torch.Tensor], given: torch.Tensor | None = None) -> float:
+    """Mean NMI over every pair of labellings of the same pixels (1 = every pair the same partition up to names);
+    with `given`, the NMI given that labelling (conditional_nmi)."""
     pairs = list(itertools.combinations(labellings, 2))
-    return sum(normalized_mutual_information(a, b) for a, b in pairs) / len(pairs)
+    if given is None:
+        return sum(normalized_mutual_information(a, b) for a, b in pairs) / len(pairs)
+    return sum(conditional_nmi(a, b, given) for a, b in pairs) / len(pairs)
 
 
 def data_root(run_dir: Path) -> str:
@@ -52,10 +58,10 @@ def data_root(run_dir: Path) -> str:
 
 def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[str], step: int, n_images: int) -> None:
     print(
-        "| set | run | seeds | stability: NMI between seeds | balance of the clusters | NMI(clusters, rows) "
-        "| clusters mIoU (labels: evaluation only) |"
+        "| set | run | seeds | stability: NMI between seeds | stability given the row | balance of the clusters "
+        "| NMI(clusters, rows) | clusters mIoU (labels: evaluation only) |"
     )
-    print("|---" * 7 + "|")
+    print("|---" * 8 + "|")
     images: dict[str, torch.Tensor] = {}  # data.root -> the set's eval view, loaded once
     scored = []
     for name in names:
@@ -63,7 +69,7 @@ def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[st
         ckpts = [d / "checkpoints" / f"step{step:05d}.ckpt" for d in dirs]
         found = [(d, c) for d, c in zip(dirs, ckpts, strict=True) if c.is_file()]
         if len(found) < 2:
-            print(f"| {set_name} | {name} | {len(found)} | - | - | - | - |")
+            print(f"| {set_name} | {name} | {len(found)} | - | - | - | - | - |")
             continue
         roots = {data_root(d) for d, _ in found}
         if len(roots) > 1:
@@ -78,24 +84,29 @@ def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[st
         modules = [load_module(str(c)).eval() for _, c in found]
         clusters = [cluster_maps(m, x) for m in modules]
         K = modules[0].model.K
-        rows = row_bands(K, *clusters[0].shape)
+        N, H, W = clusters[0].shape
+        rows = row_bands(K, N, H, W)
         stability = pairwise_nmi(clusters)
+        given_row = pairwise_nmi(clusters, row_bands(H, N, H, W))  # H bands of one pixel row each
         balance = statistics.mean(normalized_entropy(c, K) for c in clusters)
         on_rows = statistics.mean(normalized_mutual_information(c, rows) for c in clusters)
         metrics = [d / "metrics.json" for d, _ in found]
         miou = [json.loads(f.read_text())["miou"] for f in metrics if f.is_file()]
-        cells = f"{len(found)} | {stability:.3f} | {balance:.3f} | {on_rows:.3f} | {cell(miou)}"
+        cells = f"{len(found)} | {stability:.3f} | {given_row:.3f} | {balance:.3f} | {on_rows:.3f} | {cell(miou)}"
         print(f"| {set_name} | {name} | {cells} |", flush=True)
         if miou:
-            scored.append((name, stability, statistics.mean(miou)))
+            scored.append((name, statistics.mean(miou), stability, given_row))
     if not scored:
         return
-    pick = max(scored, key=lambda r: r[1])
-    best = max(scored, key=lambda r: r[2])
-    print(f"\nlabel-free pick (most stable): {pick[0]}, mIoU {pick[2]:.3f}")
-    print(f"label-selected best (highest mean mIoU): {best[0]}, mIoU {best[2]:.3f}")
-    rho = spearmanr([r[1] for r in scored], [r[2] for r in scored]).statistic if len(scored) > 2 else float("nan")
-    print(f"Spearman's rank correlation, stability vs mean mIoU over {len(scored)} runs: {rho:.2f}")
+    print()
+    for column, rule in ((2, "most stable"), (3, "most stable given the row")):
+        pick = max(scored, key=lambda r: r[column])
+        print(f"label-free pick ({rule}): {pick[0]}, mIoU {pick[1]:.3f}")
+    best = max(scored, key=lambda r: r[1])
+    print(f"label-selected best (highest mean mIoU): {best[0]}, mIoU {best[1]:.3f}")
+    for column, score in ((2, "stability"), (3, "stability given the row")):
+        rho = spearmanr([r[column] for r in scored], [r[1] for r in scored]).statistic if len(scored) > 2 else math.nan
+        print(f"Spearman's rank correlation, {score} vs mean mIoU over {len(scored)} runs: {rho:.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,6 +67,28 @@ def normalized_mutual_information(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(2 * mi / (ha + hb)) if float(ha + hb) > 0 else 1.0
 
 
+def conditional_nmi(a: torch.Tensor, b: torch.Tensor, given: torch.Tensor) -> float:
+    """NMI of two labellings of the same pixels given a third: I(A; B | R) / mean(H(A | R), H(B | R)), each term the
+    average over R's values of the usual one. With R = the pixel's row, two clusterings that are the same bands in every
+    image score 0 (nothing agrees beyond the row), two that cut every row alike score 1. Pixels where any label is
+    negative are left out; 0 where neither labelling varies within R's values."""
+    keep = (a >= 0) & (b >= 0) & (given >= 0)
+    a, b, r = (t[keep].long().unique(return_inverse=True)[1] for t in (a, b, given))
+    shape = (int(r.max()) + 1, int(a.max()) + 1, int(b.max()) + 1)
+    joint = torch.zeros(shape, dtype=torch.float64)  # p(r, a, b)
+    joint.index_put_((r, a, b), torch.ones_like(a, dtype=torch.float64), accumulate=True)
+    joint /= joint.sum()
+    pr, pra, prb = joint.sum((1, 2)), joint.sum(2), joint.sum(1)
+
+    def xlogy(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:  # p log q, 0 where p = 0
+        return torch.where(p > 0, p * q.clamp_min(1e-300).log(), torch.zeros_like(p))
+
+    mi = xlogy(joint, joint * pr[:, None, None] / (pra[:, :, None] * prb[:, None, :]).clamp_min(1e-300)).sum()
+    ha = -xlogy(pra, pra / pr[:, None].clamp_min(1e-300)).sum()
+    hb = -xlogy(prb, prb / pr[:, None].clamp_min(1e-300)).sum()
+    return float(2 * mi / (ha + hb)) if float(ha + hb) > 1e-12 else 0.0
+
+
 def normalized_entropy(labels: torch.Tensor, K: int) -> float:
     """Entropy of the label histogram / log K (1 = every label equally often); negative labels left out."""
     counts = torch.bincount(labels[labels >= 0].flatten(), minlength=K).double()
