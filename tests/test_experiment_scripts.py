@@ -97,6 +97,21 @@ def test_image_purity_is_one_for_labels_that_cover_whole_images():
     assert agreement.image_purity(torch.cat([halves, torch.full((1, 2, 2), -1)])) == pytest.approx((2 / 4 + 1) / 2)
 
 
+def test_image_fill_gives_every_pixel_its_images_majority_label_and_scores_whole_image_labellings():
+    image_fill = load_scale_script("image_fill")
+    labels = torch.tensor([[[0, 1], [1, 1]], [[0, 0], [-1, 1]], [[-1, -1], [-1, -1]]])
+    filled = image_fill.fill_images(labels)  # ignored pixels do not vote; an image with none valid gets 0
+    assert filled.tolist() == [[[1, 1], [1, 1]], [[0, 0], [0, 0]], [[0, 0], [0, 0]]]
+    masks = torch.tensor([[[0, 1], [1, 1]], [[0, 0], [255, 1]]], dtype=torch.uint8)
+    # the classes filled per image: image 0 all class 1 (3 of 4 right), image 1 all class 0 (2 of 3 right)
+    # IoU class 0: 2 / (2 + 1 + 1) = 0.5, class 1: 3 / (4 + 1) = 0.6 (the ignored pixel predicts nothing)
+    gt = masks.long().clone()
+    gt[gt == 255] = -1
+    assert image_fill.miou(image_fill.fill_images(gt), masks, 2, 2) == pytest.approx((0.5 + 0.6) / 2)
+    swapped = 1 - image_fill.fill_images(gt)  # Hungarian matching: cluster names do not matter
+    assert image_fill.miou(swapped, masks, 2, 2) == pytest.approx((0.5 + 0.6) / 2)
+
+
 def test_pool_bounds_score_a_position_map_on_the_own_image_pool_only():
     """pools.py's columns on a network output whose clusters are the same two bands in every image: against the image's
     own positions the bands are information, against the same position of other images they are none."""

@@ -1,0 +1,83 @@
+"""How much of a clustering's mIoU comes from labelling whole images? Fill each image with its majority label, rescore.
+
+Usage: python experiments/scale/image_fill.py DATA_DIR CKPT [CKPT ...]   (one markdown row per checkpoint)
+On the 64 px centre crops of every image (the scale study's eval view), whole-set Hungarian matching as everywhere.
+Columns: mIoU of the clusters; of the same clusters with every pixel of an image set to that image's most frequent
+cluster (`filled`); and of the classes filled the same way, which uses the labels: the best a labelling with one
+label per image can do whatever its clusters (with K = 2, a perfect "mostly person / mostly background" classifier of
+whole crops). If the filled clusters score as well as the clusters, the split inside the images adds nothing and the
+clusters label images, not regions (agreement.py's image purity near 1 says the same without labels); if they score
+near the classes' ceiling, the mIoU is an image classifier's. The label-free reference for such a classifier:
+K-means (K = the checkpoint's, 10 seedings, the lowest inertia kept) on each image's mean feature (the frozen timm
+body's map where the encoder has one, else L), each image filled with its cluster: a whole-image clustering that
+needs no MI training.
+"""
+
+from __future__ import annotations
+
+import torch
+from _cli import cluster_maps, data_and_checkpoints, eval_view, run  # experiments/scale/_cli.py
+from agreement import label_counts  # experiments/scale/agreement.py
+
+from misseg.baselines.kmeans import kmeans_fit
+from misseg.diagnostics.features import has_body, local_features
+from misseg.lit.build import load_module
+from misseg.metrics.matching import confusion_matrix, match_and_score
+
+PROG = "experiments/scale/image_fill.py"
+
+
+def fill_images(labels: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) labels (-1 = ignored) -> every pixel of image n set to image n's most frequent valid label
+    (ties to the lower label; an image with no valid pixel gets label 0, which its ignored pixels never score)."""
+    majority = label_counts(labels.flatten(1)).argmax(1)
+    return majority[:, None, None].expand_as(labels)
+
+
+def miou(pred: torch.Tensor, target: torch.Tensor, K: int, num_classes: int) -> float:
+    """Whole-set Hungarian mIoU of (N, H, W) cluster ids against uint8 masks (255 = ignored)."""
+    return match_and_score(confusion_matrix(pred, target, K, num_classes))["miou"]
+
+
+def image_kmeans(module: torch.nn.Module, x: torch.Tensor, K: int) -> torch.Tensor:
+    """(N, H, W): K-means on the images' mean features (body, else L), each image filled with its cluster."""
+    layer = "body" if has_body(module) else "L"
+    with torch.no_grad():
+        v = torch.cat([local_features(module, xb, layer).mean((2, 3)) for xb in x.split(32)])
+    centres = kmeans_fit([v], K, seed=0, restarts=10)
+    cluster = torch.cdist(v, centres).argmin(1)
+    return cluster[:, None, None].expand(x.shape[0], *x.shape[2:])
+
+
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, the classes' ceiling, then one markdown row per checkpoint."""
+    data = eval_view(root)
+    batches = list(data.val_dataloader())
+    x = torch.cat([b["image"] for b in batches])
+    masks = torch.cat([b["mask"] for b in batches])
+    gt = masks.long().clone()  # .long() of a long tensor is the same tensor: keep the 255s of masks
+    gt[gt == 255] = -1
+    C = data.num_classes
+    ceiling = miou(fill_images(gt), masks, C, C)
+    print(
+        "| checkpoint | K | clusters | clusters, filled per image | K-means on image means, filled "
+        "| classes, filled per image (labels) |"
+    )
+    print("|---" * 6 + "|")
+    for c in ckpts:
+        module = load_module(c).eval()
+        K = module.model.K
+        clusters = cluster_maps(module, x)
+        images = image_kmeans(module, x, K)
+        cells = [miou(clusters, masks, K, C), miou(fill_images(clusters), masks, K, C), miou(images, masks, K, C)]
+        cells.append(ceiling)
+        print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
+    run(PROG, table, args.data, args.ckpts)
+
+
+if __name__ == "__main__":
+    main()
