@@ -47,6 +47,16 @@ def eval_view(root: str) -> FolderDataModule:
     return data
 
 
+def eval_images(data: FolderDataModule) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The eval view's images (N, 3, H, W), masks (N, H, W; 255 = ignored) and labels (int64, ignored -> -1)."""
+    batches = list(data.val_dataloader())
+    x = torch.cat([b["image"] for b in batches])
+    masks = torch.cat([b["mask"] for b in batches])
+    gt = masks.long().clone()  # .long() of an int64 tensor is the same tensor: keep masks' 255s
+    gt[gt == 255] = -1
+    return x, masks, gt
+
+
 def cluster_maps(module: Any, x: torch.Tensor) -> torch.Tensor:
     """(N, H, W) argmax-p' clusters of a module's network on images x (N, 3, H, W), 32 at a time."""
     with torch.no_grad():

@@ -20,6 +20,7 @@ import torch
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
     cluster_maps,
     data_and_checkpoints,
+    eval_images,
     eval_view,
     row_bands,
     run,
@@ -68,10 +69,7 @@ def position_purity(labels: torch.Tensor) -> float:
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
     data = eval_view(root)
-    batches = list(data.val_dataloader())
-    x = torch.cat([b["image"] for b in batches])
-    gt = torch.cat([b["mask"] for b in batches]).long()
-    gt[gt == 255] = -1
+    x, _, gt = eval_images(data)
     N, _, Hh, W = x.shape
     print(
         "| checkpoint | K | NMI(clusters, classes) | NMI(K-means RGB, classes) | NMI(clusters, K-means RGB) "

@@ -16,7 +16,7 @@ needs no MI training.
 from __future__ import annotations
 
 import torch
-from _cli import cluster_maps, data_and_checkpoints, eval_view, run  # experiments/scale/_cli.py
+from _cli import cluster_maps, data_and_checkpoints, eval_images, eval_view, run  # experiments/scale/_cli.py
 from agreement import label_counts  # experiments/scale/agreement.py
 
 from misseg.baselines.kmeans import kmeans_fit
@@ -52,11 +52,7 @@ def image_kmeans(module: torch.nn.Module, x: torch.Tensor, K: int) -> torch.Tens
 def table(root: str, ckpts: list[str]) -> None:
     """The header, the classes' ceiling, then one markdown row per checkpoint."""
     data = eval_view(root)
-    batches = list(data.val_dataloader())
-    x = torch.cat([b["image"] for b in batches])
-    masks = torch.cat([b["mask"] for b in batches])
-    gt = masks.long().clone()  # .long() of a long tensor is the same tensor: keep the 255s of masks
-    gt[gt == 255] = -1
+    x, masks, gt = eval_images(data)
     C = data.num_classes
     ceiling = miou(fill_images(gt), masks, C, C)
     print(
