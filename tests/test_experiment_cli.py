@@ -557,3 +557,37 @@ def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
     assert len(lines) == 2 and "misseg.train" in lines[0]  # no diagnose.sh call between them
     assert "experiments/scale/agreement.py" in lines[1] and "seed0/mi_x/checkpoints/step00450.ckpt" in lines[1]
     assert (tmp_path / "runs/small/ccp_persons/seed0/mi_x/agreement.md").read_text() == "table\n"
+
+
+def test_gpu_summary_reads_gpu_thesis_outputs_into_a_table_and_a_picture(tmp_path, monkeypatch, capsys):
+    """gpu_thesis.sh's layout, made by hand: the table takes each cell from its own file, the curve is the
+    block mean of train/mi_step, and --figure writes a PNG."""
+    import json
+
+    def put(rel: str, m: dict) -> None:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(json.dumps(m))
+
+    put("baselines/coco_persons/trivial/metrics.json", {"miou": 0.384})
+    put("baselines/coco_persons/kmeans/metrics.json", {"miou": 0.334})
+    probes = {"unsupervised": {"miou": 0.317}, "linear": {"miou": 0.476}, "kmeans": {"miou": 0.383}}
+    put("mi/eval/coco_persons/metrics.json", {"miou": 0.319, "probe": probes})
+    put("mi/eval/coco_persons_random/metrics.json", {"miou": 0.38, "probe": {"linear": {"miou": 0.471}}})
+    put(
+        "oracle.json",
+        {
+            "setting": "paper",
+            "learned": {"eval_bound": -0.8, "steps": 3, "train_curve": [[1, -2.0]]},
+            "oracle": {"eval_bound": -1.0, "steps": 3, "train_curve": [[1, -2.5]]},
+        },
+    )
+    (tmp_path / "mi" / "csv").mkdir(parents=True)
+    (tmp_path / "mi" / "csv" / "metrics.csv").write_text("step,train/mi_step\n0,-3\n49,-1\n50,-0.5\n")
+    gpu_summary = load("scale/gpu_summary", monkeypatch)
+    assert gpu_summary.bound_curve(tmp_path / "mi") == ([25, 75], [-2.0, -0.5])
+    png = tmp_path / "fig.png"
+    gpu_summary.main([str(tmp_path), "coco_persons", "--figure", str(png)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "| coco_persons | 0.384 | 0.334 | 0.317 / 0.476 / 0.383 | - / - / - | - / - / - | 0.471 |"
+    assert "bound with the learned p' -0.800, with p' = the classes -1.000" in lines[-3]
+    assert png.read_bytes()[:4] == b"\x89PNG"

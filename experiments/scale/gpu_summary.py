@@ -1,7 +1,9 @@
 """The table of gpu_thesis.sh: per eval set, mIoU of the trivial map, K-means RGB, and each trained run
 (unsupervised clusters, linear probe, K-means on L), MI's random-init probe; then steps trained and the oracle test.
+With --figure PNG also a picture: the bound during training (MI runs and the oracle's two runs) and, per eval set,
+the clusters and probes beside the trivial map and K-means RGB.
 
-Usage: python experiments/scale/gpu_summary.py OUT SET [SET ...]
+Usage: python experiments/scale/gpu_summary.py OUT SET [SET ...] [--figure PNG]
 """
 
 from __future__ import annotations
@@ -39,6 +41,57 @@ def steps(run: Path) -> str:
     return f"{max(done, default=0) + 1} steps in {info.get('duration_s', float('nan')):.0f} s"
 
 
+def bound_curve(run: Path, block: int = 50) -> tuple[list[int], list[float]]:
+    """The logged MI bound (train/mi_step) of a run's csv, as means over blocks of `block` steps."""
+    f = run / "csv" / "metrics.csv"
+    if not f.is_file():
+        return [], []
+    sums: dict[int, list[float]] = {}
+    with open(f) as fh:
+        for r in csv.DictReader(fh):
+            if r.get("train/mi_step") and r.get("step"):
+                sums.setdefault(int(r["step"]) // block, []).append(float(r["train/mi_step"]))
+    keys = sorted(sums)
+    return [k * block + block // 2 for k in keys], [sum(sums[k]) / len(sums[k]) for k in keys]
+
+
+def figure(out: Path, sets: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for r in ("mi", "mi_corr"):
+        left.plot(*bound_curve(out / r), label=f"{r}: bound (eq. 4.12), training batches")
+    o = read(out / "oracle.json") or {}
+    for key, name in (("learned", "oracle.py: learned p'"), ("oracle", "oracle.py: p' = the classes")):
+        if key in o:
+            curve = o[key]["train_curve"]  # [step, bound] pairs
+            left.plot([c[0] for c in curve], [c[1] for c in curve], "--", label=name)
+    left.set(xlabel="step (batch 64, 128 px)", ylabel="JSD bound (nats)", title="the bound while training")
+    left.legend(fontsize=8)
+    bars = [
+        ("trivial", lambda s: read(out / "baselines" / s / "trivial" / "metrics.json"), None),
+        ("K-means RGB", lambda s: read(out / "baselines" / s / "kmeans" / "metrics.json"), None),
+        ("MI clusters", lambda s: read(out / "mi" / "eval" / s / "metrics.json"), "unsupervised"),
+        ("MI probe", lambda s: read(out / "mi" / "eval" / s / "metrics.json"), "linear"),
+        ("MI random-init probe", lambda s: read(out / "mi" / "eval" / f"{s}_random" / "metrics.json"), "linear"),
+        ("MI + corr. clusters", lambda s: read(out / "mi_corr" / "eval" / s / "metrics.json"), "unsupervised"),
+        ("IIC clusters", lambda s: read(out / "iic" / "eval" / s / "metrics.json"), "unsupervised"),
+    ]
+    width = 0.8 / len(bars)
+    for i, (name, get, probe) in enumerate(bars):
+        values = [float(v) if (v := miou(get(s), probe)) != "-" else 0.0 for s in sets]
+        right.bar([j + i * width for j in range(len(sets))], values, width, label=name)
+    right.set_xticks([j + 0.4 - width / 2 for j in range(len(sets))], sets)
+    right.set(ylabel="mIoU", title="each set's own images (clusters, probes: the probe's test half)")
+    right.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -48,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         help="gpu_thesis.sh's output folder",
     )
     ap.add_argument("sets", metavar="SET", nargs="+", help="eval set names (gpu_thesis.sh's EVAL_SETS), one row each")
+    ap.add_argument("--figure", metavar="PNG", help="also write the curves and bars as a picture here")
     args = ap.parse_args(argv)
     out, sets = Path(args.out), args.sets
     runs = " | ".join(f"{r}: clusters / probe / K-means on L" for r in RUNS)
@@ -71,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
             f"- oracle test ({o['setting']} setting, {learned['steps']} / {oracle['steps']} steps): bound with the "
             f"learned p' {learned['eval_bound']:.3f}, with p' = the classes {oracle['eval_bound']:.3f}"
         )
+    if args.figure:
+        figure(out, sets, Path(args.figure))
+        print(f"\nfigure: {args.figure}")
 
 
 if __name__ == "__main__":
