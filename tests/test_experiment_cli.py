@@ -45,6 +45,7 @@ MISSING_PATH = [
     ("scale/correspondence", ["{missing}", "{file}"], "{missing}"),
     ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
     ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),
+    ("scale/gpu_summary", ["{dir}", "coco_persons", "--figure", "{missing}/f.png"], "{missing}"),
     ("scale/grid", ["{missing}", "{dir}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{missing}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{dir}/grid.png", "{missing}"], "{missing}"),

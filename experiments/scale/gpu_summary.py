@@ -12,6 +12,8 @@ import csv
 import json
 from pathlib import Path
 
+from train_curve import block_means  # experiments/scale/train_curve.py
+
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/gpu_summary.py"
@@ -42,17 +44,11 @@ def steps(run: Path) -> str:
 
 
 def bound_curve(run: Path, block: int = 50) -> tuple[list[int], list[float]]:
-    """The logged MI bound (train/mi_step) of a run's csv, as means over blocks of `block` steps."""
-    f = run / "csv" / "metrics.csv"
-    if not f.is_file():
+    """The logged MI bound (train/mi_step) of a run's csv, as means over blocks of `block` steps (mid-block x)."""
+    if not (run / "csv" / "metrics.csv").is_file():
         return [], []
-    sums: dict[int, list[float]] = {}
-    with open(f) as fh:
-        for r in csv.DictReader(fh):
-            if r.get("train/mi_step") and r.get("step"):
-                sums.setdefault(int(r["step"]) // block, []).append(float(r["train/mi_step"]))
-    keys = sorted(sums)
-    return [k * block + block // 2 for k in keys], [sum(sums[k]) / len(sums[k]) for k in keys]
+    means = {b: row["train/mi"] for b, row in block_means(run, block).items() if "train/mi" in row}
+    return [b * block + block // 2 for b in means], list(means.values())
 
 
 def figure(out: Path, sets: list[str], path: Path) -> None:
@@ -71,18 +67,20 @@ def figure(out: Path, sets: list[str], path: Path) -> None:
             left.plot([c[0] for c in curve], [c[1] for c in curve], "--", label=name)
     left.set(xlabel="step (batch 64, 128 px)", ylabel="JSD bound (nats)", title="the bound while training")
     left.legend(fontsize=8)
-    bars = [
-        ("trivial", lambda s: read(out / "baselines" / s / "trivial" / "metrics.json"), None),
-        ("K-means RGB", lambda s: read(out / "baselines" / s / "kmeans" / "metrics.json"), None),
-        ("MI clusters", lambda s: read(out / "mi" / "eval" / s / "metrics.json"), "unsupervised"),
-        ("MI probe", lambda s: read(out / "mi" / "eval" / s / "metrics.json"), "linear"),
-        ("MI random-init probe", lambda s: read(out / "mi" / "eval" / f"{s}_random" / "metrics.json"), "linear"),
-        ("MI + corr. clusters", lambda s: read(out / "mi_corr" / "eval" / s / "metrics.json"), "unsupervised"),
-        ("IIC clusters", lambda s: read(out / "iic" / "eval" / s / "metrics.json"), "unsupervised"),
+    bars = [  # name, metrics.json's folder under OUT ({s}: the eval set), probe section (None: the top-level mIoU)
+        ("trivial", "baselines/{s}/trivial", None),
+        ("K-means RGB", "baselines/{s}/kmeans", None),
+        ("MI clusters", "mi/eval/{s}", "unsupervised"),
+        ("MI probe", "mi/eval/{s}", "linear"),
+        ("MI random-init probe", "mi/eval/{s}_random", "linear"),
+        ("MI + corr. clusters", "mi_corr/eval/{s}", "unsupervised"),
+        ("IIC clusters", "iic/eval/{s}", "unsupervised"),
     ]
     width = 0.8 / len(bars)
-    for i, (name, get, probe) in enumerate(bars):
-        values = [float(v) if (v := miou(get(s), probe)) != "-" else 0.0 for s in sets]
+    for i, (name, folder, probe) in enumerate(bars):
+        # a missing file leaves its bar out (NaN), rather than drawing a score of 0
+        cells = [miou(read(out / folder.format(s=s) / "metrics.json"), probe) for s in sets]
+        values = [float(v) if v != "-" else float("nan") for v in cells]
         right.bar([j + i * width for j in range(len(sets))], values, width, label=name)
     right.set_xticks([j + 0.4 - width / 2 for j in range(len(sets))], sets)
     right.set(ylabel="mIoU", title="each set's own images (clusters, probes: the probe's test half)")
@@ -103,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("sets", metavar="SET", nargs="+", help="eval set names (gpu_thesis.sh's EVAL_SETS), one row each")
     ap.add_argument("--figure", metavar="PNG", help="also write the curves and bars as a picture here")
     args = ap.parse_args(argv)
+    if args.figure and not Path(args.figure).parent.is_dir():
+        ap.error(f"--figure {args.figure}: no such directory {Path(args.figure).parent}; create it first")
     out, sets = Path(args.out), args.sets
     runs = " | ".join(f"{r}: clusters / probe / K-means on L" for r in RUNS)
     print(f"| eval set | trivial | K-means RGB | {runs} | MI random init: probe |")

@@ -76,16 +76,18 @@ data.num_workers=${2:-4}"
 }
 paper="trainer.accelerator=$ACC trainer.max_epochs=100000 +trainer.max_time=$max_time"
 paper="$paper trainer.check_val_every_n_epoch=100000 trainer.enable_progress_bar=false report=false model.K=2"
+limit=$((TRAIN_S + 120))  # a training or a baseline that has not ended by then is stopped
 train() {  # train NAME ARGS...: one run into OUT/NAME
-  timeout $((TRAIN_S + 120)) python -m misseg.train $(data "$TRAIN_SET") $paper "${@:2}" hydra.run.dir="$WORK/$1" > "$WORK/$1.log" 2>&1
+  timeout $limit python -m misseg.train $(data "$TRAIN_SET") $paper "${@:2}" hydra.run.dir="$WORK/$1" > "$WORK/$1.log" 2>&1
   log "trained $1: rc $? at $(( $(date +%s) - t0 )) s"
 }
 baselines() {  # baselines SET: K-means on RGB (K = the classes, 2) and the trivial one-cluster map at 128 px
-  timeout $((TRAIN_S + 120)) python -m misseg.baselines.kmeans $(data "$1" 1) report=false hydra.run.dir="$WORK/baselines/$1/kmeans" \
+  timeout $limit python -m misseg.baselines.kmeans $(data "$1" 1) report=false hydra.run.dir="$WORK/baselines/$1/kmeans" \
     > "$WORK/baselines/$1.kmeans.log" 2>&1
-  timeout $((TRAIN_S + 120)) python -m misseg.baselines.kmeans $(data "$1" 1) kmeans.K=1 matching=majority report=false \
+  local rc=$?  # each baseline's own exit status: the first device call logged only the trivial's and hid a timeout
+  timeout $limit python -m misseg.baselines.kmeans $(data "$1" 1) kmeans.K=1 matching=majority report=false \
     hydra.run.dir="$WORK/baselines/$1/trivial" > "$WORK/baselines/$1.trivial.log" 2>&1
-  log "baselines on $1: rc $? at $(( $(date +%s) - t0 )) s"
+  log "baselines on $1: K-means RGB rc $rc, trivial rc $? at $(( $(date +%s) - t0 )) s"
 }
 mkdir -p "$WORK/baselines"
 for set in $EVAL_SETS; do baselines "$set" & done  # CPU only: done while the card trains

@@ -16,17 +16,23 @@ from misseg.runs.errors import OneLineArgumentParser, existing_dir
 PROG = "experiments/scale/train_curve.py"
 
 
-def table(run: str, block: int = 500) -> None:
+def block_means(run: str | Path, block: int = 500) -> dict[int, dict[str, float]]:
+    """Block index b (steps b * block to (b + 1) * block - 1) -> {train/NAME: mean of train/NAME_step there}."""
     sums: dict = defaultdict(lambda: defaultdict(list))
     with open(Path(run) / "csv" / "metrics.csv") as f:
         for row in csv.DictReader(f):
             for k, v in row.items():
                 if k.startswith("train/") and k.endswith("_step") and v:
                     sums[int(row["step"]) // block][k.removesuffix("_step")].append(float(v))
-    keys = sorted({k for b in sums.values() for k in b})
+    return {b: {k: sum(v) / len(v) for k, v in means.items()} for b, means in sorted(sums.items())}
+
+
+def table(run: str, block: int = 500) -> None:
+    means = block_means(run, block)
+    keys = sorted({k for b in means.values() for k in b})
     print(f"| steps | {' | '.join(keys)} |\n|---|{'---|' * len(keys)}")
-    for b in sorted(sums):
-        cells = [f"{sum(v) / len(v):.3f}" if (v := sums[b].get(k)) else "-" for k in keys]
+    for b, row in means.items():
+        cells = [f"{row[k]:.3f}" if k in row else "-" for k in keys]
         print(f"| {b * block}-{(b + 1) * block - 1} | {' | '.join(cells)} |")
 
 
