@@ -126,6 +126,34 @@ def test_pool_bounds_score_a_position_map_on_the_own_image_pool_only():
     assert min(r["own_image"], r["local"]) < r["mixed"] < max(r["own_image"], r["local"])
 
 
+def test_pools_scores_a_run_with_centred_heads_against_its_centred_heads():
+    """pools.py reads the bound as the run trained it: model.objective.centre_heads centres the H_k over k first."""
+    from types import SimpleNamespace
+
+    pools = load_scale_script("pools")
+    torch.manual_seed(0)
+    L, H = torch.randn(4, 8, 3, 3), torch.randn(4, 2, 8) + 2.0  # a mean over k that centring removes
+    for centred in (False, True):
+        objective = SimpleNamespace(centre_heads=centred, critic_ab=lambda: None)
+        run = SimpleNamespace(objective=objective, model=SimpleNamespace(tau=0.5))
+        run.eval = lambda run=run: run
+        pools.load_module = lambda ckpt, run=run: run
+        pools.batch_means = lambda module, data, keys, per_batch: per_batch(L, H)
+        expected = pools.pool_bounds(L, pools.centre(H) if centred else H, 0.5)
+        assert pools.score("ckpt", None)["own_image"] == pytest.approx(expected["own_image"])
+    assert expected["own_image"] != pytest.approx(pools.pool_bounds(L, H, 0.5)["own_image"])
+
+
+def test_checkpoint_table_prints_k_as_an_int_and_scores_to_three_decimals(capsys):
+    checkpoint_table = load_scale_script("_cli").checkpoint_table
+    checkpoint_table(None, ["a.ckpt"], ("K", "miou"), lambda c, data: {"K": 2, "miou": 0.41234})
+    assert capsys.readouterr().out.splitlines() == [
+        "| checkpoint | K | miou |",
+        "|---|---|---|",
+        "| a.ckpt | 2 | 0.412 |",
+    ]
+
+
 def test_shared_score_finds_the_bounds_gradient_along_the_heads_mean_and_centring_removes_it():
     """shared_score.py on L and H that both carry one vector m (as centroid heads carry the mean of L): the shared
     score is about a |m|^2, the joint term saturates, and the bound's gradient on L lies along mean_k H_k; with the

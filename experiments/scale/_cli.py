@@ -68,14 +68,19 @@ def row_bands(K: int, N: int, H: int, W: int) -> torch.Tensor:
     return (torch.arange(H) * K // H)[None, :, None].expand(N, H, W)
 
 
-def checkpoint_table(root: str, ckpts: list[str], keys: tuple[str, ...], score: Callable[[str, Any], dict]) -> None:
-    """A markdown table, one row per checkpoint: score(ckpt, data) -> {key: value} on the set's 64 px eval view."""
-    data = eval_view(root)
+def checkpoint_table(
+    data: FolderDataModule, ckpts: list[str], keys: tuple[str, ...], score: Callable[[str, Any], dict]
+) -> None:
+    """A markdown table, one row per checkpoint: score(ckpt, data) -> {key: value} on a set's eval view (eval_view);
+    an int (K) prints as one, a float to three decimals."""
     print("| checkpoint | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for c in ckpts:
         r = score(c, data)
-        print(f"| {c} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |", flush=True)
+        print(
+            f"| {c} | " + " | ".join(f"{r[k]}" if isinstance(r[k], int) else f"{r[k]:.3f}" for k in keys) + " |",
+            flush=True,
+        )
 
 
 def batch_means(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    checkpoint_table,
     cluster_maps,
     data_and_checkpoints,
     eval_images,
@@ -66,46 +67,63 @@ def position_purity(labels: torch.Tensor) -> float:
     return float(counts.max(1).values.sum() / counts.sum().clamp_min(1.0))
 
 
+KEYS = (
+    "K",
+    "NMI(clusters, classes)",
+    "NMI(K-means RGB, classes)",
+    "NMI(clusters, K-means RGB)",
+    "NMI(clusters, rows)",
+    "NMI(clusters, columns)",
+    "NMI(clusters, rings)",
+    "balance classes",
+    "balance clusters",
+    "edges classes",
+    "edges K-means RGB",
+    "edges clusters",
+    "image purity classes",
+    "image purity clusters",
+    "position purity classes",
+    "position purity clusters",
+)
+
+
+def scores(module: torch.nn.Module, x: torch.Tensor, gt: torch.Tensor, C: int) -> dict[str, float | int]:
+    """KEYS for one network on the eval view's images x (N, 3, H, W) and labels gt (N, H, W; ignored -> -1)."""
+    N, _, Hh, W = x.shape
+    K = module.model.K
+    clusters = cluster_maps(module, x)
+    pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
+    rgb = kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
+    rows = row_bands(K, N, Hh, W)
+    cols = (torch.arange(W) * K // W)[None, None, :].expand(N, Hh, W)
+    rings = centre_rings(Hh, W, K).expand(N, Hh, W)
+    nmi = normalized_mutual_information
+    values = [
+        K,
+        nmi(clusters, gt),
+        nmi(rgb, gt),
+        nmi(clusters, rgb),
+        nmi(clusters, rows),
+        nmi(clusters, cols),
+        nmi(clusters, rings),
+        normalized_entropy(gt, C),
+        normalized_entropy(clusters, K),
+        edge_density(gt),
+        edge_density(rgb),
+        edge_density(clusters),
+        image_purity(gt),
+        image_purity(clusters),
+        position_purity(gt),
+        position_purity(clusters),
+    ]
+    return dict(zip(KEYS, values, strict=True))
+
+
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
     data = eval_view(root)
     x, _, gt = eval_images(data)
-    N, _, Hh, W = x.shape
-    print(
-        "| checkpoint | K | NMI(clusters, classes) | NMI(K-means RGB, classes) | NMI(clusters, K-means RGB) "
-        "| NMI(clusters, rows) | NMI(clusters, columns) | NMI(clusters, rings) | balance classes | balance clusters "
-        "| edges classes | edges K-means RGB | edges clusters | image purity classes | image purity clusters "
-        "| position purity classes | position purity clusters |"
-    )
-    print("|---" * 17 + "|")
-    for c in ckpts:
-        module = load_module(c).eval()
-        K = module.model.K
-        clusters = cluster_maps(module, x)
-        pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
-        rgb = kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
-        rows = row_bands(K, N, Hh, W)
-        cols = (torch.arange(W) * K // W)[None, None, :].expand(N, Hh, W)
-        rings = centre_rings(Hh, W, K).expand(N, Hh, W)
-        nmi = normalized_mutual_information
-        cells = [
-            nmi(clusters, gt),
-            nmi(rgb, gt),
-            nmi(clusters, rgb),
-            nmi(clusters, rows),
-            nmi(clusters, cols),
-            nmi(clusters, rings),
-            normalized_entropy(gt, data.num_classes),
-            normalized_entropy(clusters, K),
-            edge_density(gt),
-            edge_density(rgb),
-            edge_density(clusters),
-            image_purity(gt),
-            image_purity(clusters),
-            position_purity(gt),
-            position_purity(clusters),
-        ]
-        print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
+    checkpoint_table(data, ckpts, KEYS, lambda c, _: scores(load_module(c).eval(), x, gt, data.num_classes))
 
 
 def main(argv: list[str] | None = None) -> None:

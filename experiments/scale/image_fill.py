@@ -16,7 +16,14 @@ needs no MI training.
 from __future__ import annotations
 
 import torch
-from _cli import cluster_maps, data_and_checkpoints, eval_images, eval_view, run  # experiments/scale/_cli.py
+from _cli import (
+    checkpoint_table,
+    cluster_maps,
+    data_and_checkpoints,
+    eval_images,
+    eval_view,
+    run,
+)  # experiments/scale/_cli.py
 from agreement import label_counts  # experiments/scale/agreement.py
 
 from misseg.baselines.kmeans import kmeans_fit
@@ -49,25 +56,31 @@ def image_kmeans(module: torch.nn.Module, x: torch.Tensor, K: int) -> torch.Tens
     return cluster[:, None, None].expand(x.shape[0], *x.shape[2:])
 
 
+KEYS = (
+    "K",
+    "clusters",
+    "clusters, filled per image",
+    "K-means on image means, filled",
+    "classes, filled per image (labels)",
+)
+
+
 def table(root: str, ckpts: list[str]) -> None:
-    """The header, the classes' ceiling, then one markdown row per checkpoint."""
+    """The header, then one markdown row per checkpoint (the classes' ceiling, the same on every row)."""
     data = eval_view(root)
     x, masks, gt = eval_images(data)
     C = data.num_classes
     ceiling = miou(fill_images(gt), masks, C, C)
-    print(
-        "| checkpoint | K | clusters | clusters, filled per image | K-means on image means, filled "
-        "| classes, filled per image (labels) |"
-    )
-    print("|---" * 6 + "|")
-    for c in ckpts:
-        module = load_module(c).eval()
+
+    def score(ckpt: str, _: object) -> dict[str, float | int]:
+        module = load_module(ckpt).eval()
         K = module.model.K
         clusters = cluster_maps(module, x)
         images = image_kmeans(module, x, K)
         cells = [miou(clusters, masks, K, C), miou(fill_images(clusters), masks, K, C), miou(images, masks, K, C)]
-        cells.append(ceiling)
-        print(f"| {c} | {K} | " + " | ".join(f"{v:.3f}" for v in cells) + " |", flush=True)
+        return dict(zip(KEYS, [K, *cells, ceiling], strict=True))
+
+    checkpoint_table(data, ckpts, KEYS, score)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     batch_means,
     checkpoint_table,
     data_and_checkpoints,
+    eval_view,
     run,
 )
 
@@ -30,7 +31,7 @@ def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
 
 def table(root: str, ckpts: list[str]) -> None:
     """The header, then one markdown row per checkpoint."""
-    checkpoint_table(root, ckpts, KEYS, ablate)
+    checkpoint_table(eval_view(root), ckpts, KEYS, ablate)
 
 
 def main(argv: list[str] | None = None) -> None:
