@@ -10,7 +10,10 @@ clusters label images, not regions (agreement.py's image purity near 1 says the 
 near the classes' ceiling, the mIoU is an image classifier's. The label-free reference for such a classifier:
 K-means (K = the checkpoint's, 10 seedings, the lowest inertia kept) on each image's mean feature (the frozen timm
 body's map where the encoder has one, else L), each image filled with its cluster: a whole-image clustering that
-needs no MI training.
+needs no MI training. Last column: whether the split *inside* the images follows the classes (labels), the NMI of
+clusters and classes given the image (misseg.diagnostics.shortcut.conditional_nmi; 0 for clusters that label whole
+images or cut them anywhere but along the classes, 1 for a split that is the classes' in every image), which the
+filled scores cannot tell apart from a lucky whole-image labelling.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from agreement import label_counts  # experiments/scale/agreement.py
 
 from misseg.baselines.kmeans import kmeans_fit
 from misseg.diagnostics.features import has_body, local_features
+from misseg.diagnostics.shortcut import conditional_nmi
 from misseg.lit.build import load_module
 from misseg.metrics.matching import confusion_matrix, match_and_score
 
@@ -62,6 +66,7 @@ KEYS = (
     "clusters, filled per image",
     "K-means on image means, filled",
     "classes, filled per image (labels)",
+    "NMI(clusters, classes) given the image",
 )
 
 
@@ -71,6 +76,7 @@ def table(root: str, ckpts: list[str]) -> None:
     x, masks, gt = eval_images(data)
     C = data.num_classes
     ceiling = miou(fill_images(gt), masks, C, C)
+    image = torch.arange(len(x))[:, None, None].expand_as(gt)  # each pixel's image, for the split within images
 
     def score(ckpt: str, _: object) -> dict[str, float | int]:
         module = load_module(ckpt).eval()
@@ -78,7 +84,8 @@ def table(root: str, ckpts: list[str]) -> None:
         clusters = cluster_maps(module, x)
         images = image_kmeans(module, x, K)
         cells = [miou(clusters, masks, K, C), miou(fill_images(clusters), masks, K, C), miou(images, masks, K, C)]
-        return dict(zip(KEYS, [K, *cells, ceiling], strict=True))
+        within = conditional_nmi(clusters, gt, image)
+        return dict(zip(KEYS, [K, *cells, ceiling, within], strict=True))
 
     checkpoint_table(data, ckpts, KEYS, score)
 
