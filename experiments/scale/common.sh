@@ -37,22 +37,34 @@ run() {
   echo "done: $dir ($(cat "$dir.wall_s") s)"
 }
 
-# train450 SET K SEED NAME ARGS...: a 450-step run of this budget into $RUNS/small/SET/seedSEED/NAME (ARGS: the
-# method's overrides, e.g. model=iic or a lever), then its diagnosis (diagnose.sh: probes and random init) unless
+# MAX_STEPS (default 450): the length of train450's and lever's runs. Any other length is a compute point: its runs go
+# to $RUNS/small<MAX_STEPS> (as section 14's small1500), so they never meet a 450-step run's folder, and their last
+# checkpoint is step<MAX_STEPS> (5 digits); it has to be a multiple of the checkpoint interval, or there is none.
+MAX_STEPS=${MAX_STEPS:-450}
+[[ $MAX_STEPS =~ ^[0-9]+$ ]] && ((MAX_STEPS > 0 && MAX_STEPS % ${CKPT_EVERY:-150} == 0)) || {
+  echo "MAX_STEPS: '$MAX_STEPS' is not a positive multiple of CKPT_EVERY=${CKPT_EVERY:-150}; use e.g. MAX_STEPS=900" >&2
+  exit 2
+}
+small=$RUNS/small
+[ "$MAX_STEPS" = 450 ] || small=$RUNS/small$MAX_STEPS
+last_step=$(printf %05d "$MAX_STEPS")
+
+# train450 SET K SEED NAME ARGS...: a 450-step run (MAX_STEPS) of this budget into $small/SET/seedSEED/NAME (ARGS:
+# the method's overrides, e.g. model=iic or a lever), then its diagnosis (diagnose.sh: probes and random init) unless
 # NO_DIAG is set (the clusters' own metrics.json only: for CPU time; diagnose.sh can follow later)
 train450() {
-  local d="$RUNS/small/$1/seed$3/$4"
-  SEED=$3 run "$d" misseg.train $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps=450 report=false \
+  local d="$small/$1/seed$3/$4"
+  SEED=$3 run "$d" misseg.train $(SEED=$3 data "$1") $budget $ckpts trainer.max_steps="$MAX_STEPS" report=false \
     model.K="$2" "${@:5}"
-  [ -n "${NO_DIAG:-}" ] || STEPS=00450 bash experiments/scale/diagnose.sh "$d" "$1"
+  [ -n "${NO_DIAG:-}" ] || STEPS=$last_step bash experiments/scale/diagnose.sh "$d" "$1"
 }
 
 # lever SET K SEED NAME ARGS...: train450, then agreement.py's description of the clusters (RUN/agreement.md), NO_DIAG
 # or not: it reads the clusters only (1-3 min), and the lever scripts that set NO_DIAG promise it
 lever() {
-  local d="$RUNS/small/$1/seed$3/$4"
+  local d="$small/$1/seed$3/$4"
   train450 "$@"
-  [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step00450.ckpt" \
+  [ -f "$d/agreement.md" ] || "$PY" experiments/scale/agreement.py "$SMALL/$1" "$d/checkpoints/step$last_step.ckpt" \
     > "$d/agreement.md" 2>/dev/null
 }
 
@@ -120,8 +132,8 @@ lever_jobs() {
 }
 
 # run_lever_jobs: `train SET K SEED METHOD` for every entry of `jobs`, two at a time (the machine's two cores), then
-# what each run's step-450 clusters follow (classes, K-means RGB, rows, columns, rings: agreement.py) into
-# RUN/agreement.md, RUN = $RUNS/small/SET/seedSEED/$(name_of METHOD); the calling script defines train and name_of
+# what each run's last clusters follow (classes, K-means RGB, rows, columns, rings: agreement.py) into
+# RUN/agreement.md, RUN = $small/SET/seedSEED/$(name_of METHOD); the calling script defines train and name_of
 run_lever_jobs() {
   local i job set seed method d
   for ((i = 0; i < ${#jobs[@]}; i += 2)); do
@@ -131,8 +143,8 @@ run_lever_jobs() {
   done
   for job in "${jobs[@]}"; do
     read -r set _ seed method <<< "$job"
-    d="$RUNS/small/$set/seed$seed/$(name_of "$method")"
-    [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step00450.ckpt" ] || "$PY" experiments/scale/agreement.py \
-      "$SMALL/$set" "$d/checkpoints/step00450.ckpt" > "$d/agreement.md"
+    d="$small/$set/seed$seed/$(name_of "$method")"
+    [ -f "$d/agreement.md" ] || [ ! -f "$d/checkpoints/step$last_step.ckpt" ] || "$PY" experiments/scale/agreement.py \
+      "$SMALL/$set" "$d/checkpoints/step$last_step.ckpt" > "$d/agreement.md"
   done
 }

@@ -30,10 +30,11 @@
 # COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
 # Sections 18, 19 and 21's prototype runs were made by lever_own_image_frozen.sh, since folded into this script with
 # the same overrides (CRITIC=dot|affine NEGATIVES=own_image [HEADS=prototypes]); section 23 re-ran one of them with it.
-# 450 steps, one view unless VIEWS=2, two runs side by side, clusters only (NO_DIAG), agreement.py into RUN/agreement.md.
+# 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
+# side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
 #        [NEGATIVES=own_image|mixed|heads] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1]
-#        [SEEDS="0 1 2"]
+#        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
