@@ -560,6 +560,37 @@ def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
     assert (tmp_path / "runs/small/ccp_persons/seed0/mi_x/agreement.md").read_text() == "table\n"
 
 
+def test_a_longer_lever_run_goes_to_its_own_folder_and_is_described_at_its_last_step(tmp_path):
+    """MAX_STEPS (common.sh): a 900-step lever run trains 900 steps into RUNS/small900 (never a 450-step run's
+    folder) and agreement.py reads its step-900 checkpoint; a length with no checkpoint at its end: one line, exit 2."""
+    import os
+    import subprocess
+
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n'
+        'for a in "$@"; do case $a in hydra.run.dir=*) mkdir -p "${a#hydra.run.dir=}" ;; esac; done\necho table\n'
+    )
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_DIAG", "CKPT_EVERY")}
+    env.update(SMALL=str(tmp_path / "small"), RUNS=str(tmp_path / "runs"), PY=str(python), NO_DIAG="1")
+    script = "source experiments/scale/common.sh; lever ccp_persons 2 0 mi_x model.K=2"
+    r = subprocess.run(
+        ["bash", "-c", script], cwd=REPO, env={**env, "MAX_STEPS": "900"}, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    train, describe = calls.read_text().splitlines()
+    assert "trainer.max_steps=900" in train and "/runs/small900/ccp_persons/seed0/mi_x " in train + " "
+    assert "small900/ccp_persons/seed0/mi_x/checkpoints/step00900.ckpt" in describe
+    assert not (tmp_path / "runs" / "small").exists()
+    for bad in ("1000", "x"):  # 1000: not a multiple of the 150-step checkpoints
+        r = subprocess.run(
+            ["bash", "-c", script], cwd=REPO, env={**env, "MAX_STEPS": bad}, capture_output=True, text=True
+        )
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and f"MAX_STEPS: '{bad}'" in r.stderr
+
+
 def test_gpu_summary_reads_gpu_thesis_outputs_into_a_table_and_a_picture(tmp_path, monkeypatch, capsys):
     """gpu_thesis.sh's layout, made by hand: the table takes each cell from its own file, the curve is the
     block mean of train/mi_step, and --figure writes a PNG."""

@@ -130,16 +130,18 @@ def test_pools_scores_a_run_with_centred_heads_against_its_centred_heads():
     """pools.py reads the bound as the run trained it: model.objective.centre_heads centres the H_k over k first."""
     from types import SimpleNamespace
 
+    from misseg.objectives.mi import MIObjective, centre
+
     pools = load_scale_script("pools")
     torch.manual_seed(0)
     L, H = torch.randn(4, 8, 3, 3), torch.randn(4, 2, 8) + 2.0  # a mean over k that centring removes
     for centred in (False, True):
-        objective = SimpleNamespace(centre_heads=centred, critic_ab=lambda: None)
+        objective = MIObjective(tau=0.5, centre_heads=centred)  # the dot critic: critic_ab() is None
         run = SimpleNamespace(objective=objective, model=SimpleNamespace(tau=0.5))
         run.eval = lambda run=run: run
         pools.load_module = lambda ckpt, run=run: run
         pools.batch_means = lambda module, data, keys, per_batch: per_batch(L, H)
-        expected = pools.pool_bounds(L, pools.centre(H) if centred else H, 0.5)
+        expected = pools.pool_bounds(L, centre(H) if centred else H, 0.5)
         assert pools.score("ckpt", None)["own_image"] == pytest.approx(expected["own_image"])
     assert expected["own_image"] != pytest.approx(pools.pool_bounds(L, H, 0.5)["own_image"])
 

@@ -370,6 +370,8 @@ def test_centred_heads_keep_p_and_drop_the_score_every_pair_shares():
         assert torch.allclose(centred(L, H + m)["mi"], centred(L, H)["mi"], atol=1e-5)
         assert not torch.allclose(plain(L, H + m)["mi"], plain(L, H)["mi"], atol=1e-2)
     Hc = H - H.mean(1, keepdim=True)
+    # scored_heads: the H_k forward scores, which pools.py reads a trained run's bound with
+    assert torch.allclose(centred.scored_heads(H), Hc) and plain.scored_heads(H) is H
     S = soft_global(soft_assignment(L, H, 0.5), Hc)
     for negatives in ("heads", "own_image", "local"):
         by_hand = jsd_with_negatives(L, S, negatives=negatives, H=Hc)["mi"]

@@ -26,6 +26,7 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     row_bands,
     run,
 )
+from agreement_keys import KEYS  # experiments/scale/agreement_keys.py: levers_table.py reads the same names
 from position import centre_rings  # experiments/scale/position.py
 
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
@@ -65,26 +66,6 @@ def position_purity(labels: torch.Tensor) -> float:
     across the N images (pixel-weighted over the positions)."""
     counts = label_counts(labels.flatten(1).T)  # one row per position (H*W, N)
     return float(counts.max(1).values.sum() / counts.sum().clamp_min(1.0))
-
-
-KEYS = (
-    "K",
-    "NMI(clusters, classes)",
-    "NMI(K-means RGB, classes)",
-    "NMI(clusters, K-means RGB)",
-    "NMI(clusters, rows)",
-    "NMI(clusters, columns)",
-    "NMI(clusters, rings)",
-    "balance classes",
-    "balance clusters",
-    "edges classes",
-    "edges K-means RGB",
-    "edges clusters",
-    "image purity classes",
-    "image purity clusters",
-    "position purity classes",
-    "position purity clusters",
-)
 
 
 def scores(module: torch.nn.Module, x: torch.Tensor, gt: torch.Tensor, C: int) -> dict[str, float | int]:

@@ -17,6 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
+from agreement_keys import AVERAGED  # experiments/scale/agreement_keys.py: agreement.py's own column names
+
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/levers_table.py"
@@ -49,18 +51,7 @@ def cells(line: str) -> list[str]:
 
 def agreement(runs: str, sets: list[str], names: list[str], study: str = "small", seeds=("0", "1", "2")) -> None:
     """Mean over the seeds of each run's agreement.md (experiments/scale/agreement.py)."""
-    cols = (
-        "NMI(clusters, classes)",
-        "NMI(K-means RGB, classes)",
-        "NMI(clusters, K-means RGB)",
-        "NMI(clusters, rows)",
-        "NMI(clusters, columns)",
-        "NMI(clusters, rings)",
-        "balance classes",
-        "balance clusters",
-        "image purity clusters",
-        "position purity clusters",
-    )
+    cols = AVERAGED
     print("| set | run | seeds | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 3) + "|")
     for s in sets:

@@ -23,7 +23,7 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
-from misseg.objectives.mi import centre, jsd_bound, jsd_own_image, mix_pools, soft_assignment, soft_global
+from misseg.objectives.mi import jsd_bound, jsd_own_image, mix_pools, soft_assignment, soft_global
 
 PROG = "experiments/scale/pools.py"
 
@@ -46,8 +46,8 @@ def score(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     module = load_module(ckpt).eval()
     critic = module.objective.critic_ab()
     torch.manual_seed(0)  # the shuffled column's permutations
-    # the bound as the run trained it: a run with centred heads (section 26) scores its H_k centred over k
-    heads = centre if module.objective.centre_heads else (lambda H: H)
+    # the bound as the run trained it (a run with centred heads, section 26, scores its H_k centred over k)
+    heads = module.objective.scored_heads
     return batch_means(module, data, KEYS, lambda L, H: pool_bounds(L, heads(H), module.model.tau, critic))
 
 

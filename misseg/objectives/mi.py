@@ -458,6 +458,12 @@ class MIObjective(nn.Module):
             return self.tau, 0.0
         return self.tau * self.critic_log_scale.exp(), self.critic_bias
 
+    def scored_heads(self, H: torch.Tensor) -> torch.Tensor:
+        """The H_k that eq. 4.8-4.12 score: centred over k under centre_heads, H itself otherwise. `forward` and every
+        reader of a trained run's bound (experiments/scale/pools.py) go through here, so that a reader cannot score
+        heads the run never trained (pools.py once scored a centred run's raw H_k: -6.4 nats against its -1.3)."""
+        return centre(H) if self.centre_heads else H
+
     def forward(
         self,
         L: torch.Tensor,
@@ -472,9 +478,8 @@ class MIObjective(nn.Module):
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         critic = self.critic_ab()
-        if self.centre_heads:
-            H = centre(H)
-            second = None if second is None else (second[0], centre(second[1]), second[2])
+        H = self.scored_heads(H)
+        second = None if second is None else (second[0], self.scored_heads(second[1]), second[2])
         if second is None:
             out = mi_objective(
                 L,
