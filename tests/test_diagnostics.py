@@ -363,3 +363,56 @@ def test_principal_splits_find_a_class_split_behind_a_larger_positional_one():
     # patch labels: the majority class of each patch, 255 where half of it or more is ignored
     masks = torch.tensor([[[1, 1, 0, 255], [1, 0, 255, 255]]])
     assert patch_labels(masks, (1, 2), 2).tolist() == [[[1, 255]]]
+
+
+def test_bound_ceiling_is_what_the_best_critic_reaches_against_each_pool():
+    """misseg.diagnostics.ceiling against eq. 4.12 itself: with the critic T = -log q on the anchor's cluster and far
+    below elsewhere (the best one for a hard partition), `bound_terms` over the pool's pairs gives the ceiling, for
+    negatives from the image's other positions and from the same position of the other images."""
+    from misseg.diagnostics.ceiling import bound_ceiling, same_cluster_share
+    from misseg.objectives.mi import bound_terms
+
+    torch.manual_seed(3)
+    N, H, W, K = 3, 4, 4, 3
+    labels = torch.randint(0, K, (N, H, W))
+    labels[0, 0, 0] = -1  # ignored: neither anchor nor negative
+    valid = labels >= 0
+    for pool in ("own_image", "local"):
+        q = same_cluster_share(labels, K, pool)
+        flat, v, qf = labels.flatten(1), valid.flatten(1), q.flatten(1)
+        if pool == "own_image":  # (N, HW anchor, HW negative)
+            same = flat[:, :, None] == flat[:, None, :]
+            pairs = v[:, :, None] & v[:, None, :] & ~torch.eye(H * W, dtype=torch.bool)
+        else:  # (N anchor image, N negative image, HW)
+            same = flat[:, None, :] == flat[None, :, :]
+            pairs = v[:, None, :] & v[None, :, :] & ~torch.eye(N, dtype=torch.bool)[:, :, None]
+        T_joint = (-qf.nan_to_num(1.0).log()).clamp_max(40.0)  # q = 0: no negative shares the cluster
+        T_own = T_joint[:, :, None] if pool == "own_image" else T_joint[:, None, :]
+        T_marginal = torch.where(same, T_own.expand_as(same), torch.full(same.shape, -40.0))
+        best = bound_terms(T_joint, v, T_marginal, pairs)["mi"]
+        # exact with the ignored pixel too: its image's anchors have fewer negatives and weigh less in the marginal
+        assert bound_ceiling(labels, K, pool) == pytest.approx(float(best), abs=1e-5)
+
+
+def test_bound_ceiling_ranks_partitions_by_how_often_the_pools_negatives_share_their_cluster():
+    """The readings experiments/scale section 35 rests on: the constant critic's -2 log 2 for one label everywhere;
+    rows (the same bands in every image) reach an equal split's -0.955 against the image's own positions and nothing
+    against the same place in other images; a small cluster in each image pays against its own image, and not when
+    each of the image's clusters weighs the same (own_image_balanced), nor with the K heads as negatives."""
+    from misseg.diagnostics.ceiling import bound_ceiling, g
+
+    floor, equal = -2 * math.log(2), float(g(torch.tensor(0.5)))
+    assert equal == pytest.approx(-math.log(1.5) - 0.5 * math.log(3)) and float(g(torch.tensor(0.0))) == 0
+    N, H, W = 8, 8, 8
+    one = torch.zeros(N, H, W, dtype=torch.long)
+    for pool in ("own_image", "local", "mixed", "own_image_balanced"):
+        assert bound_ceiling(one, 2, pool) == pytest.approx(floor)
+    rows = (torch.arange(H) >= H // 2).long()[None, :, None].expand(N, H, W)
+    assert bound_ceiling(rows, 2, "own_image") == pytest.approx(equal, abs=0.01)
+    assert bound_ceiling(rows, 2, "local") == pytest.approx(floor)
+    small = torch.zeros(N, H, W, dtype=torch.long)
+    small[torch.arange(N), torch.arange(N), :2] = 1  # 2 of 64 pixels, at another row in every image
+    assert bound_ceiling(small, 2, "own_image") < equal - 0.2
+    assert bound_ceiling(small, 2, "own_image_balanced") == bound_ceiling(small, 2, "heads") == pytest.approx(equal)
+    with pytest.raises(ValueError, match="unknown pool 'global'"):
+        bound_ceiling(one, 2, "global")

@@ -6,11 +6,14 @@ import torch.nn.functional as F
 
 from misseg.objectives.mi import (
     MIObjective,
+    balanced_negative_weights,
+    bound_terms,
     correspondence_joint,
     correspondences,
     jsd_bound,
     jsd_mixed,
     jsd_own_image,
+    jsd_own_image_balanced,
     jsd_uniform_heads,
     jsd_with_negatives,
     mi_objective,
@@ -251,6 +254,68 @@ def test_own_image_negatives_train_and_refuse_shuffled_positions():
     assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image"):
         MIObjective(tau=1.0, negatives="own_image", negative_positions="shuffled")
+
+
+def test_balanced_negatives_give_each_cluster_of_an_image_the_same_weight():
+    """balanced_negative_weights: with a hard p', each cluster an image holds carries the same total weight among its
+    negatives, whatever its size; the weights of an image's valid positions sum to their number, invalid ones 0;
+    an image split in equal parts keeps the own-image pool as it was."""
+    B, K, U, V = 2, 2, 4, 4
+    labels = torch.zeros(B, U, V, dtype=torch.long)
+    labels[0, 0, :2] = 1  # image 0: 2 positions of cluster 1, 14 of cluster 0
+    labels[1, :2] = 1  # image 1: an equal split
+    p = F.one_hot(labels, K).permute(0, 3, 1, 2).float()
+    valid = torch.ones(B, U, V, dtype=torch.bool)
+    valid[0, 3, 3] = False
+    w = balanced_negative_weights(p, valid)
+    assert w[0, 3, 3] == 0 and torch.allclose(w.sum((1, 2)), valid.sum((1, 2)).float())
+    for b in range(B):
+        totals = [float(w[b][(labels[b] == k) & valid[b]].sum()) for k in range(K)]
+        assert totals == pytest.approx([valid[b].sum().item() / K] * K)
+    assert torch.allclose(w[1], torch.ones(U, V))
+    torch.manual_seed(11)
+    L, S = torch.randn(1, 3, U, V), torch.randn(1, 3, U, V)
+    assert torch.allclose(jsd_own_image_balanced(L, S, p[1:])["mi"], jsd_own_image(L, S)["mi"])
+
+
+def test_balanced_negatives_take_the_reward_for_equal_sizes_away_but_not_the_penalty_on_whole_images():
+    """The lever's mechanism, with the critic each partition's best (T = -log q on the anchor's cluster, far below
+    elsewhere): against the image's own positions a small cluster scores below an equal split; balanced, both reach
+    the same value; an image labelled whole stays at the constant critic's -2 log 2 in both pools."""
+    U = V = 4
+
+    def best(labels: torch.Tensor, balanced: bool) -> float:
+        p = F.one_hot(labels, 2).permute(0, 3, 1, 2).float()
+        pairs = (~torch.eye(U * V, dtype=torch.bool))[None].float()
+        if balanced:
+            pairs = pairs * balanced_negative_weights(p)[:, None].flatten(2)
+        same = labels.flatten(1)[:, :, None] == labels.flatten(1)[:, None, :]
+        q = (pairs * same).sum(2) / pairs.sum(2)  # each anchor's share of negatives in its own cluster
+        T_joint = -q.log()
+        T_marginal = torch.where(same, T_joint[:, :, None].expand_as(same), torch.full(same.shape, -40.0))
+        return float(bound_terms(T_joint, torch.ones_like(q, dtype=torch.bool), T_marginal, pairs)["mi"])
+
+    small = torch.zeros(1, U, V, dtype=torch.long)
+    small[0, 0, :2] = 1
+    equal = (torch.arange(U)[:, None] < U // 2).long().expand(U, V)[None]
+    whole = torch.zeros(1, U, V, dtype=torch.long)
+    assert best(small, False) < best(equal, False) - 0.2
+    assert best(small, True) == pytest.approx(best(equal, True), abs=0.01)
+    assert best(whole, False) == pytest.approx(-2 * math.log(2)) == best(whole, True)
+
+
+def test_balanced_negatives_train_with_one_and_two_views_and_refuse_shuffled_positions():
+    torch.manual_seed(12)
+    L, H = torch.randn(2, 4, 3, 3, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
+    for views in (1, 2):
+        objective = MIObjective(tau=1.0, negatives="own_image_balanced", views=views)
+        second = (L.flip(-1), H, torch.ones(2, dtype=torch.bool)) if views == 2 else None
+        objective(L, H, second=second)["loss"].backward()
+    assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="needs the assignment p'"):
+        jsd_with_negatives(L, L, negatives="own_image_balanced")
+    with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image_bal"):
+        MIObjective(tau=1.0, negatives="own_image_balanced", negative_positions="shuffled")
 
 
 def test_mixed_negatives_average_the_two_pools_and_rule_out_both_shortcuts():

@@ -20,9 +20,9 @@ def add_data(ap: OneLineArgumentParser) -> None:
 
 
 def add_checkpoints(
-    ap: OneLineArgumentParser, help: str = "checkpoints (one markdown row each)", hint: str = CKPT_HINT
+    ap: OneLineArgumentParser, help: str = "checkpoints (one markdown row each)", hint: str = CKPT_HINT, nargs="+"
 ) -> None:
-    ap.add_argument("ckpts", metavar="CKPT", nargs="+", type=existing_file(hint), help=help)
+    ap.add_argument("ckpts", metavar="CKPT", nargs=nargs, type=existing_file(hint), help=help)
 
 
 def data_and_checkpoints(prog: str, doc: str, **checkpoints: str) -> OneLineArgumentParser:

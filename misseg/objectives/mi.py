@@ -146,21 +146,63 @@ def bound_terms(
 
 
 def jsd_own_image(
-    L: torch.Tensor, S: torch.Tensor, valid: torch.Tensor | None = None, critic: Critic | None = None
+    L: torch.Tensor,
+    S: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    critic: Critic | None = None,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """A lever beyond the thesis: eq. 4.12 with x' = x, negatives pairing L_ij(x) with S_i'j'(x) at every other
     position i'j' of the same image, so the bound estimates I(L; S | x) instead of I(L; S).
     Why: with x' another image, the bound is met by anything that tells images apart: an image code in the H_k
     (experiments/scale section 12) or clusters that label whole images (section 17). Given the image, such a code
     carries nothing; only a partition inside each image raises this bound.  All (UV)^2 pairs of each image in one
-    batched product (B x UV x UV values: 16 x 256 x 256 at the CPU budget, 64 x 1024 x 1024 at the thesis's)."""
+    batched product (B x UV x UV values: 16 x 256 x 256 at the CPU budget, 64 x 1024 x 1024 at the thesis's).
+    weights (B, U, V), or None for 1: the weight of each position as a negative (`balanced_negative_weights`)."""
     B, _, U, V = L.shape
     if valid is None:
         valid = torch.ones(B, U, V, dtype=torch.bool, device=L.device)
     T_marginal = torch.bmm(L.flatten(2).transpose(1, 2), S.flatten(2))  # (B, UV anchor, UV other position)
     v = valid.flatten(1)
     other = ~torch.eye(U * V, dtype=torch.bool, device=L.device)
-    return bound_terms((L * S).sum(1), valid, T_marginal, v[:, :, None] & v[:, None, :] & other, critic)
+    pairs = v[:, :, None] & v[:, None, :] & other
+    if weights is not None:
+        pairs = pairs * weights.flatten(1)[:, None, :]
+    return bound_terms((L * S).sum(1), valid, T_marginal, pairs, critic)
+
+
+@torch.no_grad()
+def balanced_negative_weights(p: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, U, V) weights of an image's positions as negatives such that each of the K clusters carries the same
+    weight, whatever its size: position ij weighs sum_k p'_ijk / (K pi_k(x)), pi_k(x) the image's mean p'_k over its
+    valid positions (floored at one position's share), normalised so that the weights of an image's valid positions
+    sum to their number (0 at invalid ones). Held constant: a reweighting of the pool, not a term to optimise.
+    (`own_image_balanced`, eq. 4.12's E_marginal with p(S | x) replaced by an equal mixture of its clusters)"""
+    B, K, U, V = p.shape
+    v = torch.ones(B, U, V, dtype=torch.bool, device=p.device) if valid is None else valid
+    n = v.sum((1, 2)).clamp_min(1).to(p.dtype)  # (B,)
+    pi = (p * v[:, None]).sum((2, 3)) / n[:, None]  # (B, K)
+    w = (p / (K * torch.maximum(pi, 1 / n[:, None]))[:, :, None, None]).sum(1) * v
+    return w * (n / w.sum((1, 2)).clamp_min(1e-12))[:, None, None]
+
+
+def jsd_own_image_balanced(
+    L: torch.Tensor,
+    S: torch.Tensor,
+    p: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    critic: Critic | None = None,
+) -> dict[str, torch.Tensor]:
+    """A lever beyond the thesis: `jsd_own_image` with each cluster of the image carrying the same weight among the
+    negatives (`balanced_negative_weights` of p', the assignment S is built from).
+    Why: with negatives from the image, an anchor's negative shares its cluster with probability q = the share of the
+    image in that cluster, and the most the bound can give a partition is the mean of g(q) (misseg/diagnostics/
+    ceiling.py), highest for an equal split of every image: COCO-Persons' classes (small persons) sit 0.21 nats
+    below it, below a split that follows nothing (experiments/scale section 35). Reweighted, q = 1/K for every
+    anchor of an image that holds all K clusters, whatever their sizes, so sizes drop out as with the K H_k as
+    negatives (`jsd_uniform_heads`); unlike those, an image labelled whole still pays (q = 1 there), the shortcut
+    the heads pool let through (section 31)."""
+    return jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid))
 
 
 @torch.no_grad()
@@ -296,19 +338,26 @@ def jsd_with_negatives(
     negative_positions: str = "same",
     critic: Critic | None = None,
     H: torch.Tensor | None = None,
+    p: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """`jsd_bound` with negatives from this process's batch ("local") or from all DDP ranks ("global"), or
-    `jsd_own_image` ("own_image": every other position of the same image; no DDP communication), or "mixed": half
-    of the negatives' weight on each of own_image and local (`jsd_mixed`), or "heads": the K high-level features H
-    (B, K, P) that S is built from, 1/K each (`jsd_uniform_heads`)."""
+    `jsd_own_image` ("own_image": every other position of the same image; no DDP communication), or
+    "own_image_balanced": the same with each of the image's clusters weighing the same (`jsd_own_image_balanced`,
+    from p (B, K, U, V), the assignment S is built from), or "mixed": half of the negatives' weight on each of
+    own_image and local (`jsd_mixed`), or "heads": the K high-level features H (B, K, P) that S is built from, 1/K
+    each (`jsd_uniform_heads`)."""
     check_option("negatives", negatives, NEGATIVES)
     if negatives == "heads":
         if H is None:
             raise ValueError("negatives='heads' needs the high-level features H that S is built from")
         return jsd_uniform_heads(L, S, H, valid, critic)
-    if negatives == "own_image":
+    if negatives in ("own_image", "own_image_balanced"):
         check_own_image(negatives, negative_positions)
-        return jsd_own_image(L, S, valid, critic)
+        if negatives == "own_image":
+            return jsd_own_image(L, S, valid, critic)
+        if p is None:
+            raise ValueError("negatives='own_image_balanced' needs the assignment p' that S is built from")
+        return jsd_own_image_balanced(L, S, p, valid, critic)
     if negatives == "mixed":
         return jsd_mixed(L, S, valid, negative_positions, critic)
     if negatives == "local":
@@ -338,14 +387,15 @@ def mi_objective(
     weighting, so only the critic's direct dependence on L and H is trained.
     negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
     communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`); "own_image" = the
-    other positions of the same image (`jsd_own_image`); "mixed" = own_image and local, half each (`jsd_mixed`);
+    other positions of the same image (`jsd_own_image`), "own_image_balanced" = the same with each cluster of the
+    image weighing the same (`jsd_own_image_balanced`); "mixed" = own_image and local, half each (`jsd_mixed`);
     "heads" = the K H_k, 1/K each (`jsd_uniform_heads`).
     hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
     critic: (a, b) of the critic a <L, S> + b (`bound_terms`).
     """
     p = soft_assignment(L, H, tau)
     S = soft_global(weights_of_S(p, detach_assignment, hard_assignment), H)
-    out = jsd_with_negatives(L, S, valid, negatives, negative_positions, critic, H)
+    out = jsd_with_negatives(L, S, valid, negatives, negative_positions, critic, H, p)
     out["loss"] = -out["mi"]
     out["p"], out["S"] = p, S
     return out
@@ -498,8 +548,12 @@ class MIObjective(nn.Module):
             p1, p2 = soft_assignment(L, H, self.tau), soft_assignment(L2, H2, self.tau)
             S1 = soft_global(weights_of_S(p1, self.detach_assignment, self.hard_assignment), H)
             S2 = soft_global(weights_of_S(p2, self.detach_assignment, self.hard_assignment), H2)
-            a = jsd_with_negatives(L, unflip(S2, flipped), valid, self.negatives, self.negative_positions, critic, H2)
-            b = jsd_with_negatives(unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions, critic, H)
+            a = jsd_with_negatives(
+                L, unflip(S2, flipped), valid, self.negatives, self.negative_positions, critic, H2, unflip(p2, flipped)
+            )
+            b = jsd_with_negatives(
+                unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions, critic, H, p1
+            )
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"], S = -out["mi"], p1, S1
             ps, pairs = (
