@@ -10,6 +10,7 @@ from conftest import REPO
 
 SCRIPTS = [
     "scale/agreement",
+    "scale/ceiling",
     "scale/correspondence",
     "scale/gpu_summary",
     "scale/grid",
@@ -42,6 +43,9 @@ NO_REQUIRED = {"scale/plot", "scale/summarize", "small_real/summarize"}  # an op
 MISSING_PATH = [
     ("scale/agreement", ["{missing}", "{file}"], "{missing}"),
     ("scale/agreement", ["{dir}", "{file}", "{missing}"], "{missing}"),
+    ("scale/ceiling", ["{missing}"], "{missing}"),
+    ("scale/ceiling", ["{dir}", "{file}", "{missing}"], "{missing}"),
+    ("scale/ceiling", ["{dir}", "--K", "1"], "--K 1"),
     ("scale/correspondence", ["{missing}", "{file}"], "{missing}"),
     ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
     ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),
@@ -159,6 +163,8 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
     seen = []
     for script, work, argv, expected in [
         ("scale/agreement", "table", [d, c], (d, [c])),
+        ("scale/ceiling", "table", [d], (d, [], None)),
+        ("scale/ceiling", "table", [d, c, c, "--K", "3"], (d, [c, c], 3)),
         ("scale/shortcut", "table", [d, c, c], (d, [c, c])),
         ("scale/image_fill", "table", [d, c, c], (d, [c, c])),
         ("scale/pools", "table", [d, c], (d, [c])),

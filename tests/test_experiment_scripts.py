@@ -124,6 +124,7 @@ def test_pool_bounds_score_a_position_map_on_the_own_image_pool_only():
     assert r["own_image"] > r["local"] + 4
     assert r["local_shuffled"] > r["local"] + 2  # a random other position is the other band half the time
     assert min(r["own_image"], r["local"]) < r["mixed"] < max(r["own_image"], r["local"])
+    assert r["own_image_balanced"] == pytest.approx(r["own_image"], abs=1e-4)  # equal bands: the weights are all 1
 
 
 def test_pools_scores_a_run_with_centred_heads_against_its_centred_heads():

@@ -1,13 +1,14 @@
 """Eq. 4.12 of trained checkpoints against each pool of negatives, averaged over an eval set's batches.
 
 Usage: python experiments/scale/pools.py DATA_DIR CKPT [CKPT ...]   (prints one markdown row per checkpoint)
-Each checkpoint's own p', S and critic (its a, b under critic=affine or scaled, <L, S> under dot), scored against
-the negatives of every option of model.objective.negatives: own_image (the image's other positions), local (the same
-position of the other images: the thesis), local shuffled (a random other position of the other images) and mixed
-(own_image and local, half each). Why: section 23's lever trains on the mixed pool; this says which half each trained
-partition pays for (a map of position scores on own_image only, whole-image labels on local only). Batches of 16
-centre crops (64 px) in a seeded random order, as shortcut.py; the shuffled column draws its permutations from the
-global generator seeded once per checkpoint, so a row is reproducible.
+Each checkpoint's own p', S and critic (its a, b under critic=affine or scaled, <L, S> under dot), scored against the
+negatives of every option of model.objective.negatives: own_image (the image's other positions), local (the same
+position of the other images: the thesis), local shuffled (a random other position of the other images), mixed
+(own_image and local, half each) and own_image_balanced (own_image, each of the image's clusters weighing the same).
+Why: section 23's lever trains on the mixed pool; this says which half each trained partition pays for (a map of
+position scores on own_image only, whole-image labels on local only). Batches of 16 centre crops (64 px) in a seeded
+random order, as shortcut.py; the shuffled column draws its permutations from the global generator seeded once per
+checkpoint, so a row is reproducible.
 """
 
 from __future__ import annotations
@@ -23,22 +24,31 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
-from misseg.objectives.mi import jsd_bound, jsd_own_image, mix_pools, soft_assignment, soft_global
+from misseg.objectives.mi import (
+    jsd_bound,
+    jsd_own_image,
+    jsd_own_image_balanced,
+    mix_pools,
+    soft_assignment,
+    soft_global,
+)
 
 PROG = "experiments/scale/pools.py"
 
-KEYS = ("own_image", "local", "local_shuffled", "mixed")
+KEYS = ("own_image", "local", "local_shuffled", "mixed", "own_image_balanced")
 
 
 def pool_bounds(L: torch.Tensor, H: torch.Tensor, tau: float, critic=None) -> dict[str, float]:
     """The bound (eq. 4.12) of one batch against each pool of negatives, S from the checkpoint's own p'."""
-    S = soft_global(soft_assignment(L, H, tau), H)
+    p = soft_assignment(L, H, tau)
+    S = soft_global(p, H)
     own, local = jsd_own_image(L, S, critic=critic), jsd_bound(L, S, critic=critic)
     return {
         "own_image": float(own["mi"]),
         "local": float(local["mi"]),
         "local_shuffled": float(jsd_bound(L, S, negative_positions="shuffled", critic=critic)["mi"]),
         "mixed": float(mix_pools(own, local)["mi"]),  # jsd_mixed without computing its two pools again
+        "own_image_balanced": float(jsd_own_image_balanced(L, S, p, critic=critic)["mi"]),
     }
 
 
