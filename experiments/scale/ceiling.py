@@ -6,7 +6,8 @@ For each partition of the set's 64 px eval view (centre crops of every image), t
 each model.objective.negatives pool, over every critic (misseg.diagnostics.ceiling: -2 log 2 = -1.386 for a partition
 the pool's negatives share, 0 for one they never share). Rows: the classes; K-means on RGB (K clusters, fitted on
 the same pixels); K horizontal bands of equal height (rows); K bands of a random axis and label order in each image
-(an equal split of every image that follows nothing, seeded); then each checkpoint's argmax-p' clusters. K: the
+(an equal split of every image that follows nothing, seeded); whole images (image n labelled n mod K: the
+image-labelling shortcut of sections 12, 17 and 31); then each checkpoint's argmax-p' clusters. K: the
 checkpoints' (all the same), else --K, else the number of classes. Pixels the masks ignore are left out of every row.
 Why: a pool rewards the partitions whose negatives rarely share the anchor's cluster; whether the classes are among
 the best it can pay for is a property of the set and the pool, which this reads without training anything. A run's
@@ -59,6 +60,7 @@ def table(root: str, ckpts: list[str], K: int | None) -> None:
     row("K-means RGB", kmeans_predict(x, kmeans_fit(pixels, K, seed=0)), K, ignored)
     row("rows (K bands)", row_bands(K, N, H, W), K, ignored)
     row("K bands, random axis and order per image", random_bands(K, N, H, W), K, ignored)
+    row("whole images (image n: label n mod K)", (torch.arange(N) % K)[:, None, None].expand(N, H, W), K, ignored)
     for c, m in zip(ckpts, modules, strict=True):
         row(c, cluster_maps(m, x), K, ignored)
 
