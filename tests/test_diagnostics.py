@@ -410,9 +410,38 @@ def test_bound_ceiling_ranks_partitions_by_how_often_the_pools_negatives_share_t
     rows = (torch.arange(H) >= H // 2).long()[None, :, None].expand(N, H, W)
     assert bound_ceiling(rows, 2, "own_image") == pytest.approx(equal, abs=0.01)
     assert bound_ceiling(rows, 2, "local") == pytest.approx(floor)
-    small = torch.zeros(N, H, W, dtype=torch.long)
-    small[torch.arange(N), torch.arange(N), :2] = 1  # 2 of 64 pixels, at another row in every image
+    small = torch.zeros(16, H, W, dtype=torch.long)
+    for n in range(16):  # a 2 x 2 square (4 of 64 pixels), at another of the 16 places of the 8 x 8 crop in each image
+        small[n, 2 * (n // 4) : 2 * (n // 4) + 2, 2 * (n % 4) : 2 * (n % 4) + 2] = 1
     assert bound_ceiling(small, 2, "own_image") < equal - 0.2
     assert bound_ceiling(small, 2, "own_image_balanced") == bound_ceiling(small, 2, "heads") == pytest.approx(equal)
+    # mixed_balanced: the small cluster, at every place in some image, reaches the top; rows and whole images pay on
+    # one half each
+    whole = (torch.arange(N) % 2)[:, None, None].expand(N, H, W)
+    assert bound_ceiling(small, 2, "mixed_balanced") == pytest.approx(equal, abs=0.03)
+    for shortcut in (rows, whole):
+        assert bound_ceiling(shortcut, 2, "mixed_balanced") == pytest.approx(float(g(torch.tensor(0.75))), abs=0.01)
     with pytest.raises(ValueError, match="unknown pool 'global'"):
         bound_ceiling(one, 2, "global")
+
+
+def test_correspondence_ceiling_is_the_best_critic_value_and_rewards_partitions_the_partners_agree_with():
+    """paired / unpaired against a search over the critic's value t; a partition whose correspondences share its
+    clusters gains with the weight, one whose correspondences fall in the other cluster gains less."""
+    import torch.nn.functional as F
+
+    from misseg.diagnostics.ceiling import bound_ceiling, g, paired, unpaired
+
+    t = torch.linspace(-20, 20, 400001, dtype=torch.float64)
+    for q, qp, w in ((0.3, 0.6, 2.0), (0.5, 0.5, 1.0), (0.05, 0.9, 4.0)):
+        best_paired = float(((1 + w) * -F.softplus(-t) - q * F.softplus(t)).max())
+        best_other = float((-qp * F.softplus(t) - w * F.softplus(-t)).max())
+        assert float(paired(torch.tensor(q), w)) == pytest.approx(best_paired, abs=1e-6)
+        assert float(unpaired(torch.tensor(qp), w)) == pytest.approx(best_other, abs=1e-6)
+        assert float(paired(torch.tensor(q), 0.0)) == pytest.approx(float(g(torch.tensor(q))))
+    N, H, W = 4, 4, 4
+    rows = (torch.arange(H) >= H // 2).long()[None, :, None].expand(N, H, W)
+    agree, disagree = rows.clone(), 1 - rows  # partners at the same row / at the other one
+    base = bound_ceiling(rows, 2, "own_image")
+    assert bound_ceiling(rows, 2, "own_image", agree, 0.0) == base
+    assert bound_ceiling(rows, 2, "own_image", agree, 1.0) > bound_ceiling(rows, 2, "own_image", disagree, 1.0) + 0.3

@@ -46,6 +46,8 @@ MISSING_PATH = [
     ("scale/ceiling", ["{missing}"], "{missing}"),
     ("scale/ceiling", ["{dir}", "{file}", "{missing}"], "{missing}"),
     ("scale/ceiling", ["{dir}", "--K", "1"], "--K 1"),
+    ("scale/ceiling", ["{dir}", "{file}", "--correspondence", "1,x"], "--correspondence 1,x"),
+    ("scale/ceiling", ["{dir}", "--correspondence", "1"], "--correspondence needs a CKPT"),
     ("scale/correspondence", ["{missing}", "{file}"], "{missing}"),
     ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
     ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),
@@ -163,8 +165,9 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
     seen = []
     for script, work, argv, expected in [
         ("scale/agreement", "table", [d, c], (d, [c])),
-        ("scale/ceiling", "table", [d], (d, [], None)),
-        ("scale/ceiling", "table", [d, c, c, "--K", "3"], (d, [c, c], 3)),
+        ("scale/ceiling", "table", [d], (d, [], None, [])),
+        ("scale/ceiling", "table", [d, c, c, "--K", "3"], (d, [c, c], 3, [])),
+        ("scale/ceiling", "table", [d, c, "--correspondence", "0,1,4"], (d, [c], None, [0.0, 1.0, 4.0])),
         ("scale/shortcut", "table", [d, c, c], (d, [c, c])),
         ("scale/image_fill", "table", [d, c, c], (d, [c, c])),
         ("scale/pools", "table", [d, c], (d, [c])),

@@ -12,6 +12,7 @@ from misseg.objectives.mi import (
     correspondences,
     jsd_bound,
     jsd_mixed,
+    jsd_mixed_balanced,
     jsd_own_image,
     jsd_own_image_balanced,
     jsd_uniform_heads,
@@ -316,6 +317,28 @@ def test_balanced_negatives_train_with_one_and_two_views_and_refuse_shuffled_pos
         jsd_with_negatives(L, L, negatives="own_image_balanced")
     with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image_bal"):
         MIObjective(tau=1.0, negatives="own_image_balanced", negative_positions="shuffled")
+
+
+def test_mixed_balanced_negatives_weigh_each_cluster_the_same_within_the_image_and_at_each_position():
+    """balanced_negative_weights over="position": at each position the batch's images of each cluster there carry
+    the same weight; jsd_mixed_balanced is the mean of the two balanced pools' marginals, and with clusters that are
+    equal in every image and at every position it is jsd_mixed."""
+    B, K, U, V = 4, 2, 2, 2
+    labels = torch.zeros(B, U, V, dtype=torch.long)
+    labels[0] = 1  # image 0: cluster 1 everywhere, so each position shows cluster 1 once and cluster 0 three times
+    p = F.one_hot(labels, K).permute(0, 3, 1, 2).float()
+    w = balanced_negative_weights(p, over="position")
+    assert torch.allclose(w[0], torch.full((U, V), 2.0)) and torch.allclose(w[1:], torch.full((3, U, V), 2 / 3))
+    torch.manual_seed(13)
+    L, S = torch.randn(B, 3, U, V), torch.randn(B, 3, U, V)
+    own = jsd_own_image(L, S, weights=balanced_negative_weights(p, over="image"))
+    other = jsd_bound(L, S, weights=w)
+    out = jsd_mixed_balanced(L, S, p)
+    assert torch.allclose(out["marginal"], (own["marginal"] + other["marginal"]) / 2)
+    checker = (torch.arange(B)[:, None, None] + torch.arange(U)[:, None] + torch.arange(V)) % 2  # equal everywhere
+    p_eq = F.one_hot(checker, K).permute(0, 3, 1, 2).float()
+    assert torch.allclose(jsd_mixed_balanced(L, S, p_eq)["mi"], jsd_mixed(L, S)["mi"], atol=1e-6)
+    assert torch.allclose(jsd_with_negatives(L, S, negatives="mixed_balanced", p=p)["mi"], out["mi"])
 
 
 def test_mixed_negatives_average_the_two_pools_and_rule_out_both_shortcuts():

@@ -1,7 +1,8 @@
 """Which partition does each pool of negatives reward? Eq. 4.12's ceiling of the classes, of reference maps and of
 trained clusters.
 
-Usage: python experiments/scale/ceiling.py DATA_DIR [CKPT ...] [--K K]   (one markdown row per partition)
+Usage: python experiments/scale/ceiling.py DATA_DIR [CKPT ...] [--K K] [--correspondence W[,W...]]
+(one markdown row per partition)
 For each partition of the set's 64 px eval view (centre crops of every image), the most eq. 4.12 can give it under
 each model.objective.negatives pool, over every critic (misseg.diagnostics.ceiling: -2 log 2 = -1.386 for a partition
 the pool's negatives share, 0 for one they never share). Rows: the classes; K-means on RGB (K clusters, fitted on
@@ -9,6 +10,11 @@ the same pixels); K horizontal bands of equal height (rows); K bands of a random
 (an equal split of every image that follows nothing, seeded); whole images (image n labelled n mod K: the
 image-labelling shortcut of sections 12, 17 and 31); then each checkpoint's argmax-p' clusters. K: the
 checkpoints' (all the same), else --K, else the number of classes. Pixels the masks ignore are left out of every row.
+--correspondence W,...: a second table, the most of eq. 4.12 + W x the correspondence term (section 28's
+`model.objective.correspondence_weight`) for each partition, on L's grid in the seeded batches of 16 the bound sees
+(pools within the batch), with each position's correspondence read as in training from the frozen body that the
+first checkpoint keeps (model/reference=encoder_body), and the share of positions whose correspondence shares
+their cluster. The partitions are read on L's grid at its cells' centres.
 Why: a pool rewards the partitions whose negatives rarely share the anchor's cluster; whether the classes are among
 the best it can pay for is a property of the set and the pool, which this reads without training anything. A run's
 own bound on the same view (pools.py) against its clusters' ceiling says how much of its partition its critic reads.
@@ -22,6 +28,7 @@ from _cli import add_checkpoints, add_data, cluster_maps, eval_images, eval_view
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.diagnostics.ceiling import POOLS, bound_ceiling
 from misseg.lit.build import load_module
+from misseg.objectives.mi import correspondences
 from misseg.runs.errors import OneLineArgumentParser
 
 PROG = "experiments/scale/ceiling.py"
@@ -38,12 +45,47 @@ def random_bands(K: int, N: int, H: int, W: int, seed: int = 0) -> torch.Tensor:
     return order.gather(1, bands.flatten(1)).view(N, H, W)
 
 
-def row(name: str, labels: torch.Tensor, K: int, ignored: torch.Tensor) -> None:
-    labels = labels.masked_fill(ignored, -1)
-    print(f"| {name} | {K} | " + " | ".join(f"{bound_ceiling(labels, K, p):.3f}" for p in POOLS) + " |", flush=True)
+def on_grid(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) labels read at the centres of the cells of a U x V grid -> (N, U, V)."""
+    (H, W), (U, V) = labels.shape[-2:], size
+    rows, cols = torch.arange(U) * H // U + H // (2 * U), torch.arange(V) * W // V + W // (2 * V)
+    return labels[:, rows][:, :, cols]
 
 
-def table(root: str, ckpts: list[str], K: int | None) -> None:
+def correspondence_rows(module, x: torch.Tensor, partitions: dict, weights: list[float]) -> None:
+    """The second table (module docstring): per partition, the share of positions whose correspondence shares their
+    cluster, then the ceiling of eq. 4.12 + W x the correspondence term for own_image and mixed and each W."""
+    pools = ("own_image", "mixed")
+    cols = [f"{p}, W = {w:g}" for p in pools for w in weights]
+    print("\n| partition | correspondence shares the cluster | " + " | ".join(cols) + " |")
+    print("|---" * (len(cols) + 2) + "|")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))  # shortcut.seeded_batches' order
+    batches = [idx for idx in order.split(16) if len(idx) > 1]
+    grids, partners = [], []
+    for idx in batches:
+        with torch.no_grad():
+            L, _ = module.model(x[idx])
+        body = module.model.encoder.kept_body
+        if body is None:
+            raise ValueError("CKPT: the first checkpoint keeps no body features; pass one trained with correspondences")
+        partner, match = correspondences(body)
+        grids.append(L.shape[-2:])
+        partners.append((partner, match))
+    for name, (labels, K) in partitions.items():
+        agree, cells = 0.0, {c: 0.0 for c in cols}
+        for idx, size, (partner, match) in zip(batches, grids, partners, strict=True):
+            lab = on_grid(labels[idx], tuple(size))
+            flat = lab.flatten(1)
+            partner_labels = flat[partner].gather(1, match).view_as(lab)
+            agree += float(((partner_labels == lab) & (lab >= 0)).sum() / (lab >= 0).sum()) * len(idx)
+            for p in pools:
+                for w in weights:
+                    cells[f"{p}, W = {w:g}"] += bound_ceiling(lab, K, p, partner_labels, w) * len(idx)
+        n = sum(len(idx) for idx in batches)
+        print(f"| {name} | {agree / n:.3f} | " + " | ".join(f"{cells[c] / n:.3f}" for c in cols) + " |", flush=True)
+
+
+def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | None = None) -> None:
     data = eval_view(root)
     x, _, gt = eval_images(data)
     modules = [load_module(c).eval() for c in ckpts]
@@ -53,16 +95,22 @@ def table(root: str, ckpts: list[str], K: int | None) -> None:
     K = Ks.pop() if Ks else (K or data.num_classes)
     N, _, H, W = x.shape
     ignored = gt < 0
+    pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
+    partitions = {
+        "classes": (gt, data.num_classes),
+        "K-means RGB": (kmeans_predict(x, kmeans_fit(pixels, K, seed=0)), K),
+        "rows (K bands)": (row_bands(K, N, H, W), K),
+        "K bands, random axis and order per image": (random_bands(K, N, H, W), K),
+        "whole images (image n: label n mod K)": ((torch.arange(N) % K)[:, None, None].expand(N, H, W), K),
+        **{c: (cluster_maps(m, x), K) for c, m in zip(ckpts, modules, strict=True)},
+    }
+    partitions = {name: (labels.masked_fill(ignored, -1), k) for name, (labels, k) in partitions.items()}
     print("| partition | K | " + " | ".join(POOLS) + " |")
     print("|---" * (len(POOLS) + 2) + "|")
-    row("classes", gt, data.num_classes, ignored)
-    pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
-    row("K-means RGB", kmeans_predict(x, kmeans_fit(pixels, K, seed=0)), K, ignored)
-    row("rows (K bands)", row_bands(K, N, H, W), K, ignored)
-    row("K bands, random axis and order per image", random_bands(K, N, H, W), K, ignored)
-    row("whole images (image n: label n mod K)", (torch.arange(N) % K)[:, None, None].expand(N, H, W), K, ignored)
-    for c, m in zip(ckpts, modules, strict=True):
-        row(c, cluster_maps(m, x), K, ignored)
+    for name, (labels, k) in partitions.items():
+        print(f"| {name} | {k} | " + " | ".join(f"{bound_ceiling(labels, k, p):.3f}" for p in POOLS) + " |", flush=True)
+    if weights:
+        correspondence_rows(modules[0], x, partitions, weights)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,10 +118,19 @@ def main(argv: list[str] | None = None) -> None:
     add_data(ap)
     add_checkpoints(ap, help="checkpoints whose clusters get a row each (none: the reference rows only)", nargs="*")
     ap.add_argument("--K", type=int, default=None, help="clusters of the reference rows without checkpoints")
+    ap.add_argument("--correspondence", default="", help="weights W,... of the second table (needs a CKPT)")
     args = ap.parse_args(argv)
     if args.K is not None and args.K < 2:
         ap.error(f"--K {args.K}: use at least 2 clusters")
-    run(PROG, table, args.data, args.ckpts, args.K)
+    try:
+        weights = [float(w) for w in args.correspondence.split(",")] if args.correspondence else []
+    except ValueError:
+        ap.error(f"--correspondence {args.correspondence}: use weights >= 0 separated by commas, e.g. 0,1,4")
+    if any(w < 0 for w in weights):
+        ap.error(f"--correspondence {args.correspondence}: use weights >= 0 separated by commas, e.g. 0,1,4")
+    if weights and not args.ckpts:
+        ap.error("--correspondence needs a CKPT trained with correspondences (its frozen body reads them)")
+    run(PROG, table, args.data, args.ckpts, args.K, weights)
 
 
 if __name__ == "__main__":

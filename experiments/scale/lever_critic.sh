@@ -8,7 +8,8 @@
 #     against the other-image half, whole-image labels nothing against the own-image half).
 #     heads (section 25: the K H_k, 1/K each, `jsd_uniform_heads`: the bound no longer rewards equal clusters;
 #     with HEADS=centroids, whose re-seeding stands against its one-cluster optimum); own_image_balanced (section 35:
-#     own_image with each of the image's clusters weighing the same, `jsd_own_image_balanced`: no reward for equal sizes).
+#     own_image with each of the image's clusters weighing the same, `jsd_own_image_balanced`: no reward for equal sizes);
+#     mixed_balanced (section 35: mixed with each half's clusters weighing the same, `jsd_mixed_balanced`).
 #   ENTROPY=W (model.objective.entropy_weight, section 25): subtract W * H(E[p']) over the batch (IIC's prior on the
 #     cluster marginal) from the loss; 0 (default) leaves it and the name alone.
 #   CENTRE=true (model.objective.centre_heads, section 26): the H_k minus their mean over k before the bound (p'
@@ -34,7 +35,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -43,8 +44,9 @@ source experiments/scale/common.sh
 case ${CRITIC:=affine} in dot) critic= ;; affine | scaled) critic=_$CRITIC ;; *)
   echo "CRITIC: unknown critic '$CRITIC'; use affine, scaled or dot" >&2; exit 2 ;;
 esac
-case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed | heads | own_image_balanced) negatives=_$NEGATIVES ;; *)
-  echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image, mixed, heads or own_image_balanced" >&2; exit 2 ;;
+case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed | heads | own_image_balanced | mixed_balanced) negatives=_$NEGATIVES ;; *)
+  echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image, mixed, heads, own_image_balanced or mixed_balanced" >&2
+  exit 2 ;;
 esac
 # weight_suffix KNOB NAME: "_NAME<W>" for the knob's weight W > 0, nothing for 0; one line and exit 2 for a
 # non-number (use it as x=$(weight_suffix ...): the script runs with set -e, so the failed substitution stops it)

@@ -4,7 +4,8 @@ Usage: python experiments/scale/pools.py DATA_DIR CKPT [CKPT ...]   (prints one 
 Each checkpoint's own p', S and critic (its a, b under critic=affine or scaled, <L, S> under dot), scored against the
 negatives of every option of model.objective.negatives: own_image (the image's other positions), local (the same
 position of the other images: the thesis), local shuffled (a random other position of the other images), mixed
-(own_image and local, half each) and own_image_balanced (own_image, each of the image's clusters weighing the same).
+(own_image and local, half each), own_image_balanced and mixed_balanced (own_image and mixed, each cluster weighing
+the same in its pool).
 Why: section 23's lever trains on the mixed pool; this says which half each trained partition pays for (a map of
 position scores on own_image only, whole-image labels on local only). Batches of 16 centre crops (64 px) in a seeded
 random order, as shortcut.py; the shuffled column draws its permutations from the global generator seeded once per
@@ -26,6 +27,7 @@ from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
 from misseg.objectives.mi import (
     jsd_bound,
+    jsd_mixed_balanced,
     jsd_own_image,
     jsd_own_image_balanced,
     mix_pools,
@@ -35,7 +37,7 @@ from misseg.objectives.mi import (
 
 PROG = "experiments/scale/pools.py"
 
-KEYS = ("own_image", "local", "local_shuffled", "mixed", "own_image_balanced")
+KEYS = ("own_image", "local", "local_shuffled", "mixed", "own_image_balanced", "mixed_balanced")
 
 
 def pool_bounds(L: torch.Tensor, H: torch.Tensor, tau: float, critic=None) -> dict[str, float]:
@@ -49,6 +51,7 @@ def pool_bounds(L: torch.Tensor, H: torch.Tensor, tau: float, critic=None) -> di
         "local_shuffled": float(jsd_bound(L, S, negative_positions="shuffled", critic=critic)["mi"]),
         "mixed": float(mix_pools(own, local)["mi"]),  # jsd_mixed without computing its two pools again
         "own_image_balanced": float(jsd_own_image_balanced(L, S, p, critic=critic)["mi"]),
+        "mixed_balanced": float(jsd_mixed_balanced(L, S, p, critic=critic)["mi"]),
     }
 
 

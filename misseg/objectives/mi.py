@@ -83,6 +83,7 @@ def jsd_bound(
     self_offset: int = 0,
     negative_positions: str = "same",
     critic: Critic | None = None,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Eq. 4.12, the Jensen-Shannon MI lower bound with the dot-product critic T(L, S) = <L, S>:
 
@@ -102,6 +103,8 @@ def jsd_bound(
     penalises exactly the consistent labelling the evaluation rewards; "shuffled" only asks the labelling to
     differ between the pixels of the whole batch.
     critic: (a, b) of the critic a <L, S> + b (`bound_terms`); None is the thesis's <L, S>.
+    weights (N, U, V), or None for 1: the weight of each image of the pool as a negative at each position
+    (`balanced_negative_weights(..., over="position")`; with negative_positions="same" only).
     """
     B, _, U, V = L.shape
     if valid is None:
@@ -123,6 +126,8 @@ def jsd_bound(
     own = torch.arange(B, device=L.device)[:, None] + self_offset
     other = (own != torch.arange(N, device=L.device)[None, :])[:, :, None, None]
     pair_valid = valid[:, None] & valid_neg[None, :] & other
+    if weights is not None:
+        pair_valid = pair_valid * weights[None]
     return bound_terms((L * S).sum(1), valid, T_marginal, pair_valid, critic)
 
 
@@ -172,18 +177,22 @@ def jsd_own_image(
 
 
 @torch.no_grad()
-def balanced_negative_weights(p: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, U, V) weights of an image's positions as negatives such that each of the K clusters carries the same
-    weight, whatever its size: position ij weighs sum_k p'_ijk / (K pi_k(x)), pi_k(x) the image's mean p'_k over its
-    valid positions (floored at one position's share), normalised so that the weights of an image's valid positions
-    sum to their number (0 at invalid ones). Held constant: a reweighting of the pool, not a term to optimise.
-    (`own_image_balanced`, eq. 4.12's E_marginal with p(S | x) replaced by an equal mixture of its clusters)"""
+def balanced_negative_weights(p: torch.Tensor, valid: torch.Tensor | None = None, over: str = "image") -> torch.Tensor:
+    """(B, U, V) weights of the positions of a pool of negatives such that each of the K clusters carries the same
+    weight in it, whatever its size. over="image": the pool is an image's positions (`own_image_balanced`); position
+    ij weighs sum_k p'_ijk / (K pi_k), pi_k the image's mean p'_k over its valid positions. over="position": the pool
+    is the batch's images at one position (the thesis's E_marginal, `mixed_balanced`'s other half); pi_k is the mean
+    p'_k of the batch's valid images there. pi_k is floored at one member's share; the weights of a pool's valid
+    members sum to their number (0 at invalid ones). Held constant: a reweighting of the pool, not a term to optimise
+    (eq. 4.12's E_marginal with the pool's p(S) replaced by an equal mixture of its clusters)."""
     B, K, U, V = p.shape
     v = torch.ones(B, U, V, dtype=torch.bool, device=p.device) if valid is None else valid
-    n = v.sum((1, 2)).clamp_min(1).to(p.dtype)  # (B,)
-    pi = (p * v[:, None]).sum((2, 3)) / n[:, None]  # (B, K)
-    w = (p / (K * torch.maximum(pi, 1 / n[:, None]))[:, :, None, None]).sum(1) * v
-    return w * (n / w.sum((1, 2)).clamp_min(1e-12))[:, None, None]
+    dims = {"image": (2, 3), "position": (0,)}[over]  # the pool's members, in p's (B, K, U, V) axes
+    vk = v[:, None].to(p.dtype)
+    n = vk.sum(dims, keepdim=True).clamp_min(1)  # members of each pool
+    pi = (p * vk).sum(dims, keepdim=True) / n  # (B or 1, K, 1 or U, 1 or V)
+    w = (p / (K * torch.maximum(pi, 1 / n))).sum(1, keepdim=True) * vk
+    return (w * n / w.sum(dims, keepdim=True).clamp_min(1e-12))[:, 0]
 
 
 def jsd_own_image_balanced(
@@ -202,7 +211,7 @@ def jsd_own_image_balanced(
     anchor of an image that holds all K clusters, whatever their sizes, so sizes drop out as with the K H_k as
     negatives (`jsd_uniform_heads`); unlike those, an image labelled whole still pays (q = 1 there), the shortcut
     the heads pool let through (section 31)."""
-    return jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid))
+    return jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid, "image"))
 
 
 @torch.no_grad()
@@ -287,6 +296,27 @@ def jsd_mixed(
     return mix_pools(own, jsd_bound(L, S, valid, negative_positions=negative_positions, critic=critic))
 
 
+def jsd_mixed_balanced(
+    L: torch.Tensor,
+    S: torch.Tensor,
+    p: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    critic: Critic | None = None,
+) -> dict[str, torch.Tensor]:
+    """A lever beyond the thesis: `jsd_mixed` with each half's clusters weighing the same (`balanced_negative_weights`
+    over the image's positions for the own-image half, over the batch's images at the position for the other).
+    Why: every pool drawn from the data ranks a partition by how rarely a negative shares the anchor's cluster, so
+    unequal classes lose to equal splits under own_image, local and mixed alike (misseg/diagnostics/ceiling.py; on
+    COCO-Persons by 0.07-0.21 nats, experiments/scale section 35). Balanced within the image, sizes drop out but a map
+    of position ties with the classes (section 35's own_image_balanced runs kept their rows); balanced at the position
+    over the images, a map repeated in every image finds one cluster there (q = 1) and whole-image labels find them all.
+    Together, the most the bound gives the classes of a set where every class appears at most places is the most it
+    gives any partition, and rows and whole-image labels sit 0.24 below it."""
+    own = jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid, "image"))
+    other = jsd_bound(L, S, valid, critic=critic, weights=balanced_negative_weights(p, valid, "position"))
+    return mix_pools(own, other)
+
+
 def jsd_uniform_heads(
     L: torch.Tensor, S: torch.Tensor, H: torch.Tensor, valid: torch.Tensor | None = None, critic: Critic | None = None
 ) -> dict[str, torch.Tensor]:
@@ -344,20 +374,22 @@ def jsd_with_negatives(
     `jsd_own_image` ("own_image": every other position of the same image; no DDP communication), or
     "own_image_balanced": the same with each of the image's clusters weighing the same (`jsd_own_image_balanced`,
     from p (B, K, U, V), the assignment S is built from), or "mixed": half of the negatives' weight on each of
-    own_image and local (`jsd_mixed`), or "heads": the K high-level features H (B, K, P) that S is built from, 1/K
+    own_image and local (`jsd_mixed`), or "mixed_balanced": the same with each half's clusters weighing the same
+    (`jsd_mixed_balanced`, from p), or "heads": the K high-level features H (B, K, P) that S is built from, 1/K
     each (`jsd_uniform_heads`)."""
     check_option("negatives", negatives, NEGATIVES)
     if negatives == "heads":
         if H is None:
             raise ValueError("negatives='heads' needs the high-level features H that S is built from")
         return jsd_uniform_heads(L, S, H, valid, critic)
-    if negatives in ("own_image", "own_image_balanced"):
+    if negatives in ("own_image", "own_image_balanced", "mixed_balanced"):
         check_own_image(negatives, negative_positions)
         if negatives == "own_image":
             return jsd_own_image(L, S, valid, critic)
         if p is None:
-            raise ValueError("negatives='own_image_balanced' needs the assignment p' that S is built from")
-        return jsd_own_image_balanced(L, S, p, valid, critic)
+            raise ValueError(f"negatives='{negatives}' needs the assignment p' that S is built from")
+        balanced = jsd_own_image_balanced if negatives == "own_image_balanced" else jsd_mixed_balanced
+        return balanced(L, S, p, valid, critic)
     if negatives == "mixed":
         return jsd_mixed(L, S, valid, negative_positions, critic)
     if negatives == "local":
@@ -388,7 +420,8 @@ def mi_objective(
     negatives: "local" = the other images of this process's batch (the thesis, and DDP without any
     communication); "global" = the other images of all DDP ranks' batches (`gather_negatives`); "own_image" = the
     other positions of the same image (`jsd_own_image`), "own_image_balanced" = the same with each cluster of the
-    image weighing the same (`jsd_own_image_balanced`); "mixed" = own_image and local, half each (`jsd_mixed`);
+    image weighing the same (`jsd_own_image_balanced`); "mixed" = own_image and local, half each (`jsd_mixed`),
+    "mixed_balanced" = the same with each half's clusters weighing the same (`jsd_mixed_balanced`);
     "heads" = the K H_k, 1/K each (`jsd_uniform_heads`).
     hard_assignment: S from one_hot(argmax p') with p''s gradient (`straight_through`).
     critic: (a, b) of the critic a <L, S> + b (`bound_terms`).
