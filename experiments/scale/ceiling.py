@@ -54,8 +54,8 @@ def on_grid(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def correspondence_rows(module, x: torch.Tensor, partitions: dict, weights: list[float]) -> None:
     """The second table (module docstring): per partition, the share of positions whose correspondence shares their
-    cluster, then the ceiling of eq. 4.12 + W x the correspondence term for own_image and mixed and each W."""
-    pools = ("own_image", "mixed")
+    cluster, then the ceiling of eq. 4.12 + W x the correspondence term for own_image, mixed and mixed_balanced."""
+    pools = ("own_image", "mixed", "mixed_balanced")
     cols = [f"{p}, W = {w:g}" for p in pools for w in weights]
     print("\n| partition | correspondence shares the cluster | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
