@@ -17,6 +17,7 @@ follow where a pixel is, not what it shows; the classes' own value says how much
 from __future__ import annotations
 
 import torch
+from _agreement_keys import KEYS  # experiments/scale/_agreement_keys.py: levers_table.py reads the same names
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
     checkpoint_table,
     cluster_maps,
@@ -26,7 +27,6 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     row_bands,
     run,
 )
-from agreement_keys import KEYS  # experiments/scale/agreement_keys.py: levers_table.py reads the same names
 from position import centre_rings  # experiments/scale/position.py
 
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict

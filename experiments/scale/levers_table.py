@@ -17,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-from agreement_keys import AVERAGED  # experiments/scale/agreement_keys.py: agreement.py's own column names
+from _agreement_keys import AVERAGED  # experiments/scale/_agreement_keys.py: agreement.py's own column names
 
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
 

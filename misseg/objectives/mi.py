@@ -210,7 +210,8 @@ def jsd_own_image_balanced(
     below it, below a split that follows nothing (experiments/scale section 35). Reweighted, q = 1/K for every
     anchor of an image that holds all K clusters, whatever their sizes, so sizes drop out as with the K H_k as
     negatives (`jsd_uniform_heads`); unlike those, an image labelled whole still pays (q = 1 there), the shortcut
-    the heads pool let through (section 31)."""
+    the heads pool let through (section 31). Measured on COCO-Persons (section 35): 1 of 3 seeds up, rejected; a map
+    of rows ties with the classes under this pool, and the rows stayed."""
     return jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid, "image"))
 
 
@@ -311,7 +312,10 @@ def jsd_mixed_balanced(
     of position ties with the classes (section 35's own_image_balanced runs kept their rows); balanced at the position
     over the images, a map repeated in every image finds one cluster there (q = 1) and whole-image labels find them all.
     Together, the most the bound gives the classes of a set where every class appears at most places is the most it
-    gives any partition, and rows and whole-image labels sit 0.24 below it."""
+    gives any partition, and rows and whole-image labels sit 0.24 below it. Measured (section 35): COCO-Persons up on
+    3 of 3 seeds (0.515 against 0.411 with own_image, the clusters above their whole-image filling); down on
+    ccp_persons and Human-Seg, whose person stands in the middle of most of a batch's 16 photos, so the per-position
+    half pays it as it pays a band. Local batch only (no DDP gathering), like mixed."""
     own = jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid, "image"))
     other = jsd_bound(L, S, valid, critic=critic, weights=balanced_negative_weights(p, valid, "position"))
     return mix_pools(own, other)

@@ -1,5 +1,6 @@
-"""The columns of agreement.py's table (RUN/agreement.md) and the ones levers_table.py --agreement averages over
-seeds: one list for both, in a module without torch, so that the markdown reader loads no network stack."""
+"""A helper module, not a script: the columns of agreement.py's table (RUN/agreement.md) and the ones
+levers_table.py --agreement averages over seeds. One list for both, in a module without torch, so that the markdown
+reader loads no network stack."""
 
 KEYS = (
     "K",
