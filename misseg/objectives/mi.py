@@ -308,7 +308,7 @@ def jsd_mixed_balanced(
     over the image's positions for the own-image half, over the batch's images at the position for the other).
     Why: every pool drawn from the data ranks a partition by how rarely a negative shares the anchor's cluster, so
     unequal classes lose to equal splits under own_image, local and mixed alike (misseg/diagnostics/ceiling.py; on
-    COCO-Persons by 0.07-0.21 nats, experiments/scale section 35). Balanced within the image, sizes drop out but a map
+    COCO-Persons by 0.09-0.21 nats, experiments/scale section 35). Balanced within the image, sizes drop out but a map
     of position ties with the classes (section 35's own_image_balanced runs kept their rows); balanced at the position
     over the images, a map repeated in every image finds one cluster there (q = 1) and whole-image labels find them all.
     Together, the most the bound gives the classes of a set where every class appears at most places is the most it
