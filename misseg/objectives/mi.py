@@ -314,8 +314,8 @@ def jsd_mixed_balanced(
     Together, on the K = 2 sets the classes come within 0.02 of the most the bound gives any partition, and rows and
     whole-image labels sit 0.24 below it (K = 2). Measured (section 35): COCO-Persons up on
     3 of 3 seeds (0.515 against 0.411 with own_image, the clusters above their whole-image filling); down on
-    ccp_persons and Human-Seg, whose person stands in the middle of most of a batch's 16 photos, so the per-position
-    half pays it as it pays a band. Local batch only (no DDP gathering), like mixed."""
+    ccp_persons, whose person stands in the middle of most of a batch's 16 photos, so that the per-position half pays
+    it as it pays a band, and on Human-Seg, which the ceiling does not explain. Local batch only (no DDP gathering)."""
     own = jsd_own_image(L, S, valid, critic, weights=balanced_negative_weights(p, valid, "image"))
     other = jsd_bound(L, S, valid, critic=critic, weights=balanced_negative_weights(p, valid, "position"))
     return mix_pools(own, other)
