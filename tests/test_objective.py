@@ -245,16 +245,18 @@ def test_own_image_negatives_leave_whole_image_labels_nothing():
     assert jsd_own_image(split, split)["mi"] > own["mi"] + 4
 
 
-def test_own_image_negatives_train_and_refuse_shuffled_positions():
+@pytest.mark.parametrize("negatives", ["own_image", "own_image_balanced", "mixed_balanced"])
+def test_own_image_negatives_train_and_refuse_shuffled_positions(negatives):
+    """Each pool with the image's own positions trains with one and two views, and refuses shuffled positions."""
     torch.manual_seed(8)
     L, H = torch.randn(2, 4, 3, 3, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
     for views in (1, 2):
-        objective = MIObjective(tau=1.0, negatives="own_image", views=views)
+        objective = MIObjective(tau=1.0, negatives=negatives, views=views)
         second = (L.flip(-1), H, torch.ones(2, dtype=torch.bool)) if views == 2 else None
         objective(L, H, second=second)["loss"].backward()
     assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image"):
-        MIObjective(tau=1.0, negatives="own_image", negative_positions="shuffled")
+    with pytest.raises(ValueError, match=f"negative_positions=shuffled with model.objective.negatives={negatives}"):
+        MIObjective(tau=1.0, negatives=negatives, negative_positions="shuffled")
 
 
 def test_balanced_negatives_give_each_cluster_of_an_image_the_same_weight():
@@ -305,18 +307,11 @@ def test_balanced_negatives_take_the_reward_for_equal_sizes_away_but_not_the_pen
     assert best(whole, False) == pytest.approx(-2 * math.log(2)) == best(whole, True)
 
 
-def test_balanced_negatives_train_with_one_and_two_views_and_refuse_shuffled_positions():
-    torch.manual_seed(12)
-    L, H = torch.randn(2, 4, 3, 3, requires_grad=True), torch.randn(2, 3, 4, requires_grad=True)
-    for views in (1, 2):
-        objective = MIObjective(tau=1.0, negatives="own_image_balanced", views=views)
-        second = (L.flip(-1), H, torch.ones(2, dtype=torch.bool)) if views == 2 else None
-        objective(L, H, second=second)["loss"].backward()
-    assert torch.isfinite(H.grad).all() and H.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="needs the assignment p'"):
-        jsd_with_negatives(L, L, negatives="own_image_balanced")
-    with pytest.raises(ValueError, match="negative_positions=shuffled with model.objective.negatives=own_image_bal"):
-        MIObjective(tau=1.0, negatives="own_image_balanced", negative_positions="shuffled")
+def test_balanced_negatives_need_the_assignment_s_is_built_from():
+    L = torch.randn(2, 4, 3, 3)
+    for negatives in ("own_image_balanced", "mixed_balanced"):
+        with pytest.raises(ValueError, match=f"negatives='{negatives}' needs the assignment p'"):
+            jsd_with_negatives(L, L, negatives=negatives)
 
 
 def test_mixed_balanced_negatives_weigh_each_cluster_the_same_within_the_image_and_at_each_position():

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
@@ -66,6 +67,18 @@ def cluster_maps(module: Any, x: torch.Tensor) -> torch.Tensor:
 def row_bands(K: int, N: int, H: int, W: int) -> torch.Tensor:
     """(N, H, W) labels of K horizontal bands of equal height: the positional partition clusters can follow."""
     return (torch.arange(H) * K // H)[None, :, None].expand(N, H, W)
+
+
+def column_bands(K: int, N: int, H: int, W: int) -> torch.Tensor:
+    """(N, H, W) labels of K vertical bands of equal width."""
+    return (torch.arange(W) * K // W)[None, None, :].expand(N, H, W)
+
+
+def rgb_kmeans(x: torch.Tensor, K: int) -> torch.Tensor:
+    """(N, H, W) K-means RGB of images x (N, 3, H, W): K clusters fitted on their pixels (seed 0), then every pixel's
+    nearest centre: the colour baseline the scale scripts set beside the clusters."""
+    pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
+    return kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
 
 
 def checkpoint_table(

@@ -21,15 +21,16 @@ from _agreement_keys import KEYS  # experiments/scale/_agreement_keys.py: levers
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
     checkpoint_table,
     cluster_maps,
+    column_bands,
     data_and_checkpoints,
     eval_images,
     eval_view,
+    rgb_kmeans,
     row_bands,
     run,
 )
 from position import centre_rings  # experiments/scale/position.py
 
-from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.diagnostics.shortcut import normalized_entropy, normalized_mutual_information
 from misseg.lit.build import load_module
 
@@ -73,10 +74,9 @@ def scores(module: torch.nn.Module, x: torch.Tensor, gt: torch.Tensor, C: int) -
     N, _, Hh, W = x.shape
     K = module.model.K
     clusters = cluster_maps(module, x)
-    pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
-    rgb = kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
+    rgb = rgb_kmeans(x, K)
     rows = row_bands(K, N, Hh, W)
-    cols = (torch.arange(W) * K // W)[None, None, :].expand(N, Hh, W)
+    cols = column_bands(K, N, Hh, W)
     rings = centre_rings(Hh, W, K).expand(N, Hh, W)
     nmi = normalized_mutual_information
     values = [

@@ -23,10 +23,20 @@ own bound on the same view (pools.py) against its clusters' ceiling says how muc
 from __future__ import annotations
 
 import torch
-from _cli import add_checkpoints, add_data, cluster_maps, eval_images, eval_view, row_bands, run
+from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
+    add_checkpoints,
+    add_data,
+    cluster_maps,
+    column_bands,
+    eval_images,
+    eval_view,
+    rgb_kmeans,
+    row_bands,
+    run,
+)
 
-from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.diagnostics.ceiling import POOLS, bound_ceiling
+from misseg.diagnostics.shortcut import seeded_index_batches
 from misseg.lit.build import load_module
 from misseg.objectives.mi import correspondences
 from misseg.runs.errors import OneLineArgumentParser
@@ -37,8 +47,7 @@ PROG = "experiments/scale/ceiling.py"
 def random_bands(K: int, N: int, H: int, W: int, seed: int = 0) -> torch.Tensor:
     """(N, H, W): each image cut into K bands of equal size along a random axis, the bands' labels in a random order."""
     gen = torch.Generator().manual_seed(seed)
-    rows = row_bands(K, N, H, W)
-    cols = (torch.arange(W) * K // W)[None, None, :].expand(N, H, W)
+    rows, cols = row_bands(K, N, H, W), column_bands(K, N, H, W)
     vertical = torch.rand(N, generator=gen) < 0.5
     bands = torch.where(vertical[:, None, None], cols, rows)
     order = torch.stack([torch.randperm(K, generator=gen) for _ in range(N)])  # (N, K): one relabelling per image
@@ -59,8 +68,7 @@ def correspondence_rows(module, x: torch.Tensor, partitions: dict, weights: list
     cols = [f"{p}, W = {w:g}" for p in pools for w in weights]
     print("\n| partition | correspondence shares the cluster | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))  # shortcut.seeded_batches' order
-    batches = [idx for idx in order.split(16) if len(idx) > 1]
+    batches = seeded_index_batches(len(x))  # the batches of pools.py and shortcut.py
     grids, partners = [], []
     for idx in batches:
         with torch.no_grad():
@@ -95,10 +103,9 @@ def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | Non
     K = Ks.pop() if Ks else (K or data.num_classes)
     N, _, H, W = x.shape
     ignored = gt < 0
-    pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
     partitions = {
         "classes": (gt, data.num_classes),
-        "K-means RGB": (kmeans_predict(x, kmeans_fit(pixels, K, seed=0)), K),
+        "K-means RGB": (rgb_kmeans(x, K), K),
         "rows (K bands)": (row_bands(K, N, H, W), K),
         "K bands, random axis and order per image": (random_bands(K, N, H, W), K),
         "whole images (image n: label n mod K)": ((torch.arange(N) % K)[:, None, None].expand(N, H, W), K),

@@ -26,8 +26,8 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
 from misseg.objectives.mi import (
+    balanced_negative_weights,
     jsd_bound,
-    jsd_mixed_balanced,
     jsd_own_image,
     jsd_own_image_balanced,
     mix_pools,
@@ -45,13 +45,16 @@ def pool_bounds(L: torch.Tensor, H: torch.Tensor, tau: float, critic=None) -> di
     p = soft_assignment(L, H, tau)
     S = soft_global(p, H)
     own, local = jsd_own_image(L, S, critic=critic), jsd_bound(L, S, critic=critic)
+    # jsd_own_image_balanced and jsd_mixed_balanced from their halves, the own-image half computed once
+    own_b = jsd_own_image_balanced(L, S, p, critic=critic)
+    local_b = jsd_bound(L, S, critic=critic, weights=balanced_negative_weights(p, over="position"))
     return {
         "own_image": float(own["mi"]),
         "local": float(local["mi"]),
         "local_shuffled": float(jsd_bound(L, S, negative_positions="shuffled", critic=critic)["mi"]),
         "mixed": float(mix_pools(own, local)["mi"]),  # jsd_mixed without computing its two pools again
-        "own_image_balanced": float(jsd_own_image_balanced(L, S, p, critic=critic)["mi"]),
-        "mixed_balanced": float(jsd_mixed_balanced(L, S, p, critic=critic)["mi"]),
+        "own_image_balanced": float(own_b["mi"]),
+        "mixed_balanced": float(mix_pools(own_b, local_b)["mi"]),
     }
 
 

@@ -32,9 +32,8 @@ POOLS = ("own_image", "local", "mixed", "heads", "own_image_balanced", "mixed_ba
 
 def g(q: torch.Tensor) -> torch.Tensor:
     """The largest value of eq. 4.12's per-anchor term when a negative shares the anchor's cluster with probability
-    q (module docstring); q log(1 + 1/q) -> 0 as q -> 0."""
-    q = q.double()
-    return -torch.log1p(q) - torch.where(q > 0, q * torch.log1p(1 / q.clamp_min(1e-300)), torch.zeros_like(q))
+    q (module docstring): `paired` without a correspondence; q log(1 + 1/q) -> 0 as q -> 0."""
+    return paired(q, 0.0)
 
 
 def pool_shares(labels: torch.Tensor, K: int, pool: str) -> torch.Tensor:
@@ -72,10 +71,15 @@ def pool_shares(labels: torch.Tensor, K: int, pool: str) -> torch.Tensor:
     return shares.masked_fill(~valid[..., None], float("nan"))
 
 
+def share_of(shares: torch.Tensor, clusters: torch.Tensor) -> torch.Tensor:
+    """(N, H, W): shares (N, H, W, K) read at each anchor's cluster in `clusters` (N, H, W; negative reads 0's)."""
+    return shares.gather(-1, clusters.clamp_min(0)[..., None])[..., 0]
+
+
 def same_cluster_share(labels: torch.Tensor, K: int, pool: str) -> torch.Tensor:
     """(N, H, W) q: the probability that a negative of `pool` falls in the anchor's cluster (`pool_shares`; NaN at
     ignored anchors)."""
-    return pool_shares(labels, K, pool).gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+    return share_of(pool_shares(labels, K, pool), labels)
 
 
 def paired(q: torch.Tensor, w: float) -> torch.Tensor:
@@ -107,11 +111,11 @@ def bound_ceiling(
     cluster and g(q) + `unpaired` where it does not, so a partition the correspondences agree with gains."""
     valid = labels >= 0
     shares = pool_shares(labels, K, pool)
-    q = shares.gather(-1, labels.clamp_min(0)[..., None])[..., 0]
+    q = share_of(shares, labels)
     if partner_labels is None or weight == 0:
         return float(g(q[valid]).mean())
     has = valid & (partner_labels >= 0)
     agree = has & (partner_labels == labels)
-    q_p = shares.gather(-1, partner_labels.clamp_min(0)[..., None])[..., 0]
+    q_p = share_of(shares, partner_labels)
     value = torch.where(agree, paired(q, weight), g(q) + torch.where(has, unpaired(q_p, weight), torch.zeros_like(q)))
     return float(value[valid].mean())

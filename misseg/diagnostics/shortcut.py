@@ -96,13 +96,17 @@ def normalized_entropy(labels: torch.Tensor, K: int) -> float:
     return float(-(q * q.clamp_min(1e-300).log()).sum() / torch.log(torch.tensor(float(max(K, 2)))))
 
 
+def seeded_index_batches(n: int, batch_size: int = 16, seed: int = 0) -> list[torch.Tensor]:
+    """The indices of `seeded_batches`' batches over n items: a seeded random order, `batch_size` at a time, a last
+    batch of one item left out (the bound takes its negatives from the other images)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return [idx for idx in order.split(batch_size) if len(idx) > 1]
+
+
 def seeded_batches(dataset: Any, batch_size: int = 16, seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images, masks) of a dataset of {"image", "mask"} items, in a seeded random order, `batch_size` at a time; a
     last batch of one image is left out (the bound takes its negatives from the other images). Random, because
     neighbouring files (video frames) would be near-identical negatives."""
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    for idx in order.split(batch_size):
-        if len(idx) < 2:
-            continue
+    for idx in seeded_index_batches(len(dataset), batch_size, seed):
         items = [dataset[int(i)] for i in idx]
         yield torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
