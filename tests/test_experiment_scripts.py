@@ -188,3 +188,22 @@ def test_position_purity_is_one_for_the_same_map_in_every_image():
     assert agreement.position_purity(mixed) == pytest.approx(10 / 12)
     mixed[1, 0, 1] = -1  # ignored pixels are not counted: (0,1) becomes 1,1 -> 2 of 2
     assert agreement.position_purity(mixed) == pytest.approx(10 / 11)
+
+
+def test_ceiling_body_kmeans_groups_what_the_frozen_body_sees_alike():
+    """ceiling.py's reference row for the correspondences: K-means on the checkpoint's body map (not on L). Two kinds
+    of images (left half dark or bright, the rest the same): every pixel of the left halves falls in its kind's
+    cluster, so the clusters follow the body's features, and the map is at the images' size with K labels."""
+    from conftest import tiny_module
+
+    ceiling = load_scale_script("ceiling")
+    torch.manual_seed(0)
+    module = tiny_module("mi", "K=2", "model/encoder=timm", "d=8").eval()
+    x = torch.zeros(6, 3, 32, 32)
+    x[:3, :, :, :16] = -2.0
+    x[3:, :, :, :16] = 2.0
+    labels = ceiling.body_kmeans(module, x, 2)
+    assert labels.shape == (6, 32, 32) and set(labels.unique().tolist()) <= {0, 1}
+    left = labels[:, 4:28, 4:12]  # away from the border the body's receptive field mixes
+    dark, bright = left[:3].unique(), left[3:].unique()
+    assert len(dark) == 1 and len(bright) == 1 and dark.item() != bright.item()

@@ -8,7 +8,8 @@ each model.objective.negatives pool, over every critic (misseg.diagnostics.ceili
 the pool's negatives share, 0 for one they never share). Rows: the classes; K-means on RGB (K clusters, fitted on
 the same pixels); K horizontal bands of equal height (rows); K bands of a random axis and label order in each image
 (an equal split of every image that follows nothing, seeded); whole images (image n labelled n mod K: the
-image-labelling shortcut of sections 12, 17 and 31); then each checkpoint's argmax-p' clusters. K: the
+image-labelling shortcut of sections 12, 17 and 31); then each checkpoint's argmax-p' clusters; with a checkpoint on
+a frozen body, K-means on that body's map (10 seedings, upsampled as the K-means baseline is). K: the
 checkpoints' (all the same), else --K, else the number of classes. Pixels the masks ignore are left out of every row.
 --correspondence W,...: a second table, the most of eq. 4.12 + W x the correspondence term (section 28's
 `model.objective.correspondence_weight`) for each partition, on L's grid in the seeded batches of 16 the bound sees
@@ -35,7 +36,9 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     run,
 )
 
+from misseg.baselines.kmeans import kmeans_fit, kmeans_predict_maps
 from misseg.diagnostics.ceiling import POOLS, bound_ceiling
+from misseg.diagnostics.features import has_body, local_features
 from misseg.diagnostics.shortcut import seeded_index_batches
 from misseg.lit.build import load_module
 from misseg.objectives.mi import correspondences
@@ -61,10 +64,21 @@ def on_grid(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return labels[:, rows][:, :, cols]
 
 
+def body_kmeans(module, x: torch.Tensor, K: int) -> torch.Tensor:
+    """(N, H, W) K-means (10 seedings, the lowest inertia kept) on the frozen body's map that the checkpoint keeps, the
+    body the correspondences are read from: the partition those matches agree with most if they follow its features."""
+    with torch.no_grad():
+        feats = [local_features(module, xb, layer="body") for xb in x.split(32)]
+    pixels = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in feats]
+    centres = kmeans_fit(pixels, K, seed=0, restarts=10)
+    return torch.cat([kmeans_predict_maps(f, centres, size=x.shape[-2:])[0] for f in feats])
+
+
 def correspondence_rows(module, x: torch.Tensor, partitions: dict, weights: list[float]) -> None:
     """The second table (module docstring): per partition, the share of positions whose correspondence shares their
-    cluster, then the ceiling of eq. 4.12 + W x the correspondence term for own_image, mixed and mixed_balanced."""
-    pools = ("own_image", "mixed", "mixed_balanced")
+    cluster, then the ceiling of eq. 4.12 + W x the correspondence term for own_image, mixed, mixed_balanced and heads
+    (under heads eq. 4.12 pays every partition the same, so the correspondences alone rank them)."""
+    pools = ("own_image", "mixed", "mixed_balanced", "heads")
     cols = [f"{p}, W = {w:g}" for p in pools for w in weights]
     print("\n| partition | correspondence shares the cluster | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
@@ -111,6 +125,8 @@ def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | Non
         "whole images (image n: label n mod K)": ((torch.arange(N) % K)[:, None, None].expand(N, H, W), K),
         **{c: (cluster_maps(m, x), K) for c, m in zip(ckpts, modules, strict=True)},
     }
+    if modules and has_body(modules[0]):
+        partitions["K-means on the frozen body (10 seedings)"] = (body_kmeans(modules[0], x, K), K)
     partitions = {name: (labels.masked_fill(ignored, -1), k) for name, (labels, k) in partitions.items()}
     print("| partition | K | " + " | ".join(POOLS) + " |")
     print("|---" * (len(POOLS) + 2) + "|")
