@@ -9,7 +9,8 @@ the pool's negatives share, 0 for one they never share). Rows: the classes; K-me
 the same pixels); K horizontal bands of equal height (rows); K bands of a random axis and label order in each image
 (an equal split of every image that follows nothing, seeded); whole images (image n labelled n mod K: the
 image-labelling shortcut of sections 12, 17 and 31); then each checkpoint's argmax-p' clusters; with a checkpoint on
-a frozen body, K-means on that body's map (10 seedings, upsampled as the K-means baseline is). K: the
+a frozen body, K-means on that body's map (10 seedings, upsampled as the K-means baseline is). Each row's mIoU
+(Hungarian-matched to the classes on the same pixels) is printed beside it, for reading, not for choosing. K: the
 checkpoints' (all the same), else --K, else the number of classes. Pixels the masks ignore are left out of every row.
 --correspondence W,...: a second table, the most of eq. 4.12 + W x the correspondence term (section 28's
 `model.objective.correspondence_weight`) for each partition, on L's grid in the seeded batches of 16 the bound sees
@@ -41,6 +42,7 @@ from misseg.diagnostics.ceiling import POOLS, bound_ceiling
 from misseg.diagnostics.features import has_body, local_features
 from misseg.diagnostics.shortcut import seeded_index_batches
 from misseg.lit.build import load_module
+from misseg.metrics.matching import confusion_matrix, match_and_score
 from misseg.objectives.mi import correspondences
 from misseg.runs.errors import OneLineArgumentParser
 
@@ -128,10 +130,13 @@ def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | Non
     if modules and has_body(modules[0]):
         partitions["K-means on the frozen body (10 seedings)"] = (body_kmeans(modules[0], x, K), K)
     partitions = {name: (labels.masked_fill(ignored, -1), k) for name, (labels, k) in partitions.items()}
-    print("| partition | K | " + " | ".join(POOLS) + " |")
-    print("|---" * (len(POOLS) + 2) + "|")
+    print("| partition | K | mIoU (labels: evaluation only) | " + " | ".join(POOLS) + " |")
+    print("|---" * (len(POOLS) + 3) + "|")
+    valid = ~ignored
     for name, (labels, k) in partitions.items():
-        print(f"| {name} | {k} | " + " | ".join(f"{bound_ceiling(labels, k, p):.3f}" for p in POOLS) + " |", flush=True)
+        miou = match_and_score(confusion_matrix(labels[valid], gt[valid], k, data.num_classes))["miou"]
+        cells = " | ".join(f"{bound_ceiling(labels, k, p):.3f}" for p in POOLS)
+        print(f"| {name} | {k} | {miou:.3f} | {cells} |", flush=True)
     if weights:
         correspondence_rows(modules[0], x, partitions, weights)
 
