@@ -9,7 +9,8 @@ the pool's negatives share, 0 for one they never share). Rows: the classes; K-me
 the same pixels); K horizontal bands of equal height (rows); K bands of a random axis and label order in each image
 (an equal split of every image that follows nothing, seeded); whole images (image n labelled n mod K: the
 image-labelling shortcut of sections 12, 17 and 31); then each checkpoint's argmax-p' clusters; with a checkpoint on
-a frozen body, K-means on that body's map (10 seedings, upsampled as the K-means baseline is). Each row's mIoU
+a timm body, K-means on that body's map (10 seedings, upsampled as the K-means baseline is; the row says "frozen" as
+every run it was made for froze it, a trainable body gives its trained map). Each row's mIoU
 (Hungarian-matched to the classes on the same pixels) is printed beside it, for reading, not for choosing. K: the
 checkpoints' (all the same), else --K, else the number of classes. Pixels the masks ignore are left out of every row.
 --correspondence W,...: a second table, the most of eq. 4.12 + W x the correspondence term (section 28's
