@@ -10,6 +10,7 @@ import torch
 from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import seeded_batches
+from misseg.metrics.matching import confusion_matrix, match_and_score
 from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
 
 SET_HINT = "pass a folder set made by experiments/scale/make_data.py"
@@ -79,6 +80,12 @@ def rgb_kmeans(x: torch.Tensor, K: int) -> torch.Tensor:
     nearest centre: the colour baseline the scale scripts set beside the clusters."""
     pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
     return kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
+
+
+def miou(pred: torch.Tensor, target: torch.Tensor, K: int, num_classes: int) -> float:
+    """Whole-set Hungarian mIoU of (N, H, W) cluster ids against class ids (255 = ignored): a row's figure, for
+    reading beside the label-free ones."""
+    return match_and_score(confusion_matrix(pred, target, K, num_classes))["miou"]
 
 
 def checkpoint_table(

@@ -33,6 +33,7 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     column_bands,
     eval_images,
     eval_view,
+    miou,
     rgb_kmeans,
     row_bands,
     run,
@@ -43,7 +44,6 @@ from misseg.diagnostics.ceiling import POOLS, bound_ceiling
 from misseg.diagnostics.features import has_body, local_features
 from misseg.diagnostics.shortcut import seeded_index_batches
 from misseg.lit.build import load_module
-from misseg.metrics.matching import confusion_matrix, match_and_score
 from misseg.objectives.mi import correspondences
 from misseg.runs.errors import OneLineArgumentParser
 
@@ -135,9 +135,8 @@ def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | Non
     print("|---" * (len(POOLS) + 3) + "|")
     valid = ~ignored
     for name, (labels, k) in partitions.items():
-        miou = match_and_score(confusion_matrix(labels[valid], gt[valid], k, data.num_classes))["miou"]
         cells = " | ".join(f"{bound_ceiling(labels, k, p):.3f}" for p in POOLS)
-        print(f"| {name} | {k} | {miou:.3f} | {cells} |", flush=True)
+        print(f"| {name} | {k} | {miou(labels[valid], gt[valid], k, data.num_classes):.3f} | {cells} |", flush=True)
     if weights:
         correspondence_rows(modules[0], x, partitions, weights)
 

@@ -25,6 +25,7 @@ from _cli import (
     data_and_checkpoints,
     eval_images,
     eval_view,
+    miou,
     run,
 )  # experiments/scale/_cli.py
 from agreement import label_counts  # experiments/scale/agreement.py
@@ -33,7 +34,6 @@ from misseg.baselines.kmeans import kmeans_fit
 from misseg.diagnostics.features import has_body, local_features
 from misseg.diagnostics.shortcut import conditional_nmi
 from misseg.lit.build import load_module
-from misseg.metrics.matching import confusion_matrix, match_and_score
 
 PROG = "experiments/scale/image_fill.py"
 
@@ -43,11 +43,6 @@ def fill_images(labels: torch.Tensor) -> torch.Tensor:
     (ties to the lower label; an image with no valid pixel gets label 0, which its ignored pixels never score)."""
     majority = label_counts(labels.flatten(1)).argmax(1)
     return majority[:, None, None].expand_as(labels)
-
-
-def miou(pred: torch.Tensor, target: torch.Tensor, K: int, num_classes: int) -> float:
-    """Whole-set Hungarian mIoU of (N, H, W) cluster ids against uint8 masks (255 = ignored)."""
-    return match_and_score(confusion_matrix(pred, target, K, num_classes))["miou"]
 
 
 def image_kmeans(module: torch.nn.Module, x: torch.Tensor, K: int) -> torch.Tensor:
