@@ -48,6 +48,7 @@ MISSING_PATH = [
     ("scale/ceiling", ["{dir}", "--K", "1"], "--K 1"),
     ("scale/ceiling", ["{dir}", "{file}", "--correspondence", "1,x"], "--correspondence 1,x"),
     ("scale/ceiling", ["{dir}", "--correspondence", "1"], "--correspondence needs a CKPT"),
+    ("scale/ceiling", ["{dir}", "--partners", "all"], "--partners"),
     ("scale/correspondence", ["{missing}", "{file}"], "{missing}"),
     ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
     ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),

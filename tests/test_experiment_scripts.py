@@ -207,3 +207,20 @@ def test_ceiling_body_kmeans_groups_what_the_frozen_body_sees_alike():
     left = labels[:, 4:28, 4:12]  # away from the border the body's receptive field mixes
     dark, bright = left[:3].unique(), left[3:].unique()
     assert len(dark) == 1 and len(bright) == 1 and dark.item() != bright.item()
+
+
+def test_ceiling_set_partners_pair_each_image_with_its_nearest_over_the_whole_set():
+    """ceiling.py --partners set: each image's partner is the closest other image of the whole set in the body's
+    mean-pooled features (STEGO's nearest neighbour), not of a batch. Three kinds of images, each twice (a little
+    noise apart), placed three apart: each image's partner is its twin."""
+    from conftest import tiny_module
+
+    ceiling = load_scale_script("ceiling")
+    torch.manual_seed(0)
+    module = tiny_module("mi", "K=2", "model/encoder=timm", "d=8").eval()
+    kinds = torch.zeros(3, 3, 32, 32)
+    kinds[0, :, :, :16] = 2.0  # left half bright
+    kinds[1, :, :16] = -2.0  # top half dark
+    kinds[2] = 1.5  # bright everywhere
+    x = torch.cat([kinds, kinds]) + 0.01 * torch.randn(6, 3, 32, 32)
+    assert ceiling.set_partners(module, x).tolist() == [3, 4, 5, 0, 1, 2]

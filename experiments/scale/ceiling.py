@@ -77,31 +77,57 @@ def body_kmeans(module, x: torch.Tensor, K: int) -> torch.Tensor:
     return torch.cat([kmeans_predict_maps(f, centres, size=x.shape[-2:])[0] for f in feats])
 
 
-def correspondence_rows(module, x: torch.Tensor, partitions: dict, weights: list[float]) -> None:
+def set_partners(module, x: torch.Tensor) -> torch.Tensor:
+    """(N,) each image's partner over the whole set: the other image whose mean-pooled body feature is closest in
+    cosine (`correspondences`' rule, with every image as a candidate instead of the 15 others of its batch)."""
+    with torch.no_grad():
+        g = torch.cat([local_features(module, xb, layer="body").mean((2, 3)) for xb in x.split(32)])
+    g = torch.nn.functional.normalize(g, dim=1)
+    sim = g @ g.T
+    sim.fill_diagonal_(float("-inf"))
+    return sim.argmax(1)
+
+
+def correspondence_rows(
+    module, x: torch.Tensor, partitions: dict, weights: list[float], partners: str = "batch"
+) -> None:
     """The second table (module docstring): per partition, the share of positions whose correspondence shares their
     cluster, then the ceiling of eq. 4.12 + W x the correspondence term for own_image, mixed, mixed_balanced and heads
-    (under heads eq. 4.12 pays every partition the same, so the correspondences alone rank them)."""
+    (under heads eq. 4.12 pays every partition the same, so the correspondences alone rank them). partners: "batch"
+    (training's rule: the nearest other image of the batch) or "set" (the nearest other image of the whole set,
+    STEGO's k = 1 nearest neighbour); the pools of negatives stay within the batch."""
     pools = ("own_image", "mixed", "mixed_balanced", "heads")
     cols = [f"{p}, W = {w:g}" for p in pools for w in weights]
     print("\n| partition | correspondence shares the cluster | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
     batches = seeded_index_batches(len(x))  # the batches of pools.py and shortcut.py
-    grids, partners = [], []
+    whole = set_partners(module, x) if partners == "set" else None
+    grids, matches = [], []
     for idx in batches:
         with torch.no_grad():
             L, _ = module.model(x[idx])
-        body = module.model.encoder.kept_body
-        if body is None:
-            raise ValueError("CKPT: the first checkpoint keeps no body features; pass one trained with correspondences")
-        partner, match = correspondences(body)
+            body = module.model.encoder.kept_body
+            if body is None:
+                raise ValueError(
+                    "CKPT: the first checkpoint keeps no body features; pass one trained with correspondences"
+                )
+            if whole is None:
+                partner, match = correspondences(body)
+                partner = idx[partner]  # indices into the set
+            else:
+                partner = whole[idx]
+                module.model(x[partner])
+                partner_body = module.model.encoder.kept_body
+                both = torch.cat([body, partner_body])  # image b's partner is image b + len(idx)
+                _, match = correspondences(both, partner=torch.arange(len(both)).roll(-len(idx)))
+                match = match[: len(idx)]
         grids.append(L.shape[-2:])
-        partners.append((partner, match))
+        matches.append((partner, match))
     for name, (labels, K) in partitions.items():
         agree, cells = 0.0, {c: 0.0 for c in cols}
-        for idx, size, (partner, match) in zip(batches, grids, partners, strict=True):
+        for idx, size, (partner, match) in zip(batches, grids, matches, strict=True):
             lab = on_grid(labels[idx], tuple(size))
-            flat = lab.flatten(1)
-            partner_labels = flat[partner].gather(1, match).view_as(lab)
+            partner_labels = on_grid(labels[partner], tuple(size)).flatten(1).gather(1, match).view_as(lab)
             agree += float(((partner_labels == lab) & (lab >= 0)).sum() / (lab >= 0).sum()) * len(idx)
             for p in pools:
                 for w in weights:
@@ -110,7 +136,9 @@ def correspondence_rows(module, x: torch.Tensor, partitions: dict, weights: list
         print(f"| {name} | {agree / n:.3f} | " + " | ".join(f"{cells[c] / n:.3f}" for c in cols) + " |", flush=True)
 
 
-def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | None = None) -> None:
+def table(
+    root: str, ckpts: list[str], K: int | None, weights: list[float] | None = None, partners: str = "batch"
+) -> None:
     data = eval_view(root)
     x, _, gt = eval_images(data)
     modules = [load_module(c).eval() for c in ckpts]
@@ -138,7 +166,7 @@ def table(root: str, ckpts: list[str], K: int | None, weights: list[float] | Non
         cells = " | ".join(f"{bound_ceiling(labels, k, p):.3f}" for p in POOLS)
         print(f"| {name} | {k} | {miou(labels[valid], gt[valid], k, data.num_classes):.3f} | {cells} |", flush=True)
     if weights:
-        correspondence_rows(modules[0], x, partitions, weights)
+        correspondence_rows(modules[0], x, partitions, weights, partners)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     add_checkpoints(ap, help="checkpoints whose clusters get a row each (none: the reference rows only)", nargs="*")
     ap.add_argument("--K", type=int, default=None, help="clusters of the reference rows without checkpoints")
     ap.add_argument("--correspondence", default="", help="weights W,... of the second table (needs a CKPT)")
+    ap.add_argument(
+        "--partners",
+        choices=("batch", "set"),
+        default="batch",
+        help="the second table's other image: the nearest of the batch (training's rule) or of the whole set",
+    )
     args = ap.parse_args(argv)
     if args.K is not None and args.K < 2:
         ap.error(f"--K {args.K}: use at least 2 clusters")
@@ -158,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--correspondence {args.correspondence}: use weights >= 0 separated by commas, e.g. 0,1,4")
     if weights and not args.ckpts:
         ap.error("--correspondence needs a CKPT trained with correspondences (its frozen body reads them)")
-    run(PROG, table, args.data, args.ckpts, args.K, weights)
+    run(PROG, table, args.data, args.ckpts, args.K, weights, args.partners)
 
 
 if __name__ == "__main__":
