@@ -1,7 +1,7 @@
 """Which partition does each pool of negatives reward? Eq. 4.12's ceiling of the classes, of reference maps and of
 trained clusters.
 
-Usage: python experiments/scale/ceiling.py DATA_DIR [CKPT ...] [--K K] [--correspondence W[,W...]]
+Usage: python experiments/scale/ceiling.py DATA_DIR [CKPT ...] [--K K] [--correspondence W[,W...]] [--partners set]
 (one markdown row per partition)
 For each partition of the set's 64 px eval view (centre crops of every image), the most eq. 4.12 can give it under
 each model.objective.negatives pool, over every critic (misseg.diagnostics.ceiling: -2 log 2 = -1.386 for a partition
@@ -17,7 +17,9 @@ checkpoints' (all the same), else --K, else the number of classes. Pixels the ma
 `model.objective.correspondence_weight`) for each partition, on L's grid in the seeded batches of 16 the bound sees
 (pools within the batch), with each position's correspondence read as in training from the frozen body that the
 first checkpoint keeps (model/reference=encoder_body), and the share of positions whose correspondence shares
-their cluster. The partitions are read on L's grid at its cells' centres.
+their cluster. The partitions are read on L's grid at its cells' centres. --partners set: each image's other image is
+its nearest over the whole set (STEGO's k = 1 nearest neighbour, in the same mean-pooled body features) instead of
+the nearest of its batch, the pools of negatives unchanged.
 Why: a pool rewards the partitions whose negatives rarely share the anchor's cluster; whether the classes are among
 the best it can pay for is a property of the set and the pool, which this reads without training anything. A run's
 own bound on the same view (pools.py) against its clusters' ceiling says how much of its partition its critic reads.
