@@ -278,7 +278,8 @@ def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(t
             maps[str(run / "checkpoints" / "step00450.ckpt")] = cut.long() if seed == 0 else 1 - cut.long()
 
     def load_module(path):
-        model = types.SimpleNamespace(K=2, predict=lambda x: (maps[path].expand(len(x), 64, 64),))
+        encoder = types.SimpleNamespace()  # no timm body: the body's columns are "-"
+        model = types.SimpleNamespace(K=2, encoder=encoder, predict=lambda x: (maps[path].expand(len(x), 64, 64),))
         return types.SimpleNamespace(model=model, eval=lambda: types.SimpleNamespace(model=model))
 
     module = load("scale/stability", monkeypatch)
@@ -286,13 +287,26 @@ def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(t
     monkeypatch.setattr(module, "load_module", load_module)
     module.main([str(tmp_path), "s", "--names", "steady,drifting,banded,absent", "--seeds", "0,1"])
     out = capsys.readouterr().out
-    assert "| s | steady | 2 | 0.721 | 0.721 | 0.994 | 0.000 | 0.400 ± 0.000 |" in out
-    assert "| s | drifting | 2 | 0.000 | 0.000 | 1.000 | 0.500 | 0.600 ± 0.000 |" in out
-    assert "| s | banded | 2 | 1.000 | 0.000 | 1.000 | 1.000 | 0.500 ± 0.000 |" in out
-    assert "| s | absent | 0 | - | - | - | - | - |" in out
+    assert "| s | steady | 2 | 0.721 | 0.721 | - | 0.994 | 0.000 | - | 0.400 ± 0.000 |" in out
+    assert "| s | drifting | 2 | 0.000 | 0.000 | - | 1.000 | 0.500 | - | 0.600 ± 0.000 |" in out
+    assert "| s | banded | 2 | 1.000 | 0.000 | - | 1.000 | 1.000 | - | 0.500 ± 0.000 |" in out
+    assert "| s | absent | 0 | - | - | - | - | - | - | - |" in out
     assert "label-free pick (most stable): banded, mIoU 0.500" in out
     assert "label-free pick (most stable given the row): steady, mIoU 0.400" in out
+    assert "given the body" not in out.split("\n\n")[-1]  # no body, no third rule
     assert "label-selected best (highest mean mIoU): drifting, mIoU 0.600" in out
+
+    # a frozen body whose K-means cuts top/bottom, as banded's seeds do: banded's seeds agree only through it (0 given
+    # the body), steady's agreement owes it nothing (0.721): the third rule picks steady where stability picks banded
+    ii, jj = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    monkeypatch.setattr(module, "has_body", lambda m: True)
+    monkeypatch.setattr(module, "body_kmeans", lambda m, x, K: (ii >= 32).long().expand(len(x), 64, 64))
+    module.main([str(tmp_path), "s", "--names", "banded,steady", "--seeds", "0,1"])
+    out = capsys.readouterr().out
+    assert "| s | banded | 2 | 1.000 | 0.000 | 0.000 | 1.000 | 1.000 | 1.000 | 0.500 ± 0.000 |" in out
+    assert "| s | steady | 2 | 0.721 | 0.721 | 0.721 | 0.994 | 0.000 | 0.000 | 0.400 ± 0.000 |" in out
+    assert "label-free pick (most stable): banded, mIoU 0.500" in out
+    assert "label-free pick (most stable given the body's K-means): steady, mIoU 0.400" in out
 
 
 def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, monkeypatch, capsys):

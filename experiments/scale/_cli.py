@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from misseg.baselines.kmeans import kmeans_fit, kmeans_predict
+from misseg.baselines.kmeans import kmeans_fit, kmeans_predict, kmeans_predict_maps
 from misseg.data.datamodule import FolderDataModule
+from misseg.diagnostics.features import local_features
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.metrics.matching import confusion_matrix, match_and_score
 from misseg.runs.errors import OneLineArgumentParser, existing_dir, existing_file, reported_errors
@@ -80,6 +81,16 @@ def rgb_kmeans(x: torch.Tensor, K: int) -> torch.Tensor:
     nearest centre: the colour baseline the scale scripts set beside the clusters."""
     pixels = [xb.permute(0, 2, 3, 1).reshape(-1, 3) for xb in x.split(32)]
     return kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
+
+
+def body_kmeans(module: Any, x: torch.Tensor, K: int) -> torch.Tensor:
+    """(N, H, W) K-means (10 seedings, the lowest inertia kept) on the frozen body's map that the checkpoint keeps, the
+    body the correspondences are read from: the partition those matches agree with most if they follow its features."""
+    with torch.no_grad():
+        feats = [local_features(module, xb, layer="body") for xb in x.split(32)]
+    pixels = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in feats]
+    centres = kmeans_fit(pixels, K, seed=0, restarts=10)
+    return torch.cat([kmeans_predict_maps(f, centres, size=x.shape[-2:])[0] for f in feats])
 
 
 def miou(pred: torch.Tensor, target: torch.Tensor, K: int, num_classes: int) -> float:

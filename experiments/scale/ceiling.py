@@ -31,6 +31,7 @@ import torch
 from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
     add_checkpoints,
     add_data,
+    body_kmeans,
     cluster_maps,
     column_bands,
     eval_images,
@@ -41,7 +42,6 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     run,
 )
 
-from misseg.baselines.kmeans import kmeans_fit, kmeans_predict_maps
 from misseg.diagnostics.ceiling import POOLS, bound_ceiling
 from misseg.diagnostics.features import has_body, local_features
 from misseg.diagnostics.shortcut import seeded_index_batches
@@ -67,16 +67,6 @@ def on_grid(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     (H, W), (U, V) = labels.shape[-2:], size
     rows, cols = torch.arange(U) * H // U + H // (2 * U), torch.arange(V) * W // V + W // (2 * V)
     return labels[:, rows][:, :, cols]
-
-
-def body_kmeans(module, x: torch.Tensor, K: int) -> torch.Tensor:
-    """(N, H, W) K-means (10 seedings, the lowest inertia kept) on the frozen body's map that the checkpoint keeps, the
-    body the correspondences are read from: the partition those matches agree with most if they follow its features."""
-    with torch.no_grad():
-        feats = [local_features(module, xb, layer="body") for xb in x.split(32)]
-    pixels = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in feats]
-    centres = kmeans_fit(pixels, K, seed=0, restarts=10)
-    return torch.cat([kmeans_predict_maps(f, centres, size=x.shape[-2:])[0] for f in feats])
 
 
 def set_partners(module, x: torch.Tensor) -> torch.Tensor:

@@ -12,8 +12,12 @@ Two things stability rewards besides the classes are printed beside it, also lab
 every seed is perfectly stable: balance = entropy of the cluster sizes / log K) and position (the same bands in
 every image: NMI with K horizontal bands, as agreement.py's rows). Against position, a second score: stability given
 the row (the mean over seed pairs of I(A; B | pixel row) / mean(H(A | row), H(B | row))), where the same bands from
-every seed agree on nothing and only what the seeds cut alike within a row counts.
-Last lines: the label-free picks (the most stable name, and the most stable given the row), the label-selected
+every seed agree on nothing and only what the seeds cut alike within a row counts. Against the frozen body, a third
+(checkpoints on a timm body only, "-" otherwise): stability given K-means on that body's map (the same K, 10
+seedings, fitted once per set on the first such checkpoint's body: the partition section 36 found the correspondences
+pay most, the same for every seed since the body is frozen), with the clusters' NMI with it; seeds pulled to that one
+partition agree without it saying anything about the classes, as bands do.
+Last lines: the label-free picks (the most stable name, given the row, given the body), the label-selected
 best, and Spearman's rank correlation between each stability and mean mIoU over the names.
 """
 
@@ -26,10 +30,11 @@ import statistics
 from pathlib import Path
 
 import torch
-from _cli import cluster_maps, eval_view, row_bands, run  # experiments/scale/_cli.py
+from _cli import body_kmeans, cluster_maps, eval_view, row_bands, run  # experiments/scale/_cli.py
 from levers_table import cell  # mean ± std over the seeds, "-" for none
 from scipy.stats import spearmanr
 
+from misseg.diagnostics.features import has_body
 from misseg.diagnostics.shortcut import conditional_nmi, normalized_entropy, normalized_mutual_information
 from misseg.lit.build import load_module
 from misseg.runs.errors import ConfigError, OneLineArgumentParser, RunDirError, existing_dir
@@ -58,18 +63,20 @@ def data_root(run_dir: Path) -> str:
 
 def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[str], step: int, n_images: int) -> None:
     print(
-        "| set | run | seeds | stability: NMI between seeds | stability given the row | balance of the clusters "
-        "| NMI(clusters, rows) | clusters mIoU (labels: evaluation only) |"
+        "| set | run | seeds | stability: NMI between seeds | stability given the row | stability given the body's "
+        "K-means | balance of the clusters | NMI(clusters, rows) | NMI(clusters, body's K-means) "
+        "| clusters mIoU (labels: evaluation only) |"
     )
-    print("|---" * 8 + "|")
+    print("|---" * 10 + "|")
     images: dict[str, torch.Tensor] = {}  # data.root -> the set's eval view, loaded once
+    bodies: dict[str, torch.Tensor] = {}  # data.root -> K-means on the frozen body's map, fitted once
     scored = []
     for name in names:
         dirs = [Path(runs) / study / set_name / f"seed{s}" / name for s in seeds]
         ckpts = [d / "checkpoints" / f"step{step:05d}.ckpt" for d in dirs]
         found = [(d, c) for d, c in zip(dirs, ckpts, strict=True) if c.is_file()]
         if len(found) < 2:
-            print(f"| {set_name} | {name} | {len(found)} | - | - | - | - | - |")
+            print(f"| {set_name} | {name} | {len(found)} | - | - | - | - | - | - | - |")
             continue
         roots = {data_root(d) for d, _ in found}
         if len(roots) > 1:
@@ -88,23 +95,34 @@ def table(runs: str, study: str, set_name: str, names: list[str], seeds: list[st
         rows = row_bands(K, N, H, W)
         stability = pairwise_nmi(clusters)
         given_row = pairwise_nmi(clusters, row_bands(H, N, H, W))  # H bands of one pixel row each
+        given_body = on_body = math.nan
+        if has_body(modules[0]):
+            if root not in bodies:
+                bodies[root] = body_kmeans(modules[0], x, K)
+            given_body = pairwise_nmi(clusters, bodies[root])
+            on_body = statistics.mean(normalized_mutual_information(c, bodies[root]) for c in clusters)
         balance = statistics.mean(normalized_entropy(c, K) for c in clusters)
         on_rows = statistics.mean(normalized_mutual_information(c, rows) for c in clusters)
         metrics = [d / "metrics.json" for d, _ in found]
         miou = [json.loads(f.read_text())["miou"] for f in metrics if f.is_file()]
-        cells = f"{len(found)} | {stability:.3f} | {given_row:.3f} | {balance:.3f} | {on_rows:.3f} | {cell(miou)}"
-        print(f"| {set_name} | {name} | {cells} |", flush=True)
+        cells = " | ".join(
+            "-" if math.isnan(v) else f"{v:.3f}" for v in (stability, given_row, given_body, balance, on_rows, on_body)
+        )
+        print(f"| {set_name} | {name} | {len(found)} | {cells} | {cell(miou)} |", flush=True)
         if miou:
-            scored.append((name, statistics.mean(miou), stability, given_row))
+            scored.append((name, statistics.mean(miou), stability, given_row, given_body))
     if not scored:
         return
     print()
-    for column, rule in ((2, "most stable"), (3, "most stable given the row")):
+    rules = [(2, "stability", "most stable"), (3, "stability given the row", "most stable given the row")]
+    if not any(math.isnan(r[4]) for r in scored):  # every name has the body: the third rule compares like with like
+        rules.append((4, "stability given the body's K-means", "most stable given the body's K-means"))
+    for column, _, rule in rules:
         pick = max(scored, key=lambda r: r[column])
         print(f"label-free pick ({rule}): {pick[0]}, mIoU {pick[1]:.3f}")
     best = max(scored, key=lambda r: r[1])
     print(f"label-selected best (highest mean mIoU): {best[0]}, mIoU {best[1]:.3f}")
-    for column, score in ((2, "stability"), (3, "stability given the row")):
+    for column, score, _ in rules:
         rho = spearmanr([r[column] for r in scored], [r[1] for r in scored]).statistic if len(scored) > 2 else math.nan
         print(f"Spearman's rank correlation, {score} vs mean mIoU over {len(scored)} runs: {rho:.2f}")
 
