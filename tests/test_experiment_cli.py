@@ -166,9 +166,10 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
     seen = []
     for script, work, argv, expected in [
         ("scale/agreement", "table", [d, c], (d, [c])),
-        ("scale/ceiling", "table", [d], (d, [], None, [])),
-        ("scale/ceiling", "table", [d, c, c, "--K", "3"], (d, [c, c], 3, [])),
-        ("scale/ceiling", "table", [d, c, "--correspondence", "0,1,4"], (d, [c], None, [0.0, 1.0, 4.0])),
+        ("scale/ceiling", "table", [d], (d, [], None, [], "batch")),
+        ("scale/ceiling", "table", [d, c, c, "--K", "3"], (d, [c, c], 3, [], "batch")),
+        ("scale/ceiling", "table", [d, c, "--correspondence", "0,1,4"], (d, [c], None, [0.0, 1.0, 4.0], "batch")),
+        ("scale/ceiling", "table", [d, c, "--correspondence", "1", "--partners", "set"], (d, [c], None, [1.0], "set")),
         ("scale/shortcut", "table", [d, c, c], (d, [c, c])),
         ("scale/image_fill", "table", [d, c, c], (d, [c, c])),
         ("scale/pools", "table", [d, c], (d, [c])),
