@@ -223,4 +223,4 @@ def test_ceiling_set_partners_pair_each_image_with_its_nearest_over_the_whole_se
     kinds[1, :, :16] = -2.0  # top half dark
     kinds[2] = 1.5  # bright everywhere
     x = torch.cat([kinds, kinds]) + 0.01 * torch.randn(6, 3, 32, 32)
-    assert ceiling.set_partners(module, x).tolist() == [3, 4, 5, 0, 1, 2]
+    assert ceiling.set_partners(ceiling.body_maps(module, x)).tolist() == [3, 4, 5, 0, 1, 2]

@@ -69,12 +69,18 @@ def on_grid(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return labels[:, rows][:, :, cols]
 
 
-def set_partners(module, x: torch.Tensor) -> torch.Tensor:
-    """(N,) each image's partner over the whole set: the other image whose mean-pooled body feature is closest in
-    cosine (`correspondences`' rule, with every image as a candidate instead of the 15 others of its batch)."""
+def body_maps(module, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, U, V) the frozen body's map of every image, 32 at a time: what `--partners set` reads its partners and
+    matches from (the features training's correspondences read, kept_body)."""
     with torch.no_grad():
-        g = torch.cat([local_features(module, xb, layer="body").mean((2, 3)) for xb in x.split(32)])
-    g = torch.nn.functional.normalize(g, dim=1)
+        return torch.cat([local_features(module, xb, layer="body") for xb in x.split(32)])
+
+
+def set_partners(maps: torch.Tensor) -> torch.Tensor:
+    """(N,) each image's partner over the whole set, from `body_maps`' (N, C, U, V): the other image whose mean-pooled
+    body feature is closest in cosine (`correspondences`' rule, every image a candidate, not the 15 others of its
+    batch)."""
+    g = torch.nn.functional.normalize(maps.mean((2, 3)), dim=1)
     sim = g @ g.T
     sim.fill_diagonal_(float("-inf"))
     return sim.argmax(1)
@@ -93,7 +99,8 @@ def correspondence_rows(
     print("\n| partition | correspondence shares the cluster | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 2) + "|")
     batches = seeded_index_batches(len(x))  # the batches of pools.py and shortcut.py
-    whole = set_partners(module, x) if partners == "set" else None
+    maps = body_maps(module, x) if partners == "set" else None
+    whole = None if maps is None else set_partners(maps)
     grids, matches = [], []
     for idx in batches:
         with torch.no_grad():
@@ -108,9 +115,7 @@ def correspondence_rows(
                 partner = idx[partner]  # indices into the set
             else:
                 partner = whole[idx]
-                module.model(x[partner])
-                partner_body = module.model.encoder.kept_body
-                both = torch.cat([body, partner_body])  # image b's partner is image b + len(idx)
+                both = torch.cat([maps[idx], maps[partner]])  # image b's partner is image b + len(idx)
                 _, match = correspondences(both, partner=torch.arange(len(both)).roll(-len(idx)))
                 match = match[: len(idx)]
         grids.append(L.shape[-2:])
