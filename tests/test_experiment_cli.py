@@ -533,6 +533,7 @@ SHELL_REFUSALS = [
     ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
     ("baselines_backbone.sh", {}, [], "set WEIGHTS to the file"),
     ("baselines_backbone.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
+    ("crf_kept.sh", {"SEEDS": "0 one"}, [], "SEEDS: 'one' is not a seed"),
 ]
 
 
@@ -583,6 +584,32 @@ def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
     assert len(lines) == 2 and "misseg.train" in lines[0]  # no diagnose.sh call between them
     assert "experiments/scale/agreement.py" in lines[1] and "seed0/mi_x/checkpoints/step00450.ckpt" in lines[1]
     assert (tmp_path / "runs/small/ccp_persons/seed0/mi_x/agreement.md").read_text() == "table\n"
+
+
+def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_without_its_checkpoint(tmp_path):
+    """crf_kept.sh (section 38): per kept run with a step-450 checkpoint, two evaluations of that checkpoint, probe=all
+    into RUN/diag/kept/SET and probe=all crf=true into RUN/diag/kept_crf/SET; a kept run not trained is named, not run."""
+    import os
+    import subprocess
+
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"  # a stand-in interpreter: records each call
+    python.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    python.chmod(0o755)
+    run = (
+        tmp_path
+        / "runs/small/coco_persons/seed1/mi_centroids_mixed_balanced_entropy1_centred_affine_corr1_effnet4_frozen"
+    )
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints/step00450.ckpt").write_bytes(b"")
+    env = dict(os.environ, SMALL=str(tmp_path / "small"), RUNS=str(tmp_path / "runs"), PY=str(python), SEEDS="1")
+    r = subprocess.run(["bash", "experiments/scale/crf_kept.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 2 and all(f"ckpt_path={run}/checkpoints/step00450.ckpt" in line for line in lines)
+    assert "probe=all" in lines[0] and "crf=true" not in lines[0] and f"{run}/diag/kept/coco_persons" in lines[0]
+    assert "probe=all crf=true" in lines[1] and f"{run}/diag/kept_crf/coco_persons" in lines[1]
+    assert r.stdout.count("skip: ") == 6  # the other six kept runs of seed 1 have no checkpoint
 
 
 def test_a_longer_lever_run_goes_to_its_own_folder_and_is_described_at_its_last_step(tmp_path):

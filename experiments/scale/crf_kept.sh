@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Section 38 (b): STEGO's table for the kept settings (README.md's second Results table, and the label-free rule's
+# picks where they differ): each run's step-450 clusters and probes without and with the dense CRF. Per run two
+# evaluations, RUN/diag/kept/SET (probe=all) and RUN/diag/kept_crf/SET (probe=all crf=true): the clusters on every
+# image, the linear and K-means probes fitted on half the images and scored on the other half (the clusters on that
+# half beside them). Evaluation only; a run without its checkpoint is skipped.
+# Usage: [SEEDS="0 1 2"] bash experiments/scale/crf_kept.sh   (two evaluations at a time, one thread each)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source experiments/scale/common.sh
+check_seeds ${SEEDS:-0 1 2}
+kept=(
+  "ccp_persons mi_centroids_own_image_entropy1_centred_affine_effnet4_frozen"                  # section 26
+  "human_seg mi_centroids_own_image_entropy1_centred_affine_effnet4_frozen"                    # 29
+  "human_seg mi_centroids_mixed_balanced_entropy1_centred_affine_corr1_effnet4_frozen"         # 36 (label-free pick)
+  "coco_persons mi_centroids_mixed_balanced_entropy1_centred_affine_corr1_effnet4_frozen"      # 35
+  "camvid mi_centroids_heads_entropy1_centred_affine_effnet4_frozen"                           # 26
+  "camvid mi_centroids_heads_entropy1_centred_affine_corr1_effnet4_frozen"                     # 28 (label-free pick)
+  "coco_stuff15 mi_centroids_heads_entropy1_centred_affine_corr2_effnet4_frozen"               # 30
+)
+evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
+  local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
+  [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d (no step00450.ckpt)"; return 0; }
+  SEED=$seed run "$d/diag/kept/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+    $(SEED=$seed data "$set") $eval_args probe=all
+  SEED=$seed run "$d/diag/kept_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+    $(SEED=$seed data "$set") $eval_args probe=all crf=true
+}
+jobs=()
+for seed in ${SEEDS:-0 1 2}; do
+  for entry in "${kept[@]}"; do jobs+=("$(echo $entry | cut -d' ' -f1) $seed $(echo $entry | cut -d' ' -f2)"); done
+done
+for ((i = 0; i < ${#jobs[@]}; i += 2)); do
+  evaluate_kept ${jobs[i]} &
+  [ $((i + 1)) -lt ${#jobs[@]} ] && evaluate_kept ${jobs[i + 1]}
+  wait
+done
