@@ -587,8 +587,8 @@ def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
 
 
 def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_without_its_checkpoint(tmp_path):
-    """crf_kept.sh (section 38): per kept run with a step-450 checkpoint, two evaluations of that checkpoint, probe=all
-    into RUN/diag/kept/SET and probe=all crf=true into RUN/diag/kept_crf/SET; a kept run not trained is named, not run."""
+    """crf_kept.sh (section 38): per kept run with a step-450 checkpoint, two evaluations of it, probe=all into
+    RUN/diag/kept/SET and probe=all crf=true into RUN/diag/kept_crf/SET; a kept run not trained is named, not run."""
     import os
     import subprocess
 
