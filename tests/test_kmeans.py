@@ -182,3 +182,41 @@ def test_kmeans_cli_writes_metrics_and_figures(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "error: kmeans.restarts=0: must be an integer >= 1 (seedings; the lowest inertia is kept)"
     ]
+
+
+def test_kmeans_segmenter_with_the_crf_cleans_labels_that_its_features_got_wrong():
+    """crf=True (kmeans.crf / `misseg.baselines.kmeans crf=true`): the label maps are refined by the dense CRF on the
+    image, so pixels whose features fell on the wrong centre, in a region of one colour, take the region's label."""
+    pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
+    from misseg.baselines.kmeans import KMeansSegmenter
+    from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    g = torch.Generator().manual_seed(0)
+    truth = torch.zeros(1, 48, 48, dtype=torch.long)
+    truth[:, :, 20:] = 1
+    image = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.2, 0.9]])[truth].permute(0, 3, 1, 2)
+    flipped = torch.rand(1, 48, 48, generator=g) < 0.15  # the features put 15% of the pixels on the other centre
+    features = (truth ^ flipped.long()).float()[:, None]
+    centres = torch.tensor([[0.0], [1.0]])
+    plain = KMeansSegmenter(centres, lambda x: features)
+    refined = KMeansSegmenter(centres, lambda x: features, crf=True)
+    x = (image - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    noisy_acc = (plain.predict_maps(x)[0] == truth).float().mean()
+    classes, confidence = refined.predict_maps(x)
+    acc = (classes == truth).float().mean()
+    assert classes.shape == confidence.shape == (1, 48, 48) and 0 < confidence.min() and confidence.max() <= 1
+    assert noisy_acc < 0.9 and acc > 0.99, (float(noisy_acc), float(acc))
+
+
+def test_kmeans_cli_with_crf_records_it_and_refuses_a_value_that_is_not_a_switch(tmp_path):
+    pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
+    root = colour_dataset(tmp_path / "colours")
+    common = ("-m", "misseg.baselines.kmeans", "data=folder", f"data.root={root}", "data.image_size=24")
+    r = run_cli(*common, "data.num_workers=0", "report=false", "crf=true", f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["crf"] is True and m["miou"] == pytest.approx(1.0)  # one colour per class: nothing for the CRF to mend
+    assert "K-means (rgb, K=3) + CRF: PA 1.0000" in r.stdout
+    r = run_cli(*common, "crf=maybe", f"hydra.run.dir={tmp_path}/bad")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == ["error: crf='maybe': use true or false"]
+    assert not (tmp_path / "bad").exists()

@@ -164,16 +164,23 @@ def kmeans_predict_maps(
 
 
 class KMeansSegmenter:
-    """Fitted centres + the feature map they live in: a predictor with the trained modules' `predict_maps`."""
+    """Fitted centres + the feature map they live in: a predictor with the trained modules' `predict_maps`.
+    crf: the label maps refined by the dense CRF (labels only, so its input is pydensecrf's unary_from_labels
+    convention, `labels_to_probs`; the confidence is then the CRF's)."""
 
-    def __init__(self, centres: torch.Tensor, feature_fn: FeatureFn = rgb_features) -> None:
-        self.centres, self.feature_fn = centres, feature_fn
+    def __init__(self, centres: torch.Tensor, feature_fn: FeatureFn = rgb_features, crf: bool = False) -> None:
+        self.centres, self.feature_fn, self.crf = centres, feature_fn, crf
 
     @torch.no_grad()
     def predict_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, 3, H, W) normalised images -> cluster map (B, H, W) long and confidence (B, H, W), on the CPU."""
         feats = self.feature_fn(x.to(self.centres.device))
         classes, confidence = kmeans_predict_maps(feats, self.centres, x.shape[-2:])
+        if self.crf:
+            from misseg.diagnostics.crf import labels_to_probs
+            from misseg.diagnostics.evaluation import refine
+
+            classes, confidence = refine(x.cpu(), labels_to_probs(classes.cpu(), self.centres.shape[0]), True)
         return classes.cpu(), confidence.cpu()
 
 
@@ -211,6 +218,7 @@ def kmeans_baseline(
     cache: bool = True,
     max_pixels_per_batch: int = 200_000,
     restarts: int = 1,
+    crf: bool = False,
 ) -> tuple[dict, KMeansSegmenter]:
     """Fit K-means on `feature_fn` of the images of `fit_loader`, score on `eval_loader` (batches of
     {"image", "mask"}) with HungarianSegmentationMetric. -> (metric result + fit/eval seconds, predictor).
@@ -218,6 +226,8 @@ def kmeans_baseline(
     cache: keep the features of every batch in memory after the first pass (one data pass instead of
     restarts x (iters + 2)); turn off for datasets whose features do not fit.
     restarts: seedings, the lowest-inertia fit kept (kmeans_fit).
+    crf: score the label maps after the dense CRF (as `misseg.evaluate crf=true` scores a trained model's), the
+    reference a "+ CRF" row of a method is compared with.
     """
     device = torch.device(device)
     t0 = time.perf_counter()
@@ -226,7 +236,7 @@ def kmeans_baseline(
         batches, K, iters=iters, max_pixels_per_batch=max_pixels_per_batch, seed=seed, restarts=restarts
     )
     t1 = time.perf_counter()
-    segmenter = KMeansSegmenter(centres, feature_fn)
+    segmenter = KMeansSegmenter(centres, feature_fn, crf=crf)
     metric = HungarianSegmentationMetric(K, num_classes, matching=matching)
     for batch in eval_loader:
         classes, _ = segmenter.predict_maps(batch["image"])
@@ -333,11 +343,15 @@ def run(cfg) -> dict:
         cache=km.cache,
         max_pixels_per_batch=km.max_pixels_per_batch,
         restarts=km.restarts,
+        crf=bool(cfg.get("crf", False)),
     )
     result.update(method="kmeans", features=km.features, K=K, restarts=km.restarts)
+    if cfg.get("crf", False):
+        result.update(crf=True)  # a separate row: never mixed with crf=false runs
     if km.features == "backbone":
         result.update(backbone={k: km.backbone[k] for k in ("name", "weights", "stride", "dilate", "upsample")})
     metrics_path = write_metrics(run_dir, result, datamodule.classes)
+    crf = " + CRF" if cfg.get("crf", False) else ""
     if cfg.report:
         loggers = instantiate_dict(cfg.get("logger"))
         write_report(
@@ -346,10 +360,12 @@ def run(cfg) -> dict:
             datamodule,
             result,
             loggers,
-            title=f"K-means ({km.features}, K={K})",
+            title=f"K-means ({km.features}, K={K}){crf}",
             out_dir=figures_dir(metrics_path),
         )
-    print(f"K-means ({km.features}, K={K}): PA {result['pa']:.4f}  mIoU {result['miou']:.4f}  [{result['matching']}]")
+    print(
+        f"K-means ({km.features}, K={K}){crf}: PA {result['pa']:.4f}  mIoU {result['miou']:.4f}  [{result['matching']}]"
+    )
     print(f"run directory: {run_dir}")
     return result
 

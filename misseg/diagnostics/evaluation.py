@@ -71,7 +71,11 @@ def check_diagnostics(cfg: DictConfig) -> None:
     check_int("probe_kmeans_iters", cfg.get("probe_kmeans_iters", 10), 1)
     check_int("probe_kmeans_restarts", cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS), 1)
     check_choice("probe_layer", cfg.get("probe_layer", "L"), PROBE_LAYERS)  # the raw value, as typed
-    crf = cfg.get("crf", False)
+    check_crf(cfg.get("crf", False))
+
+
+def check_crf(crf: Any) -> None:
+    """The `crf` key of evaluate and of the K-means baseline: a switch, and pydensecrf2 installed when it is on."""
     if not isinstance(crf, bool):
         raise ConfigError(f"crf={crf!r}: use true or false")
     if crf:

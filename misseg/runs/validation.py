@@ -289,6 +289,9 @@ def validate_kmeans_cfg(cfg: DictConfig) -> None:
     check_choice("matching", matching, MATCHINGS)
     data = _get(cfg, "data")
     check_data(data, training=False)
+    from misseg.diagnostics.evaluation import check_crf
+
+    check_crf(cfg.get("crf", False))
     km = _get(cfg, "kmeans")
     if km.get("K") is not None:
         check_int("kmeans.K", km.K, 1, " (number of clusters; 1 = the trivial baseline) or null (= classes)")
