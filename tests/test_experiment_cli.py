@@ -534,6 +534,7 @@ SHELL_REFUSALS = [
     ("baselines_backbone.sh", {}, [], "set WEIGHTS to the file"),
     ("baselines_backbone.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
     ("crf_kept.sh", {"SEEDS": "0 one"}, [], "SEEDS: 'one' is not a seed"),
+    ("baselines.sh", {"SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
 ]
 
 
