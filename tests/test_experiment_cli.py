@@ -589,7 +589,8 @@ def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
 
 def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_without_its_checkpoint(tmp_path):
     """crf_kept.sh (section 38): per kept run with a step-450 checkpoint, two evaluations of it, probe=all into
-    RUN/diag/kept/SET and probe=all crf=true into RUN/diag/kept_crf/SET; a kept run not trained is named, not run."""
+    RUN/diag/step00450/SET and crf=true into RUN/diag/step00450_crf/SET (levers_table.py's layout); a kept run not
+    trained is named, not run."""
     import os
     import subprocess
 
@@ -608,8 +609,8 @@ def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_
     assert r.returncode == 0, r.stderr
     lines = calls.read_text().splitlines()
     assert len(lines) == 2 and all(f"ckpt_path={run}/checkpoints/step00450.ckpt" in line for line in lines)
-    assert "probe=all" in lines[0] and "crf=true" not in lines[0] and f"{run}/diag/kept/coco_persons" in lines[0]
-    assert "probe=all crf=true" in lines[1] and f"{run}/diag/kept_crf/coco_persons" in lines[1]
+    assert "probe=all" in lines[0] and "crf=true" not in lines[0] and f"{run}/diag/step00450/coco_persons" in lines[0]
+    assert "probe" not in lines[1] and "crf=true" in lines[1] and f"{run}/diag/step00450_crf/coco_persons" in lines[1]
     assert r.stdout.count("skip: ") == 6  # the other six kept runs of seed 1 have no checkpoint
 
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Section 38 (b): STEGO's table for the kept settings (README.md's second Results table, and the label-free rule's
-# picks where they differ): each run's step-450 clusters and probes without and with the dense CRF. Per run two
-# evaluations, RUN/diag/kept/SET (probe=all) and RUN/diag/kept_crf/SET (probe=all crf=true): the clusters on every
-# image, the linear and K-means probes fitted on half the images and scored on the other half (the clusters on that
-# half beside them). Evaluation only; a run without its checkpoint is skipped.
+# picks where they differ): each run's step-450 clusters and probes, and its clusters with the dense CRF. Per run two
+# evaluations of the step-450 checkpoint, the layout levers_table.py reads: RUN/diag/step00450/SET (probe=all: the
+# linear and K-means probes fitted on half the images and scored on the other half, the clusters on that half beside
+# them) and RUN/diag/step00450_crf/SET (crf=true: the clusters on every image, refined). Evaluation only; a run
+# without its checkpoint is skipped.
 # Usage: [SEEDS="0 1 2"] bash experiments/scale/crf_kept.sh   (two evaluations at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,10 +22,10 @@ kept=(
 evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
   local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
   [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d (no step00450.ckpt)"; return 0; }
-  SEED=$seed run "$d/diag/kept/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+  SEED=$seed run "$d/diag/step00450/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
     $(SEED=$seed data "$set") $eval_args probe=all
-  SEED=$seed run "$d/diag/kept_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
-    $(SEED=$seed data "$set") $eval_args probe=all crf=true
+  SEED=$seed run "$d/diag/step00450_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
+    $(SEED=$seed data "$set") $eval_args crf=true
 }
 jobs=()
 for seed in ${SEEDS:-0 1 2}; do
