@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Section 38 (b): STEGO's table for the kept settings (README.md's second Results table, and the label-free rule's
-# picks where they differ): each run's step-450 clusters and probes, and its clusters with the dense CRF. Per run two
-# evaluations of the step-450 checkpoint, the layout levers_table.py reads: RUN/diag/step00450/SET (probe=all: the
-# linear and K-means probes fitted on half the images and scored on the other half, the clusters on that half beside
-# them) and RUN/diag/step00450_crf/SET (crf=true: the clusters on every image, refined). Evaluation only; a run
-# without its checkpoint is skipped.
+# Section 38 (b): STEGO's table for the kept settings (README.md's second Results table, the label-free rule's picks
+# where they differ, and IIC on CamVid, whose figure is CamVid's target): each run's step-450 clusters and probes,
+# and its clusters with the dense CRF. Per run two evaluations of the step-450 checkpoint, the layout levers_table.py
+# reads: RUN/diag/step00450/SET (probe=all: the linear and K-means probes fitted on half the images and scored on the
+# other half, the clusters on that half beside them) and RUN/diag/step00450_crf/SET (crf=true: the clusters on every
+# image, refined). Evaluation only; a run without its checkpoint is skipped.
 # Usage: [SEEDS="0 1 2"] bash experiments/scale/crf_kept.sh   (two evaluations at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +18,7 @@ kept=(
   "camvid mi_centroids_heads_entropy1_centred_affine_effnet4_frozen"                           # 26
   "camvid mi_centroids_heads_entropy1_centred_affine_corr1_effnet4_frozen"                     # 28 (label-free pick)
   "coco_stuff15 mi_centroids_heads_entropy1_centred_affine_corr2_effnet4_frozen"               # 30
+  "camvid iic"                                                                                 # CamVid's target
 )
 evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
   local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
