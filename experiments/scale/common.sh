@@ -131,16 +131,23 @@ lever_jobs() {
   done
 }
 
-# run_lever_jobs: `train SET K SEED METHOD` for every entry of `jobs`, two at a time (the machine's two cores), then
-# what each run's last clusters follow (classes, K-means RGB, rows, columns, rings: agreement.py) into
-# RUN/agreement.md, RUN = $small/SET/seedSEED/$(name_of METHOD); the calling script defines train and name_of
-run_lever_jobs() {
-  local i job set seed method d
+# two_at_a_time FUNC: `FUNC ENTRY` (its words as arguments) for every entry of the array `jobs`, two at a time (the
+# machine's two cores)
+two_at_a_time() {
+  local i
   for ((i = 0; i < ${#jobs[@]}; i += 2)); do
-    train ${jobs[i]} &
-    [ $((i + 1)) -lt ${#jobs[@]} ] && train ${jobs[i + 1]}
+    "$1" ${jobs[i]} &
+    [ $((i + 1)) -lt ${#jobs[@]} ] && "$1" ${jobs[i + 1]}
     wait
   done
+}
+
+# run_lever_jobs: `train SET K SEED METHOD` for every entry of `jobs`, two at a time, then what each run's last
+# clusters follow (classes, K-means RGB, rows, columns, rings: agreement.py) into RUN/agreement.md,
+# RUN = $small/SET/seedSEED/$(name_of METHOD); the calling script defines train and name_of
+run_lever_jobs() {
+  local job set seed method d
+  two_at_a_time train
   for job in "${jobs[@]}"; do
     read -r set _ seed method <<< "$job"
     d="$small/$set/seed$seed/$(name_of "$method")"

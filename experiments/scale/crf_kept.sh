@@ -30,10 +30,9 @@ evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
 }
 jobs=()
 for seed in ${SEEDS:-0 1 2}; do
-  for entry in "${kept[@]}"; do jobs+=("$(echo $entry | cut -d' ' -f1) $seed $(echo $entry | cut -d' ' -f2)"); done
+  for entry in "${kept[@]}"; do
+    read -r set name <<< "$entry"
+    jobs+=("$set $seed $name")
+  done
 done
-for ((i = 0; i < ${#jobs[@]}; i += 2)); do
-  evaluate_kept ${jobs[i]} &
-  [ $((i + 1)) -lt ${#jobs[@]} ] && evaluate_kept ${jobs[i + 1]}
-  wait
-done
+two_at_a_time evaluate_kept

@@ -330,6 +330,7 @@ def run(cfg) -> dict:
         b = km.backbone
         feature_fn = backbone_features(b.name, b.weights, int(b.stride), bool(b.dilate), int(b.upsample), device)
     K = int(km.K or datamodule.num_classes)
+    crf = bool(cfg.get("crf", False))
     result, segmenter = kmeans_baseline(
         fit_loader_of(datamodule),
         datamodule.val_dataloader(),
@@ -343,15 +344,15 @@ def run(cfg) -> dict:
         cache=km.cache,
         max_pixels_per_batch=km.max_pixels_per_batch,
         restarts=km.restarts,
-        crf=bool(cfg.get("crf", False)),
+        crf=crf,
     )
     result.update(method="kmeans", features=km.features, K=K, restarts=km.restarts)
-    if cfg.get("crf", False):
+    if crf:
         result.update(crf=True)  # a separate row: never mixed with crf=false runs
     if km.features == "backbone":
         result.update(backbone={k: km.backbone[k] for k in ("name", "weights", "stride", "dilate", "upsample")})
     metrics_path = write_metrics(run_dir, result, datamodule.classes)
-    crf = " + CRF" if cfg.get("crf", False) else ""
+    title = f"K-means ({km.features}, K={K})" + (" + CRF" if crf else "")
     if cfg.report:
         loggers = instantiate_dict(cfg.get("logger"))
         write_report(
@@ -360,12 +361,10 @@ def run(cfg) -> dict:
             datamodule,
             result,
             loggers,
-            title=f"K-means ({km.features}, K={K}){crf}",
+            title=title,
             out_dir=figures_dir(metrics_path),
         )
-    print(
-        f"K-means ({km.features}, K={K}){crf}: PA {result['pa']:.4f}  mIoU {result['miou']:.4f}  [{result['matching']}]"
-    )
+    print(f"{title}: PA {result['pa']:.4f}  mIoU {result['miou']:.4f}  [{result['matching']}]")
     print(f"run directory: {run_dir}")
     return result
 
