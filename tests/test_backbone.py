@@ -396,3 +396,48 @@ def test_iic_loads_the_encoder_weights_file_too(tmp_path):
     assert not torch.equal(m.model.encoder.body.conv1.weight, source.body.conv1.weight)
     m.setup("fit")
     assert all(torch.equal(v, m.model.encoder.body.state_dict()[k]) for k, v in source.body.state_dict().items())
+
+
+def test_the_mlp_projection_makes_L_a_nonlinear_function_of_the_frozen_body(tmp_path):
+    """A linear projection can only re-weight the body's directions (a least-squares fit of L on the body map is
+    exact); STEGO's head cannot be fitted so, and its MLP trains while the body stays frozen. A linear encoder's
+    checkpoint keeps its keys (no project_mlp), and an unknown projection is one line, exit 2."""
+    from misseg.diagnostics.features import local_features
+
+    torch.manual_seed(0)
+    residuals = {}
+    for projection in ("linear", "mlp"):
+        module = tiny_module("mi", "K=2", "model/encoder=timm", "d=8", f"encoder.projection={projection}")
+        x = torch.randn(16, 3, 64, 64)  # 1,024 positions: more rows than the fit's 129 unknowns
+        with torch.no_grad():
+            body = local_features(module, x, "body").permute(0, 2, 3, 1).reshape(-1, 128)
+            L = local_features(module, x).permute(0, 2, 3, 1).reshape(-1, 8)
+        A = torch.cat([body, torch.ones(len(body), 1)], 1).double()
+        fit = torch.linalg.lstsq(A, L.double()).solution
+        residuals[projection] = float((A @ fit - L.double()).norm() / L.norm())
+        keys = set(module.model.state_dict())
+        assert any(k.startswith("encoder.project_mlp.") for k in keys) == (projection == "mlp")
+    assert residuals["linear"] < 1e-4 < 0.05 < residuals["mlp"], residuals
+
+    m = timm_segmenter("encoder.freeze=true", "encoder.projection=mlp", K=2).train()
+    body, mlp = m.encoder.body.conv1.weight.clone(), m.encoder.project_mlp[0].weight.clone()
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-2)
+    L, H = m(torch.randn(4, 3, 32, 32))
+    (-mi_objective(L, H, m.tau)["mi"]).backward()
+    opt.step()
+    assert torch.equal(body, m.encoder.body.conv1.weight) and not torch.equal(mlp, m.encoder.project_mlp[0].weight)
+
+    r = run_cli(
+        "-m",
+        "misseg.train",
+        *TINY,
+        "model/encoder=timm",
+        "model.encoder.projection=conv",
+        "trainer.max_steps=1",
+        "data.num_images=4",
+        "data.batch_size=2",
+        "data.image_size=32",
+        f"hydra.run.dir={tmp_path}/run",
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "model.encoder.projection='conv'" in r.stderr and "linear, mlp" in r.stderr

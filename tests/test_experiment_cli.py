@@ -514,6 +514,8 @@ SHELL_REFUSALS = [
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VFLIP": "true"}, [], "VFLIP=true needs VIEWS=2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VIEWS": "3"}, [], "VIEWS=3 VFLIP=false: use VIEWS=1 or 2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "PROJECTION": "conv"}, [], "PROJECTION: unknown projection 'conv'"),
+    ("lever_critic.sh", {"ENCODER": "scratch", "PROJECTION": "mlp"}, [], "PROJECTION=mlp needs the frozen encoder"),
     ("lever_vflip_frozen.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "iic vfl"}, [], "METHODS: unknown method 'vfl'"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),

@@ -30,6 +30,9 @@ _STRIP_PREFIXES = ("module.", "teacher.", "student.", "backbone.", "encoder.", "
 _NESTED_KEYS = ("state_dict", "model", "teacher", "student", "backbone")
 
 
+PROJECTIONS = ("linear", "mlp")  # the body's map -> L (TimmBackbone projection=...)
+
+
 class BackboneError(ValueError):
     """A bad backbone name, stride or weights file; the message names the key/path and what to do."""
 
@@ -124,12 +127,15 @@ class TimmBackbone(nn.Module):
         input_mean: tuple[float, ...] | None = None,
         input_std: tuple[float, ...] | None = None,
         key: str = "model.encoder",
+        projection: str = "linear",
     ) -> None:
         super().__init__()
         # stride: the body's output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep); None =
         # model.d * upsample. The method reads the stride of L from the encoder (self.d), so the two cannot disagree.
         if upsample < 1:
             raise BackboneError(f"{key}.upsample={upsample}: must be a positive integer (1 = off)")
+        if projection not in PROJECTIONS:
+            raise BackboneError(f"{key}.projection={projection!r}: unknown; use one of {', '.join(PROJECTIONS)}")
         body_stride = stride or d * upsample
         if body_stride % upsample:
             raise BackboneError(
@@ -162,6 +168,14 @@ class TimmBackbone(nn.Module):
             self.level = 0
         channels = self.body.feature_info.channels()[self.level]
         self.project = nn.Conv2d(channels, P, kernel_size=1) if P is not None else nn.Identity()
+        # projection="mlp": STEGO's segmentation head, the linear map plus a residual 1x1 MLP. Why: with a frozen
+        # body a linear projection can only re-weight directions the body already has, so a linear probe on L can
+        # never beat one on the body (README section 38 (c)); a nonlinear head can make new directions linear.
+        self.project_mlp = None
+        if projection == "mlp" and P is not None:
+            self.project_mlp = nn.Sequential(
+                nn.Conv2d(channels, channels, kernel_size=1), nn.ReLU(), nn.Conv2d(channels, P, kernel_size=1)
+            )
         self.P, self.d, self.frozen = P or channels, body_stride // upsample, freeze
         # keep_body: forward keeps its body features in kept_body (detached), for model/reference=encoder_body
         self.keep_body, self.kept_body = False, None
@@ -223,7 +237,8 @@ class TimmBackbone(nn.Module):
         features = self.body_features(x)
         if self.keep_body:
             self.kept_body = features.detach()
-        return self.project(features)
+        L = self.project(features)
+        return L if self.project_mlp is None else L + self.project_mlp(features)
 
 
 ENCODER_BODY_NEEDS = (

@@ -59,6 +59,7 @@ class TimmEncoder:
     input_mean: Optional[list[float]] = None  # noqa: UP045
     input_std: Optional[list[float]] = None  # noqa: UP045
     key: str = "model.encoder"  # where these settings live in the config, named in errors (model/reference: its own)
+    projection: str = "linear"  # body -> L: linear (1x1 conv) or mlp (STEGO's head: linear + a residual 1x1 MLP)
 
 
 @dataclass
