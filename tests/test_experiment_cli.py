@@ -536,6 +536,9 @@ SHELL_REFUSALS = [
     ("baselines_backbone.sh", {}, [], "set WEIGHTS to the file"),
     ("baselines_backbone.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
     ("crf_kept.sh", {"SEEDS": "0 one"}, [], "SEEDS: 'one' is not a seed"),
+    ("crf_kept.sh", {"INITIAL": "yes"}, [], "INITIAL: 'yes' is not a switch"),
+    ("crf_kept.sh", {"ENTRIES": "ok mi_a;ok"}, [], "ENTRIES: 'ok' is not 'SET NAME'"),
+    ("crf_kept.sh", {"ENTRIES": "ok mi_a;nope mi_b"}, [], "SETS: no folder {small}/nope"),
     ("baselines.sh", {"SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
 ]
 
@@ -614,6 +617,19 @@ def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_
     assert "probe=all" in lines[0] and "crf=true" not in lines[0] and f"{run}/diag/step00450/coco_persons" in lines[0]
     assert "probe" not in lines[1] and "crf=true" in lines[1] and f"{run}/diag/step00450_crf/coco_persons" in lines[1]
     assert r.stdout.count("skip: ") == 7  # the other seven runs of seed 1 have no checkpoint
+    # ENTRIES: a lever's runs instead of the kept list; INITIAL=true adds the initial weights' linear probe
+    (tmp_path / "small/coco_persons").mkdir(parents=True)
+    calls.unlink()
+    lever = run.parent / "mi_y"
+    (lever / "checkpoints").mkdir(parents=True)
+    (lever / "checkpoints/step00450.ckpt").write_bytes(b"")
+    env.update(ENTRIES="coco_persons mi_y;coco_persons mi_z", INITIAL="true")
+    r = subprocess.run(["bash", "experiments/scale/crf_kept.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 3 and all(f"ckpt_path={lever}/checkpoints/step00450.ckpt" in line for line in lines)
+    assert "init=initial probe=linear" in lines[2] and f"{lever}/diag/initial/coco_persons" in lines[2]
+    assert r.stdout.count("skip: ") == 1 and "mi_z" in r.stdout
 
 
 def test_a_longer_lever_run_goes_to_its_own_folder_and_is_described_at_its_last_step(tmp_path):

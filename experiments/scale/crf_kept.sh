@@ -5,11 +5,15 @@
 # reads: RUN/diag/step00450/SET (probe=all: the linear and K-means probes fitted on half the images and scored on the
 # other half, the clusters on that half beside them) and RUN/diag/step00450_crf/SET (crf=true: the clusters on every
 # image, refined). Evaluation only; a run without its checkpoint is skipped.
-# Usage: [SEEDS="0 1 2"] bash experiments/scale/crf_kept.sh   (two evaluations at a time, one thread each)
+# ENTRIES="SET NAME;SET NAME..." evaluates those runs instead of the kept list (a lever's runs, section 39);
+# INITIAL=true adds the probe target's reference, the same runs at their initial weights: RUN/diag/initial/SET
+# (init=initial probe=linear: the frozen body and the seed's untrained projection).
+# Usage: [SEEDS="0 1 2"] [ENTRIES=...] [INITIAL=true] bash experiments/scale/crf_kept.sh   (two at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 check_seeds ${SEEDS:-0 1 2}
+case ${INITIAL:=false} in true | false) ;; *) echo "INITIAL: '$INITIAL' is not a switch; use true or false" >&2; exit 2 ;; esac
 kept=(
   "ccp_persons mi_centroids_own_image_entropy1_centred_affine_effnet4_frozen"                  # section 26
   "human_seg mi_centroids_own_image_entropy1_centred_affine_effnet4_frozen"                    # 29
@@ -20,6 +24,14 @@ kept=(
   "coco_stuff15 mi_centroids_heads_entropy1_centred_affine_corr2_effnet4_frozen"               # 30
   "camvid iic"                                                                                 # CamVid's target
 )
+if [ -n "${ENTRIES:-}" ]; then
+  IFS=';' read -r -a kept <<< "$ENTRIES"
+  for entry in "${kept[@]}"; do
+    read -r set name rest <<< "$entry"
+    [ -n "${name:-}" ] && [ -z "${rest:-}" ] || { echo "ENTRIES: '$entry' is not 'SET NAME'" >&2; exit 2; }
+    check_sets "$set"
+  done
+fi
 evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
   local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
   [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d (no step00450.ckpt)"; return 0; }
@@ -27,6 +39,8 @@ evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
     $(SEED=$seed data "$set") $eval_args probe=all
   SEED=$seed run "$d/diag/step00450_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
     $(SEED=$seed data "$set") $eval_args crf=true
+  [ "$INITIAL" = false ] || SEED=$seed run "$d/diag/initial/$set" misseg.evaluate \
+    ckpt_path="$d/checkpoints/step00450.ckpt" $(SEED=$seed data "$set") $eval_args init=initial probe=linear
 }
 jobs=()
 for seed in ${SEEDS:-0 1 2}; do
