@@ -441,3 +441,39 @@ def test_the_mlp_projection_makes_L_a_nonlinear_function_of_the_frozen_body(tmp_
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "model.encoder.projection='conv'" in r.stderr and "linear, mlp" in r.stderr
+
+
+def test_the_last_stages_of_a_frozen_body_train_at_their_own_lr_with_fixed_statistics():
+    """trainable_stages=1 on a frozen ResNet-18: layer2 (its last stage up to stride 8) trains at stage_lr_scale x lr,
+    layer1 and the stem stay fixed, BatchNorm statistics everywhere stay fixed; the body no longer counts as
+    frozen, so it cannot be the correspondences' frozen reference. Out of range or without freeze: one line."""
+    torch.manual_seed(0)
+    module = tiny_module("mi", "K=2", "model/encoder=timm", "d=8", "encoder.freeze=true", "encoder.trainable_stages=1")
+    module.train()
+    body = module.model.encoder.body
+    before = {k: v.clone() for k, v in body.state_dict().items()}
+    opt = module.configure_optimizers()
+    assert [g["lr"] for g in opt.param_groups] == [module.hparams.lr, module.hparams.lr * 0.1]
+    assert {id(p) for p in opt.param_groups[1]["params"]} == {id(p) for p in body.layer2.parameters()}
+    L, H = module.model(torch.randn(4, 3, 32, 32))
+    (-mi_objective(L, H, module.model.tau)["mi"]).backward()
+    opt.step()
+    after = body.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("layer2.") and "running" not in k for k in changed), sorted(changed)
+    # (a random-init ResNet zero-inits each block's last BatchNorm scale, so its convs get no gradient yet)
+    assert "layer2.0.downsample.0.weight" in changed and not module.model.encoder.frozen
+    with pytest.raises(ConfigError, match="encoder_body"):
+        tiny_module(
+            "mi",
+            "K=2",
+            "model/encoder=timm",
+            "d=8",
+            "encoder.freeze=true",
+            "encoder.trainable_stages=1",
+            "model/reference=encoder_body",
+            "objective.correspondence_weight=1",
+        )
+    for bad in (["encoder.trainable_stages=1"], ["encoder.freeze=true", "encoder.trainable_stages=3"]):
+        with pytest.raises(ConfigError, match="trainable_stages=.*needs model.encoder.freeze=true and 1..2"):
+            tiny_module("mi", "K=2", "model/encoder=timm", "d=8", *bad)

@@ -30,6 +30,10 @@
 #   PROJECTION=mlp (model.encoder.projection, section 39): L = the body's map through STEGO's head (the linear 1x1 map
 #     plus a residual 1x1 MLP) instead of the linear map alone, so training can make directions the frozen body does
 #     not hold linearly; linear (default) leaves the name alone. Frozen encoder only.
+#   STAGES=N (model.encoder.trainable_stages, section 39): the frozen body's last N stages train (at 0.1 x model.lr,
+#     BatchNorm statistics fixed), so the objective can change what the body holds; with CORR the correspondences
+#     then come from a second, frozen copy of the network (model/reference=effnet_lite0_x4), not the training body.
+#     0 (default) leaves the name alone. Frozen encoder only.
 #   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
 #     encoder at common.sh's budget, no suffix).
 # COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
@@ -38,7 +42,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1] [PROJECTION=mlp]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1] [PROJECTION=mlp] [STAGES=2]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -75,19 +79,26 @@ corr=$(weight_suffix CORR corr)
 case ${PROJECTION:=linear} in linear) projection= ;; mlp) projection=_mlp ;; *)
   echo "PROJECTION: unknown projection '$PROJECTION'; use linear or mlp" >&2; exit 2 ;;
 esac
+[[ ${STAGES:=0} =~ ^[0-9]$ ]] || { echo "STAGES: '$STAGES' is not a number of stages; use 0-7" >&2; exit 2; }
+stages=; [ "$STAGES" = 0 ] || stages=_stages$STAGES
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
-    [ -z "$corr" ] || encoder="$encoder model/reference=encoder_body"
+    if [ -n "$corr" ] && [ -n "$stages" ]; then
+      encoder="$encoder model/reference=effnet_lite0_x4 model.reference.weights=$WEIGHTS"
+    elif [ -n "$corr" ]; then
+      encoder="$encoder model/reference=encoder_body"
+    fi
+    [ -z "$stages" ] || encoder="$encoder model.encoder.trainable_stages=$STAGES"
     [ -z "$projection" ] || encoder="$encoder model.encoder.projection=$PROJECTION" ;;
   scratch) encoder=model=mi; suffix=; lever_budget=$budget
-    [ -z "$projection" ] || { echo "PROJECTION=mlp needs the frozen encoder (ENCODER=frozen)" >&2; exit 2; } ;;
+    [ -z "$projection$stages" ] || { echo "PROJECTION and STAGES need the frozen encoder (ENCODER=frozen)" >&2; exit 2; } ;;
   *) echo "ENCODER: unknown encoder '$ENCODER'; use frozen or scratch" >&2; exit 2 ;;
 esac
 check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-name_of() { echo "mi${heads}${negatives}${entropy}${centred}${critic}${views}${corr}${projection}${suffix}"; }  # name_of METHOD: the run's folder name
+name_of() { echo "mi${heads}${negatives}${entropy}${centred}${critic}${views}${corr}${projection}${stages}${suffix}"; }  # name_of METHOD: the run's folder name
 train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference

@@ -90,7 +90,14 @@ class SegmentationModule(pl.LightningModule):
         self.last_eval = result
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        lr = self.hparams.lr
+        encoder = getattr(self.model, "encoder", None)
+        slow = encoder.slow_parameters() if hasattr(encoder, "slow_parameters") else []
+        ids = {id(p) for p in slow}
+        groups = [{"params": [p for p in self.parameters() if id(p) not in ids]}]
+        if slow:  # the trained stages of a pretrained body (models/backbone.py): their own, lower lr
+            groups.append({"params": slow, "lr": lr * encoder.stage_lr_scale})
+        return torch.optim.Adam(groups, lr=lr, weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets misseg.lit.build.load_module rebuild the right class, with its parts, from a checkpoint path alone

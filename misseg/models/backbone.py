@@ -37,6 +37,13 @@ class BackboneError(ValueError):
     """A bad backbone name, stride or weights file; the message names the key/path and what to do."""
 
 
+def body_stages(body: nn.Module) -> list[nn.Module]:
+    """A timm feature body's stages in order: an EfficientNet's `blocks`, a ResNet's layer1..4; [] for others."""
+    if isinstance(getattr(body, "blocks", None), nn.Sequential):
+        return list(body.blocks.children())
+    return [module for name, module in body.named_children() if name.startswith("layer")]
+
+
 def create_timm_features(name: str, in_channels: int, key: str = "model.encoder", **extra) -> nn.Module:
     """timm model with features_only=True, random init. ViTs get dynamic_img_size so any H, W works. key: the
     config key `name` was given under, named in the error for an unknown model."""
@@ -128,6 +135,8 @@ class TimmBackbone(nn.Module):
         input_std: tuple[float, ...] | None = None,
         key: str = "model.encoder",
         projection: str = "linear",
+        trainable_stages: int = 0,
+        stage_lr_scale: float = 0.1,
     ) -> None:
         super().__init__()
         # stride: the body's output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep); None =
@@ -176,7 +185,10 @@ class TimmBackbone(nn.Module):
             self.project_mlp = nn.Sequential(
                 nn.Conv2d(channels, channels, kernel_size=1), nn.ReLU(), nn.Conv2d(channels, P, kernel_size=1)
             )
-        self.P, self.d, self.frozen = P or channels, body_stride // upsample, freeze
+        # frozen: the whole body fixed (what model/reference=encoder_body needs); fixed_bn: its BatchNorm statistics
+        # fixed, also where the last stages train (batches of 16 would move them more than the weights)
+        self.P, self.d = P or channels, body_stride // upsample
+        self.frozen, self.fixed_bn = freeze and not trainable_stages, freeze
         # keep_body: forward keeps its body features in kept_body (detached), for model/reference=encoder_body
         self.keep_body, self.kept_body = False, None
         # ImageNet-normalised input -> the body's own normalisation: x * scale + shift per channel (identity for
@@ -193,10 +205,29 @@ class TimmBackbone(nn.Module):
         if freeze:
             self.body.requires_grad_(False)
             self.body.eval()
+        if trainable_stages:
+            # the last stages of a frozen body train (weights, BatchNorm affine); why: a frozen body caps what L can
+            # hold (README section 38 (c)), and the deepest stages are the cheapest to train on a CPU (1/16 of the
+            # input's positions, at the end of the backward pass)
+            stages = body_stages(self.body)
+            if not freeze or not 0 < trainable_stages <= len(stages):
+                raise BackboneError(
+                    f"{key}.trainable_stages={trainable_stages}: needs {key}.freeze=true and 1..{len(stages)} "
+                    f"(the stages of timm:{name} up to L; 0 = the whole body frozen)"
+                )
+            for stage in stages[-trainable_stages:]:
+                stage.requires_grad_(True)
+        # the trained stages learn at stage_lr_scale x model.lr (lit/base.py): pretrained weights, moved gently
+        self.stage_lr_scale = stage_lr_scale
+
+    def slow_parameters(self) -> list[nn.Parameter]:
+        """The trained stages' parameters of a frozen body (trainable_stages > 0), which learn at stage_lr_scale x lr;
+        [] for a body that trains whole or not at all."""
+        return [p for p in self.body.parameters() if p.requires_grad] if self.fixed_bn else []
 
     def train(self, mode: bool = True) -> TimmBackbone:
         super().train(mode)
-        if self.frozen:  # a frozen backbone keeps its BatchNorm statistics too
+        if self.fixed_bn:  # a frozen backbone keeps its BatchNorm statistics too
             self.body.eval()
         return self
 

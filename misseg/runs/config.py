@@ -60,6 +60,8 @@ class TimmEncoder:
     input_std: Optional[list[float]] = None  # noqa: UP045
     key: str = "model.encoder"  # where these settings live in the config, named in errors (model/reference: its own)
     projection: str = "linear"  # body -> L: linear (1x1 conv) or mlp (STEGO's head: linear + a residual 1x1 MLP)
+    trainable_stages: int = 0  # with freeze: the body's last N stages train all the same (BatchNorm statistics fixed)
+    stage_lr_scale: float = 0.1  # their lr, as a fraction of model.lr
 
 
 @dataclass
