@@ -312,7 +312,8 @@ def test_stability_picks_the_setting_whose_seeds_agree_without_reading_a_label(t
 
 def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, monkeypatch, capsys):
     """diagnose.sh draws the random init with seed 0 for every run: three runs, one draw; a per-seed draw
-    (more_seeds.sh) counts once per seed. The CRF cell is diag/random_crf's, not a trained step's."""
+    (more_seeds.sh) counts once per seed. The CRF cell is diag/random_crf's, not a trained step's; the initial
+    weights' probe (diag/initial) is a column of the trained run's row."""
     for seed, init in ((0, 0), (1, 0), (2, 1)):
         run = tmp_path / "small" / "s" / f"seed{seed}" / "mi"
         fake_metrics(run, 0.5)
@@ -320,11 +321,13 @@ def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, mon
         fake_metrics(run / "diag" / "step00450_crf" / "s", 0.6)
         fake_metrics(run / "diag" / "random" / "s", 0.1 + init, f"random init (seed {init}), architecture of {run}")
         fake_metrics(run / "diag" / "random_crf" / "s", 0.2 + init)
+        fake_metrics(run / "diag" / "initial" / "s", 0.3 + seed / 10)  # crf_kept.sh INITIAL=true
     load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi", "--random-init"])
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")]
     assert [r[1] for r in rows] == ["mi", "random init"]
     assert rows[0][2:5] == ["3", "0.500 ± 0.000", "0.600 ± 0.000"]
     assert rows[1][2:5] == ["2", "0.600 ± 0.707", "0.700 ± 0.707"]  # draws 0 and 1: (0.1, 1.1) and (0.2, 1.2)
+    assert rows[0][9] == "0.400 ± 0.100" and rows[1][9] == "-"  # the initial weights' probe: trained runs only
 
 
 def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, monkeypatch, capsys):

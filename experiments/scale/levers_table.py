@@ -9,6 +9,8 @@ Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names 
        [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
                               + CRF, K-means on L and linear probe, one per distinct seeded draw; crf_rest.sh
                               makes the CRF cell)
+The "initial weights" column is the linear probe of RUN/diag/initial (crf_kept.sh INITIAL=true: the frozen body and
+the seed's untrained projection), the probe target's reference for runs on a frozen pretrained body.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def cell(values: list[float]) -> str:
 
 
 def col(rows: list, key: str, i: int = 1) -> list[float]:
-    """One probe's mIoU over the seeds: i = 1 the trained checkpoint, 2 its random init."""
+    """One probe's mIoU over the seeds: i = 1 the trained checkpoint, 2 its random init, 4 its initial weights."""
     return [r[i][key] for r in rows if r[i] and key in r[i]]
 
 
@@ -98,9 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "| set | run | seeds | clusters (all images) | clusters + CRF (all images) | clusters (probe's test half) "
         "| K-means on L | linear probe "
-        "| linear probe, random init | per seed: clusters (all images) |"
+        "| linear probe, random init | linear probe, initial weights | per seed: clusters (all images) |"
     )
-    print("|---" * 10 + "|")
+    print("|---" * 11 + "|")
     names = args.names.split(",")
     for s in args.sets:
         for name in names + (["random init"] if args.random_init else []):
@@ -115,6 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} "
                 f"| {cell([r[3] for r in rows if r[3] is not None])} | {cell(col(rows, 'unsupervised'))} "
                 f"| {cell(col(rows, 'kmeans'))} | {cell(col(rows, 'linear'))} | {cell(col(rows, 'linear', 2))} "
+                f"| {cell(col(rows, 'linear', 4))} "
                 f"| {', '.join(f'{r[0]:.3f}' for r in rows)} |"
             )
 
@@ -124,7 +127,8 @@ def miou(path: Path) -> float | None:
 
 
 def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
-    """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF); the probes
+    """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF, its initial
+    weights' probes); the probes
     from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag; without
     those probes (NO_DIAG) the probe and CRF cells are None, so the run still shows."""
     diag = step_metrics(run / "diag" / probe_dir, s)
@@ -134,10 +138,11 @@ def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
     if not (run / "metrics.json").is_file():
         return []
     if not diag:  # trained with NO_DIAG, or probed under another protocol only: its clusters, no probe cells
-        return [(miou(run / "metrics.json"), None, None, None)]
+        return [(miou(run / "metrics.json"), None, None, None, None)]
     crf_file = run / "diag" / (diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
     random = probe(probes / "random" / s / "metrics.json")
-    return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file))]
+    initial = probe(run / "diag" / "initial" / s / "metrics.json")
+    return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file), initial)]
 
 
 def step_metrics(diag: Path, s: str) -> list[Path]:
@@ -165,7 +170,7 @@ def random_init(run: Path, s: str, seen: set[str], probe_dir: str = "") -> list[
     if draw in seen:
         return []
     seen.add(draw)
-    return [(miou(f), probe(f), probe(f), miou(run / "diag" / "random_crf" / s / "metrics.json"))]
+    return [(miou(f), probe(f), probe(f), miou(run / "diag" / "random_crf" / s / "metrics.json"), None)]
 
 
 if __name__ == "__main__":
