@@ -480,8 +480,8 @@ def test_levers_table_shows_a_run_trained_without_diagnosis(tmp_path, monkeypatc
     load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi,mi_views2"])
     rows = [r.split(" | ") for r in capsys.readouterr().out.splitlines() if r.startswith("| s |")]
     assert [r[1] for r in rows] == ["mi_views2"]
-    assert rows[0][2:9] == ["2", "0.450 ± 0.071", "-", "-", "-", "-", "-"]
-    assert rows[0][9] == "0.400, 0.500 |"
+    assert rows[0][2:10] == ["2", "0.450 ± 0.071", "-", "-", "-", "-", "-", "-"]
+    assert rows[0][10] == "0.400, 0.500 |"
 
 
 def test_oracle_drops_the_settings_thesis_encoder_keys_when_another_encoder_is_picked(monkeypatch):
