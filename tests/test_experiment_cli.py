@@ -520,6 +520,8 @@ SHELL_REFUSALS = [
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "PROJECTION": "conv"}, [], "PROJECTION: unknown projection 'conv'"),
     ("lever_critic.sh", {"ENCODER": "scratch", "PROJECTION": "mlp"}, [], "PROJECTION and STAGES need the frozen"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "STAGES": "all"}, [], "STAGES: 'all' is not a number of stages"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "STAGE_LR": "1"}, [], "STAGE_LR=1 needs STAGES > 0"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "STAGES": "2", "STAGE_LR": "x"}, [], "STAGE_LR: 'x' is not a number"),
     ("lever_vflip_frozen.sh", {}, [], "set WEIGHTS to the file"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "iic vfl"}, [], "METHODS: unknown method 'vfl'"),
     ("lever_vflip_frozen.sh", {"WEIGHTS": "{weights}", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),

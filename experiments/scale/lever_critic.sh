@@ -33,7 +33,8 @@
 #   STAGES=N (model.encoder.trainable_stages, section 39): the frozen body's last N stages train (at 0.1 x model.lr,
 #     BatchNorm statistics fixed), so the objective can change what the body holds; with CORR the correspondences
 #     then come from a second, frozen copy of the network (model/reference=effnet_lite0_x4), not the training body.
-#     0 (default) leaves the name alone. Frozen encoder only.
+#     0 (default) leaves the name alone. Frozen encoder only. STAGE_LR=W (model.encoder.stage_lr_scale): their lr
+#     as a fraction of model.lr; 0.1 (default) leaves the name alone, another W adds _lr<W> after _stages<N>.
 #   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
 #     encoder at common.sh's budget, no suffix).
 # COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
@@ -42,7 +43,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1] [PROJECTION=mlp] [STAGES=2]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -81,6 +82,12 @@ case ${PROJECTION:=linear} in linear) projection= ;; mlp) projection=_mlp ;; *)
 esac
 [[ ${STAGES:=0} =~ ^[0-9]$ ]] || { echo "STAGES: '$STAGES' is not a number of stages; use 0-7" >&2; exit 2; }
 stages=; [ "$STAGES" = 0 ] || stages=_stages$STAGES
+STAGE_LR=${STAGE_LR:-0.1}
+[[ $STAGE_LR =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "STAGE_LR: '$STAGE_LR' is not a number; use e.g. 0.1 or 1" >&2; exit 2; }
+if [ "$STAGE_LR" != 0.1 ]; then
+  [ -n "$stages" ] || { echo "STAGE_LR=$STAGE_LR needs STAGES > 0 (the stages it sets the lr of)" >&2; exit 2; }
+  stages=${stages}_lr$STAGE_LR
+fi
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
     if [ -n "$corr" ] && [ -n "$stages" ]; then
@@ -88,7 +95,7 @@ case ${ENCODER:=frozen} in
     elif [ -n "$corr" ]; then
       encoder="$encoder model/reference=encoder_body"
     fi
-    [ -z "$stages" ] || encoder="$encoder model.encoder.trainable_stages=$STAGES"
+    [ -z "$stages" ] || encoder="$encoder model.encoder.trainable_stages=$STAGES model.encoder.stage_lr_scale=$STAGE_LR"
     [ -z "$projection" ] || encoder="$encoder model.encoder.projection=$PROJECTION" ;;
   scratch) encoder=model=mi; suffix=; lever_budget=$budget
     [ -z "$projection$stages" ] || { echo "PROJECTION and STAGES need the frozen encoder (ENCODER=frozen)" >&2; exit 2; } ;;
