@@ -441,6 +441,8 @@ def test_the_mlp_projection_makes_L_a_nonlinear_function_of_the_frozen_body(tmp_
     )
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "model.encoder.projection='conv'" in r.stderr and "linear, mlp" in r.stderr
+    with pytest.raises(BackboneError, match="projection=mlp: this network has no projection"):
+        TimmBackbone("resnet18", P=None, projection="mlp")  # a reference network's settings are not dropped
 
 
 def test_the_last_stages_of_a_frozen_body_train_at_their_own_lr_with_fixed_statistics():
@@ -477,3 +479,5 @@ def test_the_last_stages_of_a_frozen_body_train_at_their_own_lr_with_fixed_stati
     for bad in (["encoder.trainable_stages=1"], ["encoder.freeze=true", "encoder.trainable_stages=3"]):
         with pytest.raises(ConfigError, match="trainable_stages=.*needs model.encoder.freeze=true and 1..2"):
             tiny_module("mi", "K=2", "model/encoder=timm", "d=8", *bad)
+    with pytest.raises(BackboneError, match="vit_tiny_patch16_224 has no stages this option knows"):
+        TimmBackbone("vit_tiny_patch16_224", P=4, d=16, freeze=True, trainable_stages=1)

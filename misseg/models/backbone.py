@@ -145,6 +145,8 @@ class TimmBackbone(nn.Module):
             raise BackboneError(f"{key}.upsample={upsample}: must be a positive integer (1 = off)")
         if projection not in PROJECTIONS:
             raise BackboneError(f"{key}.projection={projection!r}: unknown; use one of {', '.join(PROJECTIONS)}")
+        if projection != "linear" and P is None:  # a reference network: its body's map is read as is
+            raise BackboneError(f"{key}.projection={projection}: this network has no projection; use linear")
         body_stride = stride or d * upsample
         if body_stride % upsample:
             raise BackboneError(
@@ -210,6 +212,11 @@ class TimmBackbone(nn.Module):
             # hold (README section 38 (c)), and the deepest stages are the cheapest to train on a CPU (1/16 of the
             # input's positions, at the end of the backward pass)
             stages = body_stages(self.body)
+            if not stages:
+                raise BackboneError(
+                    f"{key}.trainable_stages={trainable_stages}: timm:{name} has no stages this option knows "
+                    "(an EfficientNet's blocks, a ResNet's layers); use 0"
+                )
             if not freeze or not 0 < trainable_stages <= len(stages):
                 raise BackboneError(
                     f"{key}.trainable_stages={trainable_stages}: needs {key}.freeze=true and 1..{len(stages)} "
