@@ -26,11 +26,13 @@ kept=(
 )
 if [ -n "${ENTRIES:-}" ]; then
   IFS=';' read -r -a kept <<< "$ENTRIES"
+  entry_sets=()
   for entry in "${kept[@]}"; do
     read -r set name rest <<< "$entry"
     [ -n "${name:-}" ] && [ -z "${rest:-}" ] || { echo "ENTRIES: '$entry' is not 'SET NAME'" >&2; exit 2; }
-    check_sets "$set"
+    entry_sets+=("$set")
   done
+  check_sets "${entry_sets[@]}"
 fi
 evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
   local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"

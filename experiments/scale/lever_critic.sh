@@ -56,10 +56,14 @@ case ${NEGATIVES:=local} in local) negatives= ;; own_image | mixed | heads | own
   echo "NEGATIVES: unknown negatives '$NEGATIVES'; use local, own_image, mixed, heads, own_image_balanced or mixed_balanced" >&2
   exit 2 ;;
 esac
+# check_number KNOB WHAT: one line and exit 2 unless the knob's value is a decimal number >= 0 ("KNOB: 'x' is not WHAT")
+check_number() {
+  [[ ${!1} =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "$1: '${!1}' is not $2" >&2; exit 2; }
+}
 # weight_suffix KNOB NAME: "_NAME<W>" for the knob's weight W > 0, nothing for 0; one line and exit 2 for a
 # non-number (use it as x=$(weight_suffix ...): the script runs with set -e, so the failed substitution stops it)
 weight_suffix() {
-  [[ ${!1} =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "$1: '${!1}' is not a weight; use a number >= 0, e.g. 1" >&2; exit 2; }
+  check_number "$1" "a weight; use a number >= 0, e.g. 1"
   awk -v w="${!1}" -v name="$2" 'BEGIN { if (w + 0 > 0) printf "_%s%g", name, w }'
 }
 ENTROPY=${ENTROPY:-0}
@@ -83,7 +87,7 @@ esac
 [[ ${STAGES:=0} =~ ^[0-9]$ ]] || { echo "STAGES: '$STAGES' is not a number of stages; use 0-7" >&2; exit 2; }
 stages=; [ "$STAGES" = 0 ] || stages=_stages$STAGES
 STAGE_LR=${STAGE_LR:-0.1}
-[[ $STAGE_LR =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "STAGE_LR: '$STAGE_LR' is not a number; use e.g. 0.1 or 1" >&2; exit 2; }
+check_number STAGE_LR "a number; use e.g. 0.1 or 1"
 if [ "$STAGE_LR" != 0.1 ]; then
   [ -n "$stages" ] || { echo "STAGE_LR=$STAGE_LR needs STAGES > 0 (the stages it sets the lr of)" >&2; exit 2; }
   stages=${stages}_lr$STAGE_LR
