@@ -224,3 +224,28 @@ def test_ceiling_set_partners_pair_each_image_with_its_nearest_over_the_whole_se
     kinds[2] = 1.5  # bright everywhere
     x = torch.cat([kinds, kinds]) + 0.01 * torch.randn(6, 3, 32, 32)
     assert ceiling.set_partners(ceiling.body_maps(module, x)).tolist() == [3, 4, 5, 0, 1, 2]
+
+
+def test_stage_drift_measures_each_stage_relative_to_its_pretrained_weights_and_skips_running_statistics():
+    """stage_drift.py (section 39's "the trained stages move 1.3%"): ||w - w0|| / ||w0|| per stage, over learned
+    tensors only; the last column takes the stages that moved together."""
+    stage_drift = load_scale_script("stage_drift")
+    ones = torch.ones(4)
+    initial = {
+        "conv_stem.weight": ones,
+        "blocks.5.0.conv_pw.weight": ones,
+        "blocks.5.0.bn1.running_mean": ones,
+        "blocks.6.0.conv_pw.weight": 2 * ones,
+    }
+    body = {
+        "conv_stem.weight": ones,  # frozen: 0
+        "blocks.5.0.conv_pw.weight": 1.1 * ones,  # 10%
+        "blocks.5.0.bn1.running_mean": 5 * ones,  # statistics: not counted
+        "blocks.6.0.conv_pw.weight": 2 * ones + torch.tensor([0.6, 0.0, 0.0, 0.0]),  # 0.6 / 4 = 15%
+        "head.weight": ones,  # not in the pretrained weights: not counted
+    }
+    drift = stage_drift.stage_drift(body, initial)
+    assert list(drift) == ["stem", "blocks.5", "blocks.6", "moved stages"]
+    assert drift["stem"] == 0 and drift["blocks.5"] == pytest.approx(0.1) and drift["blocks.6"] == pytest.approx(0.15)
+    assert drift["moved stages"] == pytest.approx(((0.04 + 0.36) / (4 + 16)) ** 0.5)
+    assert stage_drift.stage_of("blocks.12.0.conv.weight") == "blocks.12" and stage_drift.stage_of("bn1.bias") == "stem"
