@@ -6,6 +6,7 @@ import torch
 from conftest import tiny_module
 
 from misseg.data.augment import color_jitter, jittered_flipped_view, unflip
+from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from misseg.lit.iic import IICSegModule
 from misseg.objectives.iic import iic_loss_from_joint, iic_segmentation_loss, joint_distribution
 
@@ -166,6 +167,32 @@ def test_a_training_step_with_a_vertically_flipped_second_view_is_finite(method)
     loss = out["loss"] if isinstance(out, dict) else out  # MI's step returns a dict
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_a_shifted_second_view_moves_each_image_by_whole_cells_and_trains():
+    """view_shift: the second view is the first rolled by whole cells of L's grid (no jitter, no flip here), so its
+    L rolled back is the first view's L wherever the receptive field did not cross the seam; the step trains."""
+    torch.manual_seed(0)
+    extra = ("objective.views=2", "objective.view_shift=1", "objective.view_jitter=0", "objective.view_hue=0")
+    module = tiny_module("mi", "K=2", *extra, "objective.view_hflip=false", "objective.negatives=own_image")
+    seen = {}
+    features = module.features
+
+    def spy(x):  # the step's two forward passes: the first view, then the moved one
+        seen.setdefault("x", []).append(x)
+        return features(x)
+
+    module.features = spy
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    image = (torch.rand(4, 3, 16, 16) - mean) / std  # a normalised image in [0, 1]: the view's clamp keeps it
+    out = module.training_step({"image": image}, 0)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+    x, x2 = seen["x"]
+    cell = 16 // module.model(x)[0].shape[-1]
+    moved = [(dy, dx) for dy in (-cell, 0, cell) for dx in (-cell, 0, cell)]
+    for b in range(4):  # each image is its own copy of x rolled by one of the allowed shifts, in pixels
+        assert any(torch.allclose(x2[b], torch.roll(x[b], s, dims=(-2, -1)), atol=1e-5) for s in moved)
 
 
 def test_module_training_step_is_finite_and_validation_uses_the_shared_metric():

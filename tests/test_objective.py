@@ -23,6 +23,7 @@ from misseg.objectives.mi import (
     soft_global,
     straight_through,
 )
+from misseg.objectives.views import overlap, roll
 
 
 def reference_loss(L, H, tau, valid=None):
@@ -568,3 +569,47 @@ def test_correspondence_term_is_in_the_units_of_the_bounds_critic():
     assert not torch.allclose(out["correspondence"], correspondence_joint(L, S, partner, match))  # dot differs
     out["loss"].backward()
     assert objective.critic_log_scale.grad is not None and objective.critic_log_scale.grad.abs() > 0
+
+
+def test_roll_moves_each_image_by_its_own_shift_and_overlap_marks_what_did_not_wrap():
+    from misseg.objectives.views import overlap, roll
+
+    y = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    shift = torch.tensor([[1, -2], [0, 3]])
+    moved = roll(y, shift)
+    for b in range(2):  # the loop the vectorised gather replaces
+        assert torch.equal(moved[b], torch.roll(y[b], shifts=tuple(shift[b].tolist()), dims=(-2, -1)))
+    assert torch.equal(roll(moved, -shift), y)
+    seen = overlap(shift, 4, 5)  # image 0: content of rows 0-2 lands on rows 1-3, of columns 2-4 on columns 0-2
+    assert seen[0].tolist() == [[False, False, True, True, True]] * 3 + [[False] * 5]
+    assert seen[1].tolist() == [[True, True, False, False, False]] * 4
+
+
+def test_a_shifted_second_view_is_the_one_view_bound_for_a_network_that_moves_with_the_content():
+    """view_shift: with no jitter and no flip, a second view that is the first one moved (features moved with it, as a
+    network that follows content gives) scores the one-view bound on the positions that did not wrap; the same view
+    read by a network that codes position (its map stays where it was) scores lower: the lever's reason."""
+    torch.manual_seed(0)
+    B, P, U, V = 4, 3, 6, 6
+    L = torch.zeros(B, P, U, V)
+    L[:, 0, : U // 2], L[:, 0, U // 2 :] = 2.0, -2.0  # the same upper/lower split in every image: a position code
+    L = L + 0.1 * torch.randn(B, P, U, V)
+    H = torch.tensor([[2.0, 0.0, 0.0], [-2.0, 0.0, 0.0]]).expand(B, 2, P)
+    unflipped = torch.zeros(B, dtype=torch.bool)
+    shift = torch.tensor([[2, 0], [-2, 1], [1, -1], [0, 0]])
+    objective = MIObjective(tau=1.0, negatives="own_image", critic="scaled", views=2, view_shift=2)
+    one_view = objective(L, H, second=(L, H, unflipped))["mi"]
+    assert torch.allclose(one_view, MIObjective(tau=1.0, negatives="own_image", critic="scaled")(L, H)["mi"])
+    follows = objective(L, H, second=(roll(L, shift), H, unflipped, shift))["mi"]
+    seen = overlap(shift, U, V)
+    on_overlap = jsd_with_negatives(
+        L, soft_global(soft_assignment(L, H, 1.0), H), seen, "own_image", "same", (1.0, 0.0)
+    )
+    assert torch.allclose(follows, on_overlap["mi"], atol=1e-6)
+    stays = objective(L, H, second=(L, H, unflipped, shift))["mi"]  # the position code, read in the moved view
+    assert stays < follows - 0.1
+    junk = roll(L, shift).clone()
+    junk[~roll(seen[:, None], shift).expand_as(junk)] = 50.0  # content that wrapped around: never scored
+    assert torch.allclose(objective(L, H, second=(junk, H, unflipped, shift))["mi"], follows, atol=1e-6)
+    with pytest.raises(ValueError, match="view_shift=-1"):
+        MIObjective(tau=1.0, view_shift=-1)

@@ -69,6 +69,11 @@ BAD_CONFIGS = [
     (["model.encoder.width=wide"], ["model.encoder.width=wide", "Integer"]),
     (["model.encoder.depth=1", "model.d=8"], ["model.encoder.depth=1", "log2(model.d)=3"]),
     (["model.objective.views=3"], ["model.objective.views=3", "1, 2"]),
+    (
+        ["model.objective.views=1", "model.objective.view_shift=2"],
+        ["model.objective.view_shift=2 moves the second view", "views=2"],
+    ),
+    (["model.objective.views=2", "model.objective.view_shift=-1"], ["model.objective.view_shift=-1", ">= 0"]),
     (["model.heads.bottleneck=0"], ["model.heads.bottleneck=0", ">= 1"]),
     (["model.objective.correspondence_weight=-1"], ["model.objective.correspondence_weight=-1.0", ">= 0"]),
     (["model.objective.correspondence_partner=far"], ["model.objective.correspondence_partner='far'", "nearest"]),

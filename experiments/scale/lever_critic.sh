@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]][_corr<W>]<encoder suffix>, so a knob at
+# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
 # its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
@@ -22,6 +22,9 @@
 #     or centroids (section 24: H_k = running K-means centres of L, not learned; runs named mi_centroids_...).
 #   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
+#   SHIFT=N (model.objective.view_shift, section 40): a second view that is the first one moved by up to N cells of
+#     L's grid each way (no jitter, no flip: the shift is the only knob), the positions that wrapped around not
+#     scored, against clusters that code where a pixel is in the crop; 0 (default) leaves the name alone. Not with VIEWS=2.
 #   CORR=W (model.objective.correspondence_weight, section 28): subtract W * the joint term with the positive at the
 #     corresponding position of the closest other image of the batch (section 7), the correspondences read from the
 #     frozen ImageNet network's raw features (section 10's most precise reading, effnet_lite0_x4), kept from the
@@ -43,7 +46,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true]] [CORR=1] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1]]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -79,6 +82,13 @@ case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) view
   1/true) echo "VFLIP=true needs VIEWS=2 (it flips the second view)" >&2; exit 2 ;;
   *) echo "VIEWS=$VIEWS VFLIP=$VFLIP: use VIEWS=1 or 2 and VFLIP=false or true" >&2; exit 2 ;;
 esac
+[[ ${SHIFT:=0} =~ ^[0-9]+$ ]] || { echo "SHIFT: '$SHIFT' is not a number of cells; use e.g. 4 (0 = off)" >&2; exit 2; }
+if [ "$SHIFT" != 0 ]; then
+  [ "$VIEWS" = 1 ] || { echo "SHIFT=$SHIFT is a second view of its own (no jitter, no flip); leave VIEWS=1" >&2; exit 2; }
+  views=_shift$SHIFT
+  view_args="model.objective.views=2 model.objective.view_jitter=0 model.objective.view_hue=0"
+  view_args="$view_args model.objective.view_hflip=false model.objective.view_shift=$SHIFT"
+fi
 CORR=${CORR:-0}
 corr=$(weight_suffix CORR corr)
 case ${PROJECTION:=linear} in linear) projection= ;; mlp) projection=_mlp ;; *)

@@ -17,6 +17,7 @@ from misseg.models.heads import HighLevelHeads
 from misseg.models.segmenter import MISegmenter, predict_from_features
 from misseg.models.sobel import SobelInput
 from misseg.objectives.mi import MIObjective
+from misseg.objectives.views import roll
 
 
 class MISegModule(SegmentationModule):
@@ -109,9 +110,14 @@ class MISegModule(SegmentationModule):
         second = None
         if objective.views == 2:  # a second view made on the device: colour jitter + flip (undone on S)
             x2, flipped = jittered_flipped_view(
-                x, objective.view_jitter, objective.view_hue, vflip=objective.view_vflip
+                x, objective.view_jitter, objective.view_hue, flip=objective.view_hflip, vflip=objective.view_vflip
             )
-            second = (*self.features(x2), flipped)
+            if objective.view_shift:  # ... moved by whole cells of L's grid, so that the objective can undo it exactly
+                cell = torch.tensor([x.shape[-2] // L.shape[-2], x.shape[-1] // L.shape[-1]], device=x.device)
+                shift = torch.randint(-objective.view_shift, objective.view_shift + 1, (x.shape[0], 2), device=x.device)
+                second = (*self.features(roll(x2, shift * cell)), flipped, shift)
+            else:
+                second = (*self.features(x2), flipped)
         reference = None
         if isinstance(self.reference, EncoderBody):
             reference = body

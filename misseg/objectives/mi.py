@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
-from misseg.objectives.views import unflip
+from misseg.objectives.views import overlap, roll, unflip
 
 Critic = tuple[torch.Tensor | float, torch.Tensor | float]  # (a, b) of the critic T = a <L, S> + b
 
@@ -481,7 +481,14 @@ class MIObjective(nn.Module):
     The pixel valid mask is pooled to the feature grid (a patch counts when >= valid_min_fraction is valid).
     views (1 or 2), view_jitter, view_hue: how many views the method feeds (it draws the second one, colour
     jitter of that strength + a random flip, and passes it as forward's `second`); view_vflip: that view is also
-    flipped vertically at random.
+    flipped vertically at random; view_hflip=false: no horizontal flip. view_shift (a lever): that view is also
+    moved by up to view_shift positions of L's grid each way (a per-image roll of the image by a whole number of
+    cells, `roll`); the objective rolls L2 back and scores only the positions whose content did not wrap around
+    (`overlap`). Why: a map that follows where a pixel is in the crop (rows, rings around its centre) meets the bound
+    given the image as well as the classes do where the classes fill half of it, and a trained body can compute
+    one from its zero padding (experiments/scale section 40); moved, the same content sits at another place in the
+    crop, and a position code disagrees with its own second view. With view_jitter = view_hue = 0, view_hflip=false
+    and view_shift=0 the second view is the first one and the bound is the one-view bound.
     hard_assignment: S is built from one_hot(argmax p'), the prediction, with p''s gradient (`straight_through`).
     critic: "dot" (eq. 4.12's T = <L, S>), "affine" (a lever: T = a <L, S> + b with a = tau exp(s), s and b learned
     scalars starting at 0) or "scaled" (T = tau <L, S>, nothing learned: affine's start, held fixed). Why: the bound
@@ -514,6 +521,8 @@ class MIObjective(nn.Module):
         correspondence_weight: float = 0.0,
         correspondence_partner: str = "nearest",
         view_vflip: bool = False,
+        view_hflip: bool = True,
+        view_shift: int = 0,
         hard_assignment: bool = False,
         critic: str = "dot",
         centre_heads: bool = False,
@@ -534,6 +543,9 @@ class MIObjective(nn.Module):
         self.tau, self.detach_assignment, self.valid_min_fraction = tau, detach_assignment, valid_min_fraction
         self.entropy_weight, self.in_image_weight = entropy_weight, in_image_weight
         self.correspondence_weight, self.view_vflip = correspondence_weight, view_vflip
+        if int(view_shift) != view_shift or view_shift < 0:
+            raise ValueError(f"model.objective.view_shift={view_shift}: a number of L's cells >= 0 (0 = off), e.g. 4")
+        self.view_hflip, self.view_shift = view_hflip, int(view_shift)
         self.hard_assignment, self.centre_heads = hard_assignment, centre_heads
 
     def critic_ab(self) -> Critic | None:
@@ -556,17 +568,25 @@ class MIObjective(nn.Module):
         L: torch.Tensor,
         H: torch.Tensor,
         valid_pixels: torch.Tensor | None = None,
-        second: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+        second: tuple[torch.Tensor, ...] | None = None,
         reference: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """second: (L2, H2, flipped) of a second augmented view of the same images, or None.
+        """second: (L2, H2, flipped) of a second augmented view of the same images, or (L2, H2, flipped, shift) for
+        a view also moved by `roll(., shift)` after its flip (shift: (B, 2) cells of L's grid), or None.
         reference: (B, Q, U, V) features of the first view to read correspondences from (correspondence_weight)."""
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
         critic = self.critic_ab()
         H = self.scored_heads(H)
-        second = None if second is None else (second[0], self.scored_heads(second[1]), second[2])
+        valid2 = valid  # the positions both views score: the shifted view's wrapped-around content is not one
+        if second is not None:
+            L2, H2, flipped, *moved = second
+            if moved:  # undo the shift first: it was applied after the flip (p', S are per-position: they commute)
+                L2 = roll(L2, -moved[0])
+                seen = unflip(overlap(moved[0], *L.shape[-2:]), flipped)
+                valid2 = seen if valid is None else valid & seen
+            second = (L2, self.scored_heads(H2), flipped)
         if second is None:
             out = mi_objective(
                 L,
@@ -586,10 +606,10 @@ class MIObjective(nn.Module):
             S1 = soft_global(weights_of_S(p1, self.detach_assignment, self.hard_assignment), H)
             S2 = soft_global(weights_of_S(p2, self.detach_assignment, self.hard_assignment), H2)
             a = jsd_with_negatives(
-                L, unflip(S2, flipped), valid, self.negatives, self.negative_positions, critic, H2, unflip(p2, flipped)
+                L, unflip(S2, flipped), valid2, self.negatives, self.negative_positions, critic, H2, unflip(p2, flipped)
             )
             b = jsd_with_negatives(
-                unflip(L2, flipped), S1, valid, self.negatives, self.negative_positions, critic, H, p1
+                unflip(L2, flipped), S1, valid2, self.negatives, self.negative_positions, critic, H, p1
             )
             out = {key: (a[key] + b[key]) / 2 for key in a}
             out["loss"], out["p"], S = -out["mi"], p1, S1

@@ -124,6 +124,8 @@ class MIObjectiveConf:
     view_jitter: float = MISSING
     view_hue: float = MISSING
     view_vflip: bool = False  # a default, not MISSING: checkpoints from before the key load with it off
+    view_hflip: bool = True  # the same (on: the second view as it always was)
+    view_shift: int = 0  # the same
     hard_assignment: bool = False  # the same
     critic: str = "dot"  # the same
     centre_heads: bool = False  # the same

@@ -117,6 +117,13 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_own_image(objective.get("negatives", "local"), objective.get("negative_positions", "same"))
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if "view_shift" in objective:
+        check_int(f"{prefix}.objective.view_shift", objective.view_shift, 0, " (cells of L's grid; 0 = off)")
+        if objective.view_shift and objective.get("views", 1) != 2:
+            raise ConfigError(
+                f"{prefix}.objective.view_shift={objective.view_shift} moves the second view: set "
+                f"{prefix}.objective.views=2 (with view_jitter=0 view_hue=0 view_hflip=false, the shift alone)"
+            )
     if "correspondence_weight" in objective:
         check_nonnegative(f"{prefix}.objective.correspondence_weight", objective.correspondence_weight, " (0 = off)")
     if "correspondence_partner" in objective:
