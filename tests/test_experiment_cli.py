@@ -523,7 +523,7 @@ SHELL_REFUSALS = [
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "PROJECTION": "conv"}, [], "PROJECTION: unknown projection 'conv'"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "SHIFT": "far"}, [], "SHIFT: 'far' is not a number of cells"),
-    ("lever_critic.sh", {"WEIGHTS": "{weights}", "SHIFT": "4", "VIEWS": "2"}, [], "SHIFT=4 is a second view of its own"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "SHIFT": "4", "VIEWS": "2"}, [], "SHIFT=4 is a second view"),
     ("lever_critic.sh", {"ENCODER": "scratch", "PROJECTION": "mlp"}, [], "PROJECTION and STAGES need the frozen"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "STAGES": "all"}, [], "STAGES: 'all' is not a number of stages"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "STAGE_LR": "1"}, [], "STAGE_LR=1 needs STAGES > 0"),
