@@ -112,12 +112,12 @@ class MISegModule(SegmentationModule):
             x2, flipped = jittered_flipped_view(
                 x, objective.view_jitter, objective.view_hue, flip=objective.view_hflip, vflip=objective.view_vflip
             )
+            moved = ()
             if objective.view_shift:  # ... moved by whole cells of L's grid, so that the objective can undo it exactly
                 cell = torch.tensor([x.shape[-2] // L.shape[-2], x.shape[-1] // L.shape[-1]], device=x.device)
                 shift = torch.randint(-objective.view_shift, objective.view_shift + 1, (x.shape[0], 2), device=x.device)
-                second = (*self.features(roll(x2, shift * cell)), flipped, shift)
-            else:
-                second = (*self.features(x2), flipped)
+                x2, moved = roll(x2, shift * cell), (shift,)
+            second = (*self.features(x2), flipped, *moved)
         reference = None
         if isinstance(self.reference, EncoderBody):
             reference = body
