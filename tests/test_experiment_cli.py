@@ -607,7 +607,7 @@ def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):
 def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_without_its_checkpoint(tmp_path):
     """crf_kept.sh (section 38): per kept run with a step-450 checkpoint, two evaluations of it, probe=all into
     RUN/diag/step00450/SET and crf=true into RUN/diag/step00450_crf/SET (levers_table.py's layout); a kept run not
-    trained is named, not run."""
+    trained is named, not run; with MAX_STEPS the longer runs' folder and last checkpoint."""
     import os
     import subprocess
 
@@ -642,6 +642,20 @@ def test_crf_kept_scores_each_kept_run_without_and_with_the_crf_and_skips_a_run_
     assert len(lines) == 3 and all(f"ckpt_path={lever}/checkpoints/step00450.ckpt" in line for line in lines)
     assert "init=initial probe=linear" in lines[2] and f"{lever}/diag/initial/coco_persons" in lines[2]
     assert r.stdout.count("skip: ") == 1 and "mi_z" in r.stdout
+    # MAX_STEPS=900: the 900-step runs (RUNS/small900) at their step-900 checkpoint, into diag/step00900(_crf)
+    calls.unlink()
+    longer = tmp_path / "runs/small900/coco_persons/seed1/mi_y"
+    (longer / "checkpoints").mkdir(parents=True)
+    (longer / "checkpoints/step00450.ckpt").write_bytes(b"")  # an intermediate checkpoint is not the run's
+    (longer / "checkpoints/step00900.ckpt").write_bytes(b"")
+    env.update(ENTRIES="coco_persons mi_y", INITIAL="false", MAX_STEPS="900")
+    r = subprocess.run(["bash", "experiments/scale/crf_kept.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 2 and all(f"ckpt_path={longer}/checkpoints/step00900.ckpt" in line for line in lines)
+    assert (
+        f"{longer}/diag/step00900/coco_persons" in lines[0] and f"{longer}/diag/step00900_crf/coco_persons" in lines[1]
+    )
 
 
 def test_a_longer_lever_run_goes_to_its_own_folder_and_is_described_at_its_last_step(tmp_path):

@@ -8,7 +8,8 @@
 # ENTRIES="SET NAME;SET NAME..." evaluates those runs instead of the kept list (a lever's runs, section 39);
 # INITIAL=true adds the probe target's reference, the same runs at their initial weights: RUN/diag/initial/SET
 # (init=initial probe=linear: the frozen body and the seed's untrained projection).
-# Usage: [SEEDS="0 1 2"] [ENTRIES=...] [INITIAL=true] bash experiments/scale/crf_kept.sh   (two at a time, one thread each)
+# MAX_STEPS=900 (common.sh): the same evaluations of the 900-step runs ($RUNS/small900, their step-900 checkpoint).
+# Usage: [SEEDS="0 1 2"] [ENTRIES=...] [INITIAL=true] [MAX_STEPS=900] bash experiments/scale/crf_kept.sh   (two at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -34,15 +35,13 @@ if [ -n "${ENTRIES:-}" ]; then
   done
   check_sets "${entry_sets[@]}"
 fi
-evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run
-  local set=$1 seed=$2 d="$RUNS/small/$1/seed$2/$3"
-  [ -f "$d/checkpoints/step00450.ckpt" ] || { echo "skip: $d (no step00450.ckpt)"; return 0; }
-  SEED=$seed run "$d/diag/step00450/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
-    $(SEED=$seed data "$set") $eval_args probe=all
-  SEED=$seed run "$d/diag/step00450_crf/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
-    $(SEED=$seed data "$set") $eval_args crf=true
+evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run (at MAX_STEPS: $small, step$last_step)
+  local set=$1 seed=$2 d="$small/$1/seed$2/$3" ckpt="$small/$1/seed$2/$3/checkpoints/step$last_step.ckpt"
+  [ -f "$ckpt" ] || { echo "skip: $d (no step$last_step.ckpt)"; return 0; }
+  SEED=$seed run "$d/diag/step$last_step/$set" misseg.evaluate ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args probe=all
+  SEED=$seed run "$d/diag/step${last_step}_crf/$set" misseg.evaluate ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args crf=true
   [ "$INITIAL" = false ] || SEED=$seed run "$d/diag/initial/$set" misseg.evaluate \
-    ckpt_path="$d/checkpoints/step00450.ckpt" $(SEED=$seed data "$set") $eval_args init=initial probe=linear
+    ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args init=initial probe=linear
 }
 jobs=()
 for seed in ${SEEDS:-0 1 2}; do
