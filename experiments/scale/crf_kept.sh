@@ -36,7 +36,8 @@ if [ -n "${ENTRIES:-}" ]; then
   check_sets "${entry_sets[@]}"
 fi
 evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run (at MAX_STEPS: $small, step$last_step)
-  local set=$1 seed=$2 d="$small/$1/seed$2/$3" ckpt="$small/$1/seed$2/$3/checkpoints/step$last_step.ckpt"
+  local set=$1 seed=$2 d="$small/$1/seed$2/$3"
+  local ckpt="$d/checkpoints/step$last_step.ckpt"
   [ -f "$ckpt" ] || { echo "skip: $d (no step$last_step.ckpt)"; return 0; }
   SEED=$seed run "$d/diag/step$last_step/$set" misseg.evaluate ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args probe=all
   SEED=$seed run "$d/diag/step${last_step}_crf/$set" misseg.evaluate ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args crf=true
