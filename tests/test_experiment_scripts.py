@@ -112,6 +112,31 @@ def test_image_fill_gives_every_pixel_its_images_majority_label_and_scores_whole
     assert image_fill.miou(swapped, masks, 2, 2) == pytest.approx((0.5 + 0.6) / 2)
 
 
+def test_probe_source_splits_the_pixels_by_the_clusters_matched_classes_and_fits_the_evaluate_probe():
+    probe_source = load_scale_script("probe_source")
+    masks = torch.tensor([[[0, 0], [1, 255]], [[1, 1], [0, 0]]], dtype=torch.uint8)
+    gt = masks.long().masked_fill(masks == 255, -1)
+    swapped = torch.tensor([[[1, 1], [0, 0]], [[0, 0], [0, 1]]])  # cluster 1 is class 0 (3 of its 3 pixels)
+    right = probe_source.matched(swapped, masks, 2, 2) == gt  # the ignored pixel is never right
+    assert right.tolist() == [[[True, True], [True, False]], [[True, True], [False, True]]]
+    over = torch.tensor([[[0, 0], [2, 2]], [[1, 2], [3, 3]]])  # K = 4 > 2 classes: each cluster to its majority
+    assert probe_source.matched(over, masks, 4, 2).tolist() == [[[0, 0], [1, 1]], [[1, 1], [0, 0]]]
+    # accuracy counts the labelled pixels of the region only; an empty region is nan, not 0
+    pred = torch.tensor([[[0, 1], [1, 1]], [[1, 1], [1, 0]]])
+    assert probe_source.region_accuracy(pred, gt, right) == pytest.approx(5 / 6)
+    assert probe_source.region_accuracy(pred, gt, ~right) == 0.0  # one labelled wrong pixel; the 255 one left out
+    assert np.isnan(probe_source.region_accuracy(pred, gt, torch.zeros_like(right)))
+    # the probe: targets that the first channel of L holds are read back on unseen images, others are not
+    g = torch.Generator().manual_seed(0)
+    L = torch.randn(16, 4, 4, 4, generator=g)
+    targets = (L[:, 0] > 0).to(torch.uint8)  # the grid's own resolution: no upsampling in between
+    pred = probe_source.probe_predictions(L[:8], targets[:8], L[8:], (4, 4), 2, seed=0)
+    assert (pred == targets[8:]).float().mean() > 0.95
+    noise = torch.randint(0, 2, (16, 4, 4), generator=g, dtype=torch.uint8)
+    pred = probe_source.probe_predictions(L[:8], noise[:8], L[8:], (4, 4), 2, seed=0)
+    assert (pred == noise[8:]).float().mean() < 0.75
+
+
 def test_pool_bounds_score_a_position_map_on_the_own_image_pool_only():
     """pools.py's columns on a network output whose clusters are the same two bands in every image: against the image's
     own positions the bands are information, against the same position of other images they are none."""
