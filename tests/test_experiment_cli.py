@@ -523,6 +523,7 @@ SHELL_REFUSALS = [
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "ENTROPY": "high"}, [], "ENTROPY: 'high' is not a weight"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "CENTRE": "yes"}, [], "CENTRE: 'yes' is not a switch"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "CORR": "much"}, [], "CORR: 'much' is not a weight"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "CRF_TARGET": "-1"}, [], "CRF_TARGET: '-1' is not a weight"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VFLIP": "true"}, [], "VFLIP=true needs VIEWS=2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VIEWS": "3"}, [], "VIEWS=3 VFLIP=false: use VIEWS=1 or 2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),

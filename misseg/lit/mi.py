@@ -20,6 +20,21 @@ from misseg.objectives.mi import MIObjective
 from misseg.objectives.views import roll
 
 
+def crf_targets(
+    x: torch.Tensor, L: torch.Tensor, H: torch.Tensor, tau: float, valid: torch.Tensor | None
+) -> torch.Tensor:
+    """The method's own prediction on images x (normalised), refined by the dense CRF as evaluate crf=true refines
+    it: its argmax (B, H, W), 255 where pixels take no part in the loss. No gradient: a label, not a function of the
+    weights (model.objective.crf_target_weight)."""
+    from misseg.data.transforms import denormalize
+    from misseg.diagnostics.crf import dense_crf_batch
+
+    with torch.no_grad():
+        _, _, p = predict_from_features(L.detach(), H.detach(), tau, x.shape[-2:])
+        targets = dense_crf_batch(denormalize(x), p).argmax(1)
+    return targets if valid is None else targets.masked_fill(~valid, 255)
+
+
 class MISegModule(SegmentationModule):
     """Unsupervised segmenter trained by maximizing the JSD MI bound between L and S (thesis ch. 4).
 
@@ -128,11 +143,15 @@ class MISegModule(SegmentationModule):
             if reference.shape[-2:] != L.shape[-2:]:  # a reference of another stride: read on L's grid
                 reference = F.interpolate(reference, size=L.shape[-2:], mode="bilinear", align_corners=False)
         valid = self.valid_pixels(batch)
-        out = objective(L, H, valid, second, reference)
+        targets = None
+        if getattr(objective, "crf_target_weight", 0.0):  # self-training on its own CRF-refined prediction
+            targets = crf_targets(x, L, H, self.model.tau, valid)
+        out = objective(L, H, valid, second, reference, targets)
         kmeans_step = getattr(self.model.heads, "kmeans_step", None)
         if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss
             kmeans_step(L, valid)
-        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence", "critic_a", "critic_b")
+        logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence", "crf_target")
+        logged += ("critic_a", "critic_b")
         self.log_dict(
             {f"train/{k}": out[k] for k in logged if k in out}, on_step=True, on_epoch=True, batch_size=L.shape[0]
         )

@@ -461,6 +461,17 @@ def in_image_negatives(L: torch.Tensor, H: torch.Tensor, p: torch.Tensor, valid:
     return (F.softplus(scores(L, H)) * w).sum() / w.sum().clamp_min(1.0)
 
 
+def pseudo_label_loss(L: torch.Tensor, H: torch.Tensor, tau: float, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of p' (eq. 4.8's logits tau <L_ij, H_k>, upsampled bilinearly to the targets' size, as the
+    prediction is) against hard targets (B, h, w), 255 = none: self-training on labels the method made itself (the
+    CRF-refined prediction, misseg.lit.mi.crf_targets). Summed over the labelled pixels and divided by their count,
+    so a batch without one gives 0, not NaN. -> scalar"""
+    logits = F.interpolate(tau * scores(L, H), size=tuple(targets.shape[-2:]), mode="bilinear", align_corners=False)
+    targets = targets.long()
+    labelled = (targets != 255).sum().clamp(min=1)
+    return F.cross_entropy(logits, targets, ignore_index=255, reduction="sum") / labelled
+
+
 class MIObjective(nn.Module):
     """The loss of the thesis plus optional levers beyond it (all off by default = paper-faithful):
 
@@ -504,6 +515,10 @@ class MIObjective(nn.Module):
     the joint term at 0: experiments/scale section 26) and the loss's gradient is mostly "lower <L_ij, mean_k H_k>
     at every position", the same push for every patch, which the affine critic's bias is too slow to absorb.
     Centred, the bound is unchanged by any vector added to every H_k.
+    crf_target_weight (a lever): add w * `pseudo_label_loss` of p' against forward's `targets`, the method's own
+    prediction refined by the dense CRF (no labels). Why: a trained body learns the split the clusters make, and only
+    where they are right (experiments/scale section 42: the probe's gain lies on the pixels the clusters get right);
+    the CRF moves the clusters' edges to the image's, so the body is asked for a split closer to the objects'.
     """
 
     def __init__(
@@ -526,6 +541,7 @@ class MIObjective(nn.Module):
         hard_assignment: bool = False,
         critic: str = "dot",
         centre_heads: bool = False,
+        crf_target_weight: float = 0.0,
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
@@ -547,6 +563,9 @@ class MIObjective(nn.Module):
             raise ValueError(f"model.objective.view_shift={view_shift}: a number of L's cells >= 0 (0 = off), e.g. 4")
         self.view_hflip, self.view_shift = view_hflip, int(view_shift)
         self.hard_assignment, self.centre_heads = hard_assignment, centre_heads
+        if not crf_target_weight >= 0:
+            raise ValueError(f"model.objective.crf_target_weight={crf_target_weight}: a weight >= 0 (0 = off)")
+        self.crf_target_weight = crf_target_weight
 
     def critic_ab(self) -> Critic | None:
         """(a, b) of the critic T = a <L, S> + b: None for "dot" (the thesis's <L, S>), (tau, 0) for "scaled",
@@ -570,10 +589,12 @@ class MIObjective(nn.Module):
         valid_pixels: torch.Tensor | None = None,
         second: tuple[torch.Tensor, ...] | None = None,
         reference: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """second: (L2, H2, flipped) of a second augmented view of the same images, or (L2, H2, flipped, shift) for
         a view also moved by `roll(., shift)` after its flip (shift: (B, 2) cells of L's grid), or None.
-        reference: (B, Q, U, V) features of the first view to read correspondences from (correspondence_weight)."""
+        reference: (B, Q, U, V) features of the first view to read correspondences from (correspondence_weight).
+        targets: (B, h, w) labels for p' of the first view, 255 = none (crf_target_weight)."""
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
@@ -630,6 +651,11 @@ class MIObjective(nn.Module):
             partner, match = correspondences(reference, valid, partner)
             out["correspondence"] = correspondence_joint(L, S, partner, match, valid, critic)
             out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
+        if self.crf_target_weight:
+            if targets is None:
+                raise ValueError("crf_target_weight > 0 needs the targets (forward's `targets`)")
+            out["crf_target"] = pseudo_label_loss(L, H, self.tau, targets)
+            out["loss"] = out["loss"] + self.crf_target_weight * out["crf_target"]
         if self.in_image_weight:
             out["in_image"] = sum(in_image_negatives(Lx, Hx, px, valid) for Lx, Hx, px in pairs) / len(pairs)
             out["loss"] = out["loss"] + self.in_image_weight * out["in_image"]

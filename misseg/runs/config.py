@@ -129,6 +129,7 @@ class MIObjectiveConf:
     hard_assignment: bool = False  # the same
     critic: str = "dot"  # the same
     centre_heads: bool = False  # the same
+    crf_target_weight: float = 0.0  # the same
     negative_positions: str = MISSING
     correspondence_weight: float = MISSING
     correspondence_partner: str = MISSING

@@ -126,6 +126,12 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
             )
     if "correspondence_weight" in objective:
         check_nonnegative(f"{prefix}.objective.correspondence_weight", objective.correspondence_weight, " (0 = off)")
+    if "crf_target_weight" in objective:
+        check_nonnegative(f"{prefix}.objective.crf_target_weight", objective.crf_target_weight, " (0 = off)")
+        from misseg.diagnostics.crf import INSTALL_HINT, crf_available
+
+        if objective.crf_target_weight and not crf_available():
+            raise ConfigError(f"{prefix}.objective.crf_target_weight={objective.crf_target_weight}: " + INSTALL_HINT)
     if "correspondence_partner" in objective:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
