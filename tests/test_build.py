@@ -81,3 +81,28 @@ def test_the_correspondence_lever_keeps_a_frozen_copy_of_the_initial_encoder_tha
     loaded = load_module(tmp_path / "m.ckpt")
     assert all(torch.equal(v, loaded.reference.state_dict()[k]) for k, v in start.items())
     assert tiny_module("mi", "K=3").reference is None  # off by default: checkpoints keep their keys
+
+
+def test_the_crf_target_lever_trains_on_the_crf_refined_prediction_and_leaves_ignored_pixels_out():
+    from omegaconf import OmegaConf
+
+    from misseg.lit.mi import crf_targets
+    from misseg.runs.validation import check_model_parts
+
+    torch.manual_seed(0)
+    module = tiny_module("mi", "K=2", "objective.crf_target_weight=1", "ignore_in_loss=true").train()
+    x = torch.rand(3, 3, 16, 16)
+    x[:, :, :, 8:] += 2.0  # a strong colour edge down the middle of every image
+    mask = torch.randint(0, 2, (3, 16, 16))
+    mask[0, :4] = 255  # pixels without a gradient (COCO-Stuff things) get no target either
+    L, H = module.model(x)
+    targets = crf_targets(x, L, H, module.model.tau, mask != 255)
+    assert targets.shape == (3, 16, 16)
+    assert (targets[0, :4] == 255).all() and set(targets[mask != 255].unique().tolist()) <= {0, 1}
+    assert (crf_targets(x, L, H, module.model.tau, None) != 255).all()
+    out = module.training_step({"image": x, "mask": mask}, 0)
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    assert module.model.encoder.parameters().__next__().grad is not None
+    with pytest.raises(ConfigError, match="crf_target_weight=-1"):
+        check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_weight=-1"])))

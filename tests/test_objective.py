@@ -19,6 +19,8 @@ from misseg.objectives.mi import (
     jsd_with_negatives,
     mi_objective,
     pool_valid,
+    pseudo_label_loss,
+    scores,
     soft_assignment,
     soft_global,
     straight_through,
@@ -613,3 +615,36 @@ def test_a_shifted_second_view_is_the_one_view_bound_for_a_network_that_moves_wi
     assert torch.allclose(objective(L, H, second=(junk, H, unflipped, shift))["mi"], follows, atol=1e-6)
     with pytest.raises(ValueError, match="view_shift=-1"):
         MIObjective(tau=1.0, view_shift=-1)
+
+
+def test_pseudo_label_loss_is_the_cross_entropy_of_the_upsampled_logits_over_the_labelled_pixels():
+    torch.manual_seed(3)
+    L, H, tau = torch.randn(2, 8, 3, 3), torch.randn(2, 4, 8), 0.5
+    targets = torch.randint(0, 4, (2, 6, 6))
+    logits = F.interpolate(tau * scores(L, H), size=(6, 6), mode="bilinear", align_corners=False)
+    assert torch.allclose(pseudo_label_loss(L, H, tau, targets), F.cross_entropy(logits, targets))
+    some = targets.clone()
+    some[0] = 255  # the first image has no target: only the second one's pixels count
+    assert torch.allclose(pseudo_label_loss(L, H, tau, some), F.cross_entropy(logits[1:], targets[1:]))
+    none = torch.full_like(targets, 255)
+    assert pseudo_label_loss(L, H, tau, none) == 0  # not NaN
+    # its gradient moves p' towards the targets: one step raises the targets' probability
+    L.requires_grad_(True)
+    pseudo_label_loss(L, H, tau, targets).backward()
+    after = F.interpolate(tau * scores(L - 0.5 * L.grad, H), size=(6, 6), mode="bilinear", align_corners=False)
+    assert F.cross_entropy(after, targets) < F.cross_entropy(logits, targets)
+
+
+def test_crf_target_lever_adds_its_term_and_needs_targets():
+    torch.manual_seed(4)
+    L, H = torch.randn(4, 8, 3, 3), torch.randn(4, 2, 8)
+    targets = torch.randint(0, 2, (4, 12, 12))
+    plain = MIObjective(tau=0.5)(L, H)
+    lever = MIObjective(tau=0.5, crf_target_weight=2.0)(L, H, targets=targets)
+    assert torch.allclose(lever["loss"], plain["loss"] + 2.0 * lever["crf_target"])
+    assert torch.allclose(lever["crf_target"], pseudo_label_loss(L, H, 0.5, targets))
+    assert "crf_target" not in plain
+    with pytest.raises(ValueError, match="targets"):
+        MIObjective(tau=0.5, crf_target_weight=1.0)(L, H)
+    with pytest.raises(ValueError, match="crf_target_weight=-1"):
+        MIObjective(tau=0.5, crf_target_weight=-1)
