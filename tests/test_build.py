@@ -106,3 +106,15 @@ def test_the_crf_target_lever_trains_on_the_crf_refined_prediction_and_leaves_ig
     assert module.model.encoder.parameters().__next__().grad is not None
     with pytest.raises(ConfigError, match="crf_target_weight=-1"):
         check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_weight=-1"])))
+
+
+def test_the_crf_target_lever_is_refused_in_one_line_without_the_crf_package(monkeypatch):
+    from omegaconf import OmegaConf
+
+    import misseg.diagnostics.crf as crf
+    from misseg.runs.validation import check_model_parts
+
+    monkeypatch.setattr(crf, "crf_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"crf_target_weight=1\.0: .*pip install 'misseg\[crf\]'"):
+        check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_weight=1"])))
+    check_model_parts(OmegaConf.create(compose_model("mi", [])))  # off: the package is not needed
