@@ -25,7 +25,7 @@ from misseg.diagnostics.features import local_features
 from misseg.diagnostics.probe import fit_linear_probe, identity_scores, probe_split
 from misseg.evaluate import random_init_module
 from misseg.lit.build import load_module
-from misseg.metrics.matching import confusion_matrix, hungarian_mapping, majority_mapping
+from misseg.metrics.matching import confusion_matrix, match_and_score
 from misseg.runs.errors import OneLineArgumentParser
 
 PROG = "experiments/scale/probe_source.py"
@@ -46,9 +46,9 @@ KEYS = (
 def matched(clusters: torch.Tensor, masks: torch.Tensor, K: int, C: int) -> torch.Tensor:
     """(N, H, W) clusters -> the class each is matched to over the whole set (one-to-one for K <= C, else each
     cluster to its most frequent class); an unmatched cluster's pixels get -1 (wrong wherever a class is)."""
-    confusion = confusion_matrix(clusters, masks, K, C).numpy()
-    mapping = torch.from_numpy(hungarian_mapping(confusion) if K <= C else majority_mapping(confusion))
-    return mapping[clusters]
+    confusion = confusion_matrix(clusters, masks, K, C)
+    mapping = match_and_score(confusion, "hungarian" if K <= C else "majority")["mapping"]
+    return torch.tensor(mapping)[clusters]
 
 
 def region_accuracy(pred: torch.Tensor, gt: torch.Tensor, region: torch.Tensor) -> float:

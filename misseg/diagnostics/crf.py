@@ -15,10 +15,17 @@ import numpy as np
 import torch
 
 CRF_PACKAGE = "pydensecrf2"
-INSTALL_HINT = (
-    f"crf=true needs the {CRF_PACKAGE} package (a C++ extension, built from source: needs a C++ compiler): "
-    "pip install 'misseg[crf]'"
-)
+
+
+def install_hint(setting: str = "crf=true") -> str:
+    """The one line for a `setting` that runs the CRF while pydensecrf2 is missing: what it needs, how to install it."""
+    return (
+        f"{setting} needs the {CRF_PACKAGE} package (a C++ extension, built from source: needs a C++ compiler): "
+        "pip install 'misseg[crf]'"
+    )
+
+
+INSTALL_HINT = install_hint()
 
 
 @dataclass(frozen=True)

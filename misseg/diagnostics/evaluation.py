@@ -79,10 +79,16 @@ def check_crf(crf: Any) -> None:
     if not isinstance(crf, bool):
         raise ConfigError(f"crf={crf!r}: use true or false")
     if crf:
-        from misseg.diagnostics.crf import INSTALL_HINT, crf_available
+        require_crf()
 
-        if not crf_available():
-            raise ConfigError(INSTALL_HINT)
+
+def require_crf(setting: str = "crf=true") -> None:
+    """ConfigError naming `setting` unless pydensecrf2 is installed: every switch that runs the CRF (evaluate's and the
+    K-means baseline's crf, model.objective.crf_target_weight) is checked here, with the same install hint."""
+    from misseg.diagnostics.crf import crf_available, install_hint
+
+    if not crf_available():
+        raise ConfigError(install_hint(setting))
 
 
 def check_probe_layer(cfg: DictConfig, module: torch.nn.Module) -> None:

@@ -26,12 +26,11 @@ def crf_targets(
     """The method's own prediction on images x (normalised), refined by the dense CRF as evaluate crf=true refines
     it: its argmax (B, H, W), 255 where pixels take no part in the loss. No gradient: a label, not a function of the
     weights (model.objective.crf_target_weight)."""
-    from misseg.data.transforms import denormalize
-    from misseg.diagnostics.crf import dense_crf_batch
+    from misseg.diagnostics.evaluation import refine
 
     with torch.no_grad():
         _, _, p = predict_from_features(L.detach(), H.detach(), tau, x.shape[-2:])
-        targets = dense_crf_batch(denormalize(x), p).argmax(1)
+        targets, _ = refine(x, p, crf=True)
     return targets if valid is None else targets.masked_fill(~valid, 255)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.diagnostics.evaluation import check_diagnostics
+from misseg.diagnostics.evaluation import check_diagnostics, require_crf
 from misseg.metrics import MATCHINGS
 from misseg.models.backbone import ENCODER_BODY_NEEDS
 from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
@@ -128,10 +128,8 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_nonnegative(f"{prefix}.objective.correspondence_weight", objective.correspondence_weight, " (0 = off)")
     if "crf_target_weight" in objective:
         check_nonnegative(f"{prefix}.objective.crf_target_weight", objective.crf_target_weight, " (0 = off)")
-        from misseg.diagnostics.crf import INSTALL_HINT, crf_available
-
-        if objective.crf_target_weight and not crf_available():
-            raise ConfigError(f"{prefix}.objective.crf_target_weight={objective.crf_target_weight}: " + INSTALL_HINT)
+        if objective.crf_target_weight:
+            require_crf(f"{prefix}.objective.crf_target_weight={objective.crf_target_weight}: the lever")
     if "correspondence_partner" in objective:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
