@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_crftarget<W>][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
+# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_crftarget<W>[_from<N>]][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
 # its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
@@ -32,7 +32,9 @@
 #     section 7); 0 (default) leaves it and the name alone.
 #   CRF_TARGET=W (model.objective.crf_target_weight, section 42): add W * the cross-entropy of p' against the run's own
 #     prediction refined by the dense CRF (self-training, no labels), so the body is asked for the CRF's split, whose
-#     edges follow the image's; 0 (default) leaves it and the name alone.
+#     edges follow the image's; 0 (default) leaves it and the name alone. CRF_START=N
+#     (model.objective.crf_target_start, section 43): the target from training step N on (the clusters form without
+#     it first); 0 (default) leaves the name alone, another N adds _from<N> after _crftarget<W>.
 #   PROJECTION=mlp (model.encoder.projection, section 39): L = the body's map through STEGO's head (the linear 1x1 map
 #     plus a residual 1x1 MLP) instead of the linear map alone, so training can make directions the frozen body does
 #     not hold linearly; linear (default) leaves the name alone. Frozen encoder only.
@@ -49,7 +51,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1]]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -96,6 +98,12 @@ CORR=${CORR:-0}
 corr=$(weight_suffix CORR corr)
 CRF_TARGET=${CRF_TARGET:-0}
 crftarget=$(weight_suffix CRF_TARGET crftarget)
+crf_start=  # passed only when > 0, so the earlier runs' commands are unchanged
+[[ ${CRF_START:=0} =~ ^[0-9]+$ ]] || { echo "CRF_START: '$CRF_START' is not a training step; use e.g. 150" >&2; exit 2; }
+if [ "$CRF_START" != 0 ]; then
+  [ -n "$crftarget" ] || { echo "CRF_START=$CRF_START needs CRF_TARGET > 0 (the target it starts)" >&2; exit 2; }
+  crftarget=${crftarget}_from$CRF_START crf_start="model.objective.crf_target_start=$CRF_START"
+fi
 case ${PROJECTION:=linear} in linear) projection= ;; mlp) projection=_mlp ;; *)
   echo "PROJECTION: unknown projection '$PROJECTION'; use linear or mlp" >&2; exit 2 ;;
 esac
@@ -131,7 +139,7 @@ train() {  # train SET K SEED METHOD
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
     model.objective.negatives="$NEGATIVES" model.objective.entropy_weight="$ENTROPY" \
     model.objective.centre_heads=$CENTRE model.objective.correspondence_weight="$CORR" model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args \
-    ${crftarget:+model.objective.crf_target_weight=$CRF_TARGET}
+    ${crftarget:+model.objective.crf_target_weight=$CRF_TARGET} $crf_start
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs

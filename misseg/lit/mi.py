@@ -143,7 +143,8 @@ class MISegModule(SegmentationModule):
                 reference = F.interpolate(reference, size=L.shape[-2:], mode="bilinear", align_corners=False)
         valid = self.valid_pixels(batch)
         extra = {}  # passed only under the lever, so the objective's call is the thesis's otherwise
-        if getattr(objective, "crf_target_weight", 0.0):  # self-training on its own CRF-refined prediction
+        crf_target_on = getattr(objective, "crf_target_on", None)
+        if crf_target_on is not None and crf_target_on(self.global_step):  # self-training on its CRF-refined prediction
             extra["targets"] = crf_targets(x, L, H, self.model.tau, valid)
         out = objective(L, H, valid, second, reference, **extra)
         kmeans_step = getattr(self.model.heads, "kmeans_step", None)

@@ -519,6 +519,9 @@ class MIObjective(nn.Module):
     prediction refined by the dense CRF (no labels). Why: a trained body learns the split the clusters make, and only
     where they are right (experiments/scale section 42: the probe's gain lies on the pixels the clusters get right);
     the CRF moves the clusters' edges to the image's, so the body is asked for a split closer to the objects'.
+    crf_target_start: the training step from which the targets come (`crf_target_on`; 0 = from the first). Why: a
+    target is as good as the split it refines, and the first steps' clusters can be rows that the CRF then confirms
+    (section 43: on ccp_persons one seed of three locked onto rows by step 150 under the target, none without it).
     """
 
     def __init__(
@@ -542,6 +545,7 @@ class MIObjective(nn.Module):
         critic: str = "dot",
         centre_heads: bool = False,
         crf_target_weight: float = 0.0,
+        crf_target_start: int = 0,
     ) -> None:
         super().__init__()
         check_option("negatives", negatives, NEGATIVES)  # at construction: a bad value fails before training
@@ -566,6 +570,13 @@ class MIObjective(nn.Module):
         if not crf_target_weight >= 0:
             raise ValueError(f"model.objective.crf_target_weight={crf_target_weight}: a weight >= 0 (0 = off)")
         self.crf_target_weight = crf_target_weight
+        if int(crf_target_start) != crf_target_start or crf_target_start < 0:
+            raise ValueError(f"model.objective.crf_target_start={crf_target_start}: a training step >= 0, e.g. 150")
+        self.crf_target_start = int(crf_target_start)
+
+    def crf_target_on(self, step: int) -> bool:
+        """Whether the training step `step` (0-based) takes the CRF target (crf_target_weight, crf_target_start)."""
+        return bool(self.crf_target_weight) and step >= self.crf_target_start
 
     def critic_ab(self) -> Critic | None:
         """(a, b) of the critic T = a <L, S> + b: None for "dot" (the thesis's <L, S>), (tau, 0) for "scaled",
@@ -594,7 +605,8 @@ class MIObjective(nn.Module):
         """second: (L2, H2, flipped) of a second augmented view of the same images, or (L2, H2, flipped, shift) for
         a view also moved by `roll(., shift)` after its flip (shift: (B, 2) cells of L's grid), or None.
         reference: (B, Q, U, V) features of the first view to read correspondences from (correspondence_weight).
-        targets: (B, h, w) labels for p' of the first view, 255 = none (crf_target_weight)."""
+        targets: (B, h, w) labels for p' of the first view, 255 = none (crf_target_weight; None before
+        crf_target_start, where the term is left out)."""
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
@@ -651,7 +663,7 @@ class MIObjective(nn.Module):
             partner, match = correspondences(reference, valid, partner)
             out["correspondence"] = correspondence_joint(L, S, partner, match, valid, critic)
             out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
-        if self.crf_target_weight:
+        if self.crf_target_weight and (targets is not None or not self.crf_target_start):
             if targets is None:
                 raise ValueError("crf_target_weight > 0 needs the targets (forward's `targets`)")
             out["crf_target"] = pseudo_label_loss(L, H, self.tau, targets)

@@ -130,6 +130,7 @@ class MIObjectiveConf:
     critic: str = "dot"  # the same
     centre_heads: bool = False  # the same
     crf_target_weight: float = 0.0  # the same
+    crf_target_start: int = 0  # the same
     negative_positions: str = MISSING
     correspondence_weight: float = MISSING
     correspondence_partner: str = MISSING
