@@ -118,3 +118,23 @@ def test_the_crf_target_lever_is_refused_in_one_line_without_the_crf_package(mon
     with pytest.raises(ConfigError, match=r"crf_target_weight=1\.0: .*pip install 'misseg\[crf\]'"):
         check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_weight=1"])))
     check_model_parts(OmegaConf.create(compose_model("mi", [])))  # off: the package is not needed
+
+
+def test_the_crf_target_starts_at_its_training_step(monkeypatch):
+    from omegaconf import OmegaConf
+
+    import misseg.lit.mi as lit_mi
+    from misseg.runs.validation import check_model_parts
+
+    made = []
+    real = lit_mi.crf_targets
+    monkeypatch.setattr(lit_mi, "crf_targets", lambda *a: made.append(1) or real(*a))
+    module = tiny_module("mi", "K=2", "objective.crf_target_weight=1", "objective.crf_target_start=3").train()
+    batch = {"image": torch.rand(2, 3, 16, 16), "mask": torch.zeros(2, 16, 16, dtype=torch.long)}
+    assert module.global_step == 0 and torch.isfinite(module.training_step(batch, 0)["loss"])
+    assert made == []  # before step 3: no CRF run, no target
+    module.objective.crf_target_start = 0  # as at a step >= the start
+    module.training_step(batch, 0)
+    assert made == [1]
+    with pytest.raises(ConfigError, match="crf_target_start=-1"):
+        check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_start=-1"])))

@@ -648,3 +648,20 @@ def test_crf_target_lever_adds_its_term_and_needs_targets():
         MIObjective(tau=0.5, crf_target_weight=1.0)(L, H)
     with pytest.raises(ValueError, match="crf_target_weight=-1"):
         MIObjective(tau=0.5, crf_target_weight=-1)
+
+
+def test_crf_target_start_leaves_the_term_out_before_its_step():
+    torch.manual_seed(5)
+    L, H = torch.randn(4, 8, 3, 3), torch.randn(4, 2, 8)
+    targets = torch.randint(0, 2, (4, 12, 12))
+    late = MIObjective(tau=0.5, crf_target_weight=1.0, crf_target_start=10)
+    assert [late.crf_target_on(s) for s in (0, 9, 10, 11)] == [False, False, True, True]
+    assert not MIObjective(tau=0.5, crf_target_start=10).crf_target_on(20)  # no weight, no target
+    assert MIObjective(tau=0.5, crf_target_weight=1.0).crf_target_on(0)  # 0: from the first step
+    before = late(L, H)  # before its step the caller passes no targets: the thesis's loss, no error
+    assert "crf_target" not in before and torch.allclose(before["loss"], MIObjective(tau=0.5)(L, H)["loss"])
+    after = late(L, H, targets=targets)
+    assert torch.allclose(after["loss"], before["loss"] + after["crf_target"])
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="crf_target_start"):
+            MIObjective(tau=0.5, crf_target_start=bad)

@@ -131,7 +131,9 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         if objective.crf_target_weight:
             require_crf(f"{prefix}.objective.crf_target_weight={objective.crf_target_weight}: the lever")
     if "crf_target_start" in objective:
-        check_int(f"{prefix}.objective.crf_target_start", objective.crf_target_start, 0, " (a training step; 0 = the first)")
+        check_int(
+            f"{prefix}.objective.crf_target_start", objective.crf_target_start, 0, " (a training step; 0 = the first)"
+        )
     if "correspondence_partner" in objective:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
