@@ -339,6 +339,22 @@ def test_levers_table_random_init_row_counts_each_seeded_draw_once(tmp_path, mon
     assert rows[0][9] == "0.400 ± 0.100" and rows[1][9] == "-"  # the initial weights' probe: trained runs only
 
 
+def test_levers_table_names_a_figure_that_fewer_seeds_than_the_row_have(tmp_path, monkeypatch, capsys):
+    """Three seeds trained, the CRF and the initial weights evaluated on two and one: those cells say so."""
+    for seed in (0, 1, 2):
+        run = tmp_path / "small" / "s" / f"seed{seed}" / "mi"
+        fake_metrics(run, 0.5 + seed / 10)
+        fake_metrics(run / "diag" / "step00450" / "s", 0.5)
+        if seed < 2:
+            fake_metrics(run / "diag" / "step00450_crf" / "s", 0.6 + seed / 10)
+        if seed == 0:
+            fake_metrics(run / "diag" / "initial" / "s", 0.3)
+    load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")).split(" | ")
+    assert row[2:5] == ["3", "0.600 ± 0.100", "0.650 ± 0.071 (2 of 3)"]
+    assert row[7] == "0.500 ± 0.000" and row[9] == "0.300 (1 of 3)"
+
+
 def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, monkeypatch, capsys):
     """Trained runs per seed; the random init once per seeded draw (seeds 0 and 1 share draw 0); the initial
     weights where evaluated; K-means on the body where body_kmeans.sh ran; K-means RGB of both baselines folders."""

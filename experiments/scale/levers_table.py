@@ -33,12 +33,13 @@ def probe(path: Path) -> dict[str, float] | None:
     return {k: p[k]["miou"] for k in ("unsupervised", "kmeans", "linear") if k in p}
 
 
-def cell(values: list[float]) -> str:
+def cell(values: list[float], of: int | None = None) -> str:
+    """Mean ± std of the values; "(n of N)" after it when only n of the row's N seeds have this figure (an
+    evaluation still running or never run), so a mean over fewer seeds never reads as the row's."""
     if not values:
         return "-"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    text = f"{values[0]:.3f}" if len(values) == 1 else f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+    return text if of is None or len(values) == of else f"{text} ({len(values)} of {of})"
 
 
 def col(rows: list, key: str, i: int = 1) -> list[float]:
@@ -113,11 +114,12 @@ def main(argv: list[str] | None = None) -> None:
                     rows += random_init(run, s, seen, args.probe_dir) if reference else gather(run, s, args.probe_dir)
             if not rows:
                 continue
+            n = None if reference else len(rows)  # the random init's row counts draws, each with every figure
             print(
                 f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} "
-                f"| {cell([r[3] for r in rows if r[3] is not None])} | {cell(col(rows, 'unsupervised'))} "
-                f"| {cell(col(rows, 'kmeans'))} | {cell(col(rows, 'linear'))} | {cell(col(rows, 'linear', 2))} "
-                f"| {cell(col(rows, 'linear', 4))} "
+                f"| {cell([r[3] for r in rows if r[3] is not None], n)} | {cell(col(rows, 'unsupervised'), n)} "
+                f"| {cell(col(rows, 'kmeans'), n)} | {cell(col(rows, 'linear'), n)} "
+                f"| {cell(col(rows, 'linear', 2), n)} | {cell(col(rows, 'linear', 4), n)} "
                 f"| {', '.join(f'{r[0]:.3f}' for r in rows)} |"
             )
 
