@@ -130,11 +130,15 @@ def test_the_crf_target_starts_at_its_training_step(monkeypatch):
     real = lit_mi.crf_targets
     monkeypatch.setattr(lit_mi, "crf_targets", lambda *a: made.append(1) or real(*a))
     module = tiny_module("mi", "K=2", "objective.crf_target_weight=1", "objective.crf_target_start=3").train()
+    logged = {}
+    monkeypatch.setattr(module, "log_dict", lambda values, **kw: logged.update(values))
     batch = {"image": torch.rand(2, 3, 16, 16), "mask": torch.zeros(2, 16, 16, dtype=torch.long)}
-    assert module.global_step == 0 and torch.isfinite(module.training_step(batch, 0)["loss"])
-    assert made == []  # before step 3: no CRF run, no target
-    module.objective.crf_target_start = 0  # as at a step >= the start
-    module.training_step(batch, 0)
-    assert made == [1]
+    for step, runs in ((0, 0), (2, 0), (3, 1), (7, 2)):  # the optimizer step Lightning counts (global_step)
+        monkeypatch.setattr(type(module), "global_step", property(lambda self, step=step: step))
+        logged.clear()
+        assert torch.isfinite(module.training_step(batch, 0)["loss"])
+        assert len(made) == runs and ("train/crf_target" in logged) == (step >= 3)
     with pytest.raises(ConfigError, match="crf_target_start=-1"):
         check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_start=-1"])))
+    with pytest.raises(ConfigError, match=r"crf_target_start=150 starts the CRF target: set .*crf_target_weight > 0"):
+        check_model_parts(OmegaConf.create(compose_model("mi", ["objective.crf_target_start=150"])))

@@ -658,10 +658,14 @@ def test_crf_target_start_leaves_the_term_out_before_its_step():
     assert [late.crf_target_on(s) for s in (0, 9, 10, 11)] == [False, False, True, True]
     assert not MIObjective(tau=0.5, crf_target_start=10).crf_target_on(20)  # no weight, no target
     assert MIObjective(tau=0.5, crf_target_weight=1.0).crf_target_on(0)  # 0: from the first step
-    before = late(L, H)  # before its step the caller passes no targets: the thesis's loss, no error
+    before = late(L, H, step=9)  # before its step the caller passes no targets: the loss without the term, no error
     assert "crf_target" not in before and torch.allclose(before["loss"], MIObjective(tau=0.5)(L, H)["loss"])
-    after = late(L, H, targets=targets)
+    assert "crf_target" not in late(L, H, targets=targets, step=9)  # ... and targets given early are not used
+    after = late(L, H, targets=targets, step=10)
     assert torch.allclose(after["loss"], before["loss"] + after["crf_target"])
+    for step in (10, None):  # from its step on, or with no step said, missing targets are an error, not a silent 0
+        with pytest.raises(ValueError, match="targets"):
+            late(L, H, step=step)
     for bad in (-1, 1.5):
         with pytest.raises(ValueError, match="crf_target_start"):
             MIObjective(tau=0.5, crf_target_start=bad)

@@ -33,7 +33,7 @@
 #   CRF_TARGET=W (model.objective.crf_target_weight, section 42): add W * the cross-entropy of p' against the run's own
 #     prediction refined by the dense CRF (self-training, no labels), so the body is asked for the CRF's split, whose
 #     edges follow the image's; 0 (default) leaves it and the name alone. CRF_START=N
-#     (model.objective.crf_target_start, section 43): the target from training step N on (the clusters form without
+#     (model.objective.crf_target_start, section 43): the target from optimizer step N on (the clusters form without
 #     it first); 0 (default) leaves the name alone, another N adds _from<N> after _crftarget<W>.
 #   PROJECTION=mlp (model.encoder.projection, section 39): L = the body's map through STEGO's head (the linear 1x1 map
 #     plus a residual 1x1 MLP) instead of the linear map alone, so training can make directions the frozen body does
@@ -100,6 +100,7 @@ CRF_TARGET=${CRF_TARGET:-0}
 crftarget=$(weight_suffix CRF_TARGET crftarget)
 crf_start=  # passed only when > 0, so the earlier runs' commands are unchanged
 [[ ${CRF_START:=0} =~ ^[0-9]+$ ]] || { echo "CRF_START: '$CRF_START' is not a training step; use e.g. 150" >&2; exit 2; }
+CRF_START=$((10#$CRF_START))  # 0150 -> 150, 00 -> 0: one name and one start per value
 if [ "$CRF_START" != 0 ]; then
   [ -n "$crftarget" ] || { echo "CRF_START=$CRF_START needs CRF_TARGET > 0 (the target it starts)" >&2; exit 2; }
   crftarget=${crftarget}_from$CRF_START crf_start="model.objective.crf_target_start=$CRF_START"

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
                     rows += random_init(run, s, seen, args.probe_dir) if reference else gather(run, s, args.probe_dir)
             if not rows:
                 continue
-            n = None if reference else len(rows)  # the random init's row counts draws, each with every figure
+            n = len(rows)
             print(
                 f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} "
                 f"| {cell([r[3] for r in rows if r[3] is not None], n)} | {cell(col(rows, 'unsupervised'), n)} "

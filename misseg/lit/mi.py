@@ -143,9 +143,10 @@ class MISegModule(SegmentationModule):
                 reference = F.interpolate(reference, size=L.shape[-2:], mode="bilinear", align_corners=False)
         valid = self.valid_pixels(batch)
         extra = {}  # passed only under the lever, so the objective's call is the thesis's otherwise
-        crf_target_on = getattr(objective, "crf_target_on", None)
-        if crf_target_on is not None and crf_target_on(self.global_step):  # self-training on its CRF-refined prediction
-            extra["targets"] = crf_targets(x, L, H, self.model.tau, valid)
+        if getattr(objective, "crf_target_weight", 0.0):  # self-training on its CRF-refined prediction, from its start
+            extra["step"] = self.global_step
+            if objective.crf_target_on(self.global_step):
+                extra["targets"] = crf_targets(x, L, H, self.model.tau, valid)
         out = objective(L, H, valid, second, reference, **extra)
         kmeans_step = getattr(self.model.heads, "kmeans_step", None)
         if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss

@@ -519,7 +519,8 @@ class MIObjective(nn.Module):
     prediction refined by the dense CRF (no labels). Why: a trained body learns the split the clusters make, and only
     where they are right (experiments/scale section 42: the probe's gain lies on the pixels the clusters get right);
     the CRF moves the clusters' edges to the image's, so the body is asked for a split closer to the objects'.
-    crf_target_start: the training step from which the targets come (`crf_target_on`; 0 = from the first). Why: a
+    crf_target_start: the optimizer step (Lightning's global_step, the step checkpoints' numbering) from which the
+    targets come (`crf_target_on`; 0 = from the first; forward's `step`). Why: a
     target is as good as the split it refines, and the first steps' clusters can be rows that the CRF then confirms
     (section 43: on ccp_persons one seed of three locked onto rows by step 150 under the target, none without it).
     """
@@ -571,11 +572,11 @@ class MIObjective(nn.Module):
             raise ValueError(f"model.objective.crf_target_weight={crf_target_weight}: a weight >= 0 (0 = off)")
         self.crf_target_weight = crf_target_weight
         if int(crf_target_start) != crf_target_start or crf_target_start < 0:
-            raise ValueError(f"model.objective.crf_target_start={crf_target_start}: a training step >= 0, e.g. 150")
+            raise ValueError(f"model.objective.crf_target_start={crf_target_start}: an optimizer step >= 0, e.g. 150")
         self.crf_target_start = int(crf_target_start)
 
     def crf_target_on(self, step: int) -> bool:
-        """Whether the training step `step` (0-based) takes the CRF target (crf_target_weight, crf_target_start)."""
+        """Whether the optimizer step `step` (0-based) takes the CRF target (crf_target_weight, crf_target_start)."""
         return bool(self.crf_target_weight) and step >= self.crf_target_start
 
     def critic_ab(self) -> Critic | None:
@@ -601,12 +602,14 @@ class MIObjective(nn.Module):
         second: tuple[torch.Tensor, ...] | None = None,
         reference: torch.Tensor | None = None,
         targets: torch.Tensor | None = None,
+        step: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """second: (L2, H2, flipped) of a second augmented view of the same images, or (L2, H2, flipped, shift) for
         a view also moved by `roll(., shift)` after its flip (shift: (B, 2) cells of L's grid), or None.
         reference: (B, Q, U, V) features of the first view to read correspondences from (correspondence_weight).
         targets: (B, h, w) labels for p' of the first view, 255 = none (crf_target_weight; None before
-        crf_target_start, where the term is left out)."""
+        crf_target_start, where the term is left out); step: the optimizer step, which says whether the term is on
+        (None: as at crf_target_start, so a caller that passes neither gets the missing-targets error)."""
         valid = None
         if valid_pixels is not None:
             valid = pool_valid(valid_pixels, tuple(L.shape[-2:]), self.valid_min_fraction)
@@ -663,7 +666,7 @@ class MIObjective(nn.Module):
             partner, match = correspondences(reference, valid, partner)
             out["correspondence"] = correspondence_joint(L, S, partner, match, valid, critic)
             out["loss"] = out["loss"] - self.correspondence_weight * out["correspondence"]
-        if self.crf_target_weight and (targets is not None or not self.crf_target_start):
+        if self.crf_target_on(self.crf_target_start if step is None else step):
             if targets is None:
                 raise ValueError("crf_target_weight > 0 needs the targets (forward's `targets`)")
             out["crf_target"] = pseudo_label_loss(L, H, self.tau, targets)

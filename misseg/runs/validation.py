@@ -132,8 +132,13 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
             require_crf(f"{prefix}.objective.crf_target_weight={objective.crf_target_weight}: the lever")
     if "crf_target_start" in objective:
         check_int(
-            f"{prefix}.objective.crf_target_start", objective.crf_target_start, 0, " (a training step; 0 = the first)"
+            f"{prefix}.objective.crf_target_start", objective.crf_target_start, 0, " (an optimizer step; 0 = the first)"
         )
+        if objective.crf_target_start and not objective.get("crf_target_weight", 0):  # a start of nothing: say so
+            raise ConfigError(
+                f"{prefix}.objective.crf_target_start={objective.crf_target_start} starts the CRF target: set "
+                f"{prefix}.objective.crf_target_weight > 0 (e.g. 1), or leave the start at 0"
+            )
     if "correspondence_partner" in objective:
         check_choice(
             f"{prefix}.objective.correspondence_partner", objective.correspondence_partner, CORRESPONDENCE_PARTNERS
