@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             n = len(rows)
             print(
-                f"| {s} | {name} | {len(rows)} | {cell([r[0] for r in rows])} "
+                f"| {s} | {name} | {n} | {cell([r[0] for r in rows])} "
                 f"| {cell([r[3] for r in rows if r[3] is not None], n)} | {cell(col(rows, 'unsupervised'), n)} "
                 f"| {cell(col(rows, 'kmeans'), n)} | {cell(col(rows, 'linear'), n)} "
                 f"| {cell(col(rows, 'linear', 2), n)} | {cell(col(rows, 'linear', 4), n)} "
