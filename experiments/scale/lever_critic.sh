@@ -43,6 +43,8 @@
 #     then come from a second, frozen copy of the network (model/reference=effnet_lite0_x4), not the training body.
 #     0 (default) leaves the name alone. Frozen encoder only. STAGE_LR=W (model.encoder.stage_lr_scale): their lr
 #     as a fraction of model.lr; 0.1 (default) leaves the name alone, another W adds _lr<W> after _stages<N>.
+#     STAGE_START=N (model.encoder.stage_start, section 44): their lr is 0 before optimizer step N, so the run is the
+#     frozen-body run up to step N; 0 (default) leaves the name alone, another N adds _from<N> after _stages<N>.
 #   ENCODER: frozen (default: the frozen ImageNet network at 4x, suffix _effnet4_frozen) or scratch (the thesis's
 #     encoder at common.sh's budget, no suffix).
 # COCO-Stuff-15 runs give its thing pixels no gradient (model.ignore_in_loss=true), as its scratch reference.
@@ -51,7 +53,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1]]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -116,6 +118,12 @@ if [ "$STAGE_LR" != 0.1 ]; then
   [ -n "$stages" ] || { echo "STAGE_LR=$STAGE_LR needs STAGES > 0 (the stages it sets the lr of)" >&2; exit 2; }
   stages=${stages}_lr$STAGE_LR
 fi
+[[ ${STAGE_START:=0} =~ ^[0-9]+$ ]] || { echo "STAGE_START: '$STAGE_START' is not a training step; use e.g. 150" >&2; exit 2; }
+STAGE_START=$((10#$STAGE_START))  # 0150 -> 150: one name and one start per value
+if [ "$STAGE_START" != 0 ]; then
+  [ -n "$stages" ] || { echo "STAGE_START=$STAGE_START needs STAGES > 0 (the stages it starts)" >&2; exit 2; }
+  stages=${stages}_from$STAGE_START
+fi
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
     if [ -n "$corr" ] && [ -n "$stages" ]; then
@@ -124,6 +132,7 @@ case ${ENCODER:=frozen} in
       encoder="$encoder model/reference=encoder_body"
     fi
     [ -z "$stages" ] || encoder="$encoder model.encoder.trainable_stages=$STAGES model.encoder.stage_lr_scale=$STAGE_LR"
+    [ "$STAGE_START" = 0 ] || encoder="$encoder model.encoder.stage_start=$STAGE_START"
     [ -z "$projection" ] || encoder="$encoder model.encoder.projection=$PROJECTION" ;;
   scratch) encoder=model=mi; suffix=; lever_budget=$budget
     [ -z "$projection$stages" ] || { echo "PROJECTION and STAGES need the frozen encoder (ENCODER=frozen)" >&2; exit 2; } ;;

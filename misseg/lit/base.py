@@ -99,6 +99,17 @@ class SegmentationModule(pl.LightningModule):
             groups.append({"params": slow, "lr": lr * encoder.stage_lr_scale})
         return torch.optim.Adam(groups, lr=lr, weight_decay=self.hparams.weight_decay)
 
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        # the trained stages' lr is 0 before encoder.stage_start: a function of the step alone, so a resumed run
+        # sets it the same way; with lr 0 Adam leaves them unchanged (its moments still follow their gradients)
+        encoder = getattr(self.model, "encoder", None)
+        start = getattr(encoder, "stage_start", 0)
+        if start and getattr(encoder, "slow_parameters", lambda: [])():
+            for optimizer in self.trainer.optimizers:
+                group = optimizer.param_groups[-1]  # configure_optimizers puts the stages' group last
+                on = self.global_step >= start
+                group["lr"] = self.hparams.lr * encoder.stage_lr_scale if on else 0.0
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets misseg.lit.build.load_module rebuild the right class, with its parts, from a checkpoint path alone
         checkpoint["misseg_class"] = f"{type(self).__module__}.{type(self).__qualname__}"

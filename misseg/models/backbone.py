@@ -137,6 +137,7 @@ class TimmBackbone(nn.Module):
         projection: str = "linear",
         trainable_stages: int = 0,
         stage_lr_scale: float = 0.1,
+        stage_start: int = 0,
     ) -> None:
         super().__init__()
         # stride: the body's output stride (e.g. 8 for a ResNet, whose stride-4 map is one block deep); None =
@@ -226,6 +227,17 @@ class TimmBackbone(nn.Module):
                 stage.requires_grad_(True)
         # the trained stages learn at stage_lr_scale x model.lr (lit/base.py): pretrained weights, moved gently
         self.stage_lr_scale = stage_lr_scale
+        # stage_start: their lr is 0 before this optimizer step (lit/base.py). Why: trained from the first step under
+        # own-image negatives they compute a position map before the clusters have found the classes (README section
+        # 44), and a CRF target then sharpens that map; from step N on they start from the frozen body's clusters.
+        if isinstance(stage_start, bool) or not isinstance(stage_start, int) or stage_start < 0:
+            raise BackboneError(f"{key}.stage_start={stage_start}: must be an integer >= 0 (an optimizer step)")
+        if stage_start and not trainable_stages:
+            raise BackboneError(
+                f"{key}.stage_start={stage_start}: starts the trained stages; set {key}.trainable_stages > 0, "
+                "or leave the start at 0"
+            )
+        self.stage_start = stage_start
 
     def slow_parameters(self) -> list[nn.Parameter]:
         """The trained stages' parameters of a frozen body (trainable_stages > 0), which learn at stage_lr_scale x lr;

@@ -62,6 +62,7 @@ class TimmEncoder:
     projection: str = "linear"  # body -> L: linear (1x1 conv) or mlp (STEGO's head: linear + a residual 1x1 MLP)
     trainable_stages: int = 0  # with freeze: the body's last N stages train all the same (BatchNorm statistics fixed)
     stage_lr_scale: float = 0.1  # their lr, as a fraction of model.lr
+    stage_start: int = 0  # their lr is 0 before this optimizer step (0 = they train from the first)
 
 
 @dataclass
