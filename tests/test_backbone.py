@@ -1,10 +1,13 @@
 import pytest
 import torch
 from conftest import run_cli, tiny_module
+from omegaconf import OmegaConf
 
+from misseg.lit.build import compose_model
 from misseg.models.backbone import BackboneError, TimmBackbone
 from misseg.objectives.mi import mi_objective
 from misseg.runs.errors import ConfigError
+from misseg.runs.validation import check_model_parts
 
 
 def timm_segmenter(*overrides: str, K: int = 3, d: int = 8):
@@ -481,3 +484,44 @@ def test_the_last_stages_of_a_frozen_body_train_at_their_own_lr_with_fixed_stati
             tiny_module("mi", "K=2", "model/encoder=timm", "d=8", *bad)
     with pytest.raises(BackboneError, match="vit_tiny_patch16_224 has no stages this option knows"):
         TimmBackbone("vit_tiny_patch16_224", P=4, d=16, freeze=True, trainable_stages=1)
+
+
+def test_the_trained_stages_start_at_stage_start_and_the_rest_trains_from_the_first_step(monkeypatch):
+    """encoder.stage_start=3: before optimizer step 3 the stages' lr is 0 and Adam leaves them exactly as loaded,
+    while the projection and the heads train; from step 3 on they move at stage_lr_scale x lr. A negative start, or
+    a start without trained stages: one line."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    module = tiny_module(
+        "mi", "K=2", "model/encoder=timm", "d=8", "encoder.freeze=true", "encoder.trainable_stages=1",
+        "encoder.stage_start=3",
+    )  # fmt: skip
+    module.train()
+    opt = module.configure_optimizers()
+    monkeypatch.setattr(type(module), "trainer", property(lambda self: SimpleNamespace(optimizers=[opt])))
+    stage, project = module.model.encoder.body.layer2, module.model.encoder.project
+    x = torch.randn(4, 3, 32, 32)
+    moved = []
+    for step in range(5):
+        monkeypatch.setattr(type(module), "global_step", property(lambda self, step=step: step))
+        module.on_train_batch_start({}, 0)
+        before = [p.clone() for p in stage.parameters()], project.weight.clone()
+        opt.zero_grad()
+        L, H = module.model(x)
+        (-mi_objective(L, H, module.model.tau)["mi"]).backward()
+        opt.step()
+        stage_moved = any(not torch.equal(a, p) for a, p in zip(before[0], stage.parameters(), strict=True))
+        moved.append((stage_moved, not torch.equal(before[1], project.weight), opt.param_groups[-1]["lr"]))
+    assert [m[0] for m in moved] == [False, False, False, True, True], moved
+    assert all(m[1] for m in moved)  # the projection trains from the first step
+    assert [m[2] for m in moved] == [0.0] * 3 + [module.hparams.lr * 0.1] * 2
+    for bad, message in (
+        (["encoder.trainable_stages=1", "encoder.stage_start=-1"], "stage_start=-1: must be an integer >= 0"),
+        ([], "stage_start=5 starts the trained stages: set model.encoder.trainable_stages > 0"),
+    ):  # the backbone's own check (direct use) and the config's, before a run directory is written (the CLI)
+        overrides = ["model/encoder=timm", "d=8", "encoder.freeze=true", "encoder.stage_start=5", *bad]
+        with pytest.raises(ConfigError, match=message):
+            tiny_module("mi", "K=2", *overrides)
+        with pytest.raises(ConfigError, match=message):
+            check_model_parts(OmegaConf.create(compose_model("mi", overrides)))

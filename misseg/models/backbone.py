@@ -234,7 +234,7 @@ class TimmBackbone(nn.Module):
             raise BackboneError(f"{key}.stage_start={stage_start}: must be an integer >= 0 (an optimizer step)")
         if stage_start and not trainable_stages:
             raise BackboneError(
-                f"{key}.stage_start={stage_start}: starts the trained stages; set {key}.trainable_stages > 0, "
+                f"{key}.stage_start={stage_start} starts the trained stages: set {key}.trainable_stages > 0, "
                 "or leave the start at 0"
             )
         self.stage_start = stage_start

@@ -92,6 +92,13 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
     for key in ("depth", "width", "max_width", "kernel"):
         if key in encoder:
             check_int(f"{prefix}.encoder.{key}", encoder[key], 1)
+    if "stage_start" in encoder:  # before the run directory is written (the backbone checks it again when built)
+        check_int(f"{prefix}.encoder.stage_start", encoder.stage_start, 0, " (an optimizer step; 0 = the first)")
+        if encoder.stage_start and not encoder.get("trainable_stages"):  # a start of nothing: say so
+            raise ConfigError(
+                f"{prefix}.encoder.stage_start={encoder.stage_start} starts the trained stages: set "
+                f"{prefix}.encoder.trainable_stages > 0, or leave the start at 0"
+            )
     d = model.get("d")
     if "depth" in encoder and is_int(d) and d > 0 and encoder.depth < max(d.bit_length() - 1, 1):
         raise ConfigError(
