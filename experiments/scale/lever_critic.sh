@@ -100,11 +100,18 @@ CORR=${CORR:-0}
 corr=$(weight_suffix CORR corr)
 CRF_TARGET=${CRF_TARGET:-0}
 crftarget=$(weight_suffix CRF_TARGET crftarget)
+# start_step NAME LEVER NEEDS: NAME's optimizer step, 0 by default and normalised (0150 -> 150, 00 -> 0: one name and
+# one start per value); refused when not a number, or when > 0 and LEVER (the started lever's name part) is empty
+start_step() {
+  local step=${!1:-0}
+  [[ $step =~ ^[0-9]+$ ]] || { echo "$1: '$step' is not a training step; use e.g. 150" >&2; exit 2; }
+  step=$((10#$step))
+  [ "$step" = 0 ] || [ -n "$2" ] || { echo "$1=$step needs $3" >&2; exit 2; }
+  echo "$step"
+}
 crf_start=  # passed only when > 0, so the earlier runs' commands are unchanged
-[[ ${CRF_START:=0} =~ ^[0-9]+$ ]] || { echo "CRF_START: '$CRF_START' is not a training step; use e.g. 150" >&2; exit 2; }
-CRF_START=$((10#$CRF_START))  # 0150 -> 150, 00 -> 0: one name and one start per value
+CRF_START=$(start_step CRF_START "$crftarget" "CRF_TARGET > 0 (the target it starts)")
 if [ "$CRF_START" != 0 ]; then
-  [ -n "$crftarget" ] || { echo "CRF_START=$CRF_START needs CRF_TARGET > 0 (the target it starts)" >&2; exit 2; }
   crftarget=${crftarget}_from$CRF_START crf_start="model.objective.crf_target_start=$CRF_START"
 fi
 case ${PROJECTION:=linear} in linear) projection= ;; mlp) projection=_mlp ;; *)
@@ -118,12 +125,8 @@ if [ "$STAGE_LR" != 0.1 ]; then
   [ -n "$stages" ] || { echo "STAGE_LR=$STAGE_LR needs STAGES > 0 (the stages it sets the lr of)" >&2; exit 2; }
   stages=${stages}_lr$STAGE_LR
 fi
-[[ ${STAGE_START:=0} =~ ^[0-9]+$ ]] || { echo "STAGE_START: '$STAGE_START' is not a training step; use e.g. 150" >&2; exit 2; }
-STAGE_START=$((10#$STAGE_START))  # 0150 -> 150: one name and one start per value
-if [ "$STAGE_START" != 0 ]; then
-  [ -n "$stages" ] || { echo "STAGE_START=$STAGE_START needs STAGES > 0 (the stages it starts)" >&2; exit 2; }
-  stages=${stages}_from$STAGE_START
-fi
+STAGE_START=$(start_step STAGE_START "$stages" "STAGES > 0 (the stages it starts)")
+[ "$STAGE_START" = 0 ] || stages=${stages}_from$STAGE_START
 case ${ENCODER:=frozen} in
   frozen) encoder=$(frozen_x4); suffix=_effnet4_frozen; lever_budget=$timm_budget
     if [ -n "$corr" ] && [ -n "$stages" ]; then

@@ -95,20 +95,19 @@ class SegmentationModule(pl.LightningModule):
         slow = encoder.slow_parameters() if hasattr(encoder, "slow_parameters") else []
         ids = {id(p) for p in slow}
         groups = [{"params": [p for p in self.parameters() if id(p) not in ids]}]
-        if slow:  # the trained stages of a pretrained body (models/backbone.py): their own, lower lr
-            groups.append({"params": slow, "lr": lr * encoder.stage_lr_scale})
+        if slow:  # the trained stages of a pretrained body (models/backbone.py): their own, lower lr, from their start
+            stage_lr, start = lr * encoder.stage_lr_scale, encoder.stage_start
+            group = {"params": slow, "lr": 0.0 if start else stage_lr, "stage_lr": stage_lr, "stage_start": start}
+            groups.append(group)
         return torch.optim.Adam(groups, lr=lr, weight_decay=self.hparams.weight_decay)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        # the trained stages' lr is 0 before encoder.stage_start: a function of the step alone, so a resumed run
-        # sets it the same way; with lr 0 Adam leaves them unchanged (its moments still follow their gradients)
-        encoder = getattr(self.model, "encoder", None)
-        start = getattr(encoder, "stage_start", 0)
-        if start and getattr(encoder, "slow_parameters", lambda: [])():
-            for optimizer in self.trainer.optimizers:
-                group = optimizer.param_groups[-1]  # configure_optimizers puts the stages' group last
-                on = self.global_step >= start
-                group["lr"] = self.hparams.lr * encoder.stage_lr_scale if on else 0.0
+        # the trained stages' lr is 0 before their stage_start: a function of the step alone, so a resumed run sets it
+        # the same way; with lr 0 Adam leaves them unchanged (its moments still follow their gradients)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                if group.get("stage_start"):
+                    group["lr"] = group["stage_lr"] if self.global_step >= group["stage_start"] else 0.0
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets misseg.lit.build.load_module rebuild the right class, with its parts, from a checkpoint path alone
