@@ -168,7 +168,7 @@ def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for()
     seeding = CentroidHeads(K=8, P=4)
     assert not list(seeding.parameters()) and not seeding.seeded
     distinct = torch.randn(1, 4, 2, 4)
-    seeding.kmeans_step(distinct)  # the first step seeds K distinct positions: here all 8
+    assert seeding.kmeans_step(distinct) is None  # the first step seeds K distinct positions (all 8), no shift
     positions = distinct.flatten(2)[0].T
     assert seeding.seeded and {tuple(c.tolist()) for c in seeding.centroids} == {tuple(x.tolist()) for x in positions}
     heads = CentroidHeads(K=2, P=4, momentum=0.5)
@@ -180,10 +180,12 @@ def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for()
     assert H.shape == (1, 2, 4) and torch.allclose(H.norm(dim=2), torch.full((1, 2), 2.0), atol=1e-3)
     pred = torch.einsum("kp,bpuv->bkuv", H[0], L).argmax(1).flatten()
     assert torch.equal(pred, torch.arange(8) % 2)  # the nearest centre: the two alternating groups
+    assert heads.kmeans_step(L) == 0  # each centre is its group's mean already: K-means has settled, no shift
     shifted = L + 2.0  # every position moves by +2: each centre halfway there (momentum 0.5)
     before = heads.centroids.clone()
-    heads.kmeans_step(shifted)
+    shift = heads.kmeans_step(shifted)
     assert torch.allclose(heads.centroids, before + 1.0)
+    assert 0 < shift < 1  # H_k turns towards the shifted group by less than its own length
     heads.centroids[1] = -(a + b)  # a centre no position is nearest to...
     heads.kmeans_step(L)
     assert any(torch.equal(heads.centroids[1], L[0, :, i, j]) for i in range(2) for j in range(4))  # ...re-seeded
@@ -194,21 +196,25 @@ def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for()
     assert torch.equal(heads.centroids[0], a)  # the mean of the valid positions is a
     assert torch.equal(heads.centroids[1], a)  # b's centre got no valid position: re-seeded on a valid one
     before = heads.centroids.clone()
-    heads.kmeans_step(L, torch.zeros(1, 2, 4, dtype=torch.bool))  # no valid position: nothing moves
+    assert heads.kmeans_step(L, torch.zeros(1, 2, 4, dtype=torch.bool)) is None  # no valid position: nothing moves
     assert torch.equal(heads.centroids, before)
 
 
-def test_a_training_step_moves_the_centroids_not_the_optimiser():
+def test_a_training_step_moves_the_centroids_not_the_optimiser(monkeypatch):
     from misseg.lit.build import build_module, compose_model
 
     overrides = ["P=8", "d=2", "encoder.depth=2", "encoder.width=4", "model/heads=centroids", "K=3"]
     module = build_module(compose_model("mi", overrides), None)
     module.train()
+    logged = {}
+    monkeypatch.setattr(module, "log_dict", lambda values, **kw: logged.update(values))
     batch = {"image": torch.randn(4, 3, 16, 16), "mask": torch.randint(0, 3, (4, 16, 16))}
     module.training_step(batch, 0)
     first = module.model.heads.centroids.clone()
     assert module.model.heads.seeded and first.abs().sum() > 0
+    assert "train/centroid_shift" not in logged  # the seeding step moves nothing
     out = module.training_step(batch, 1)
+    assert logged["train/centroid_shift"] > 0  # the centres' move is logged from the first K-means step on
     out["loss"].backward()  # with seeded centres the loss reaches the encoder through p' and S
     assert not torch.equal(module.model.heads.centroids, first)
     assert sum(p.grad.abs().sum() for p in module.model.encoder.parameters() if p.grad is not None) > 0

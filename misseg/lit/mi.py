@@ -149,13 +149,14 @@ class MISegModule(SegmentationModule):
                 extra["targets"] = crf_targets(x, L, H, self.model.tau, valid)
         out = objective(L, H, valid, second, reference, **extra)
         kmeans_step = getattr(self.model.heads, "kmeans_step", None)
-        if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss
-            kmeans_step(L, valid)
         logged = ("loss", "mi", "joint", "marginal", "entropy", "in_image", "correspondence", "crf_target")
         logged += ("critic_a", "critic_b")
-        self.log_dict(
-            {f"train/{k}": out[k] for k in logged if k in out}, on_step=True, on_epoch=True, batch_size=L.shape[0]
-        )
+        scalars = {f"train/{k}": out[k] for k in logged if k in out}
+        if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss
+            shift = kmeans_step(L, valid)
+            if shift is not None:  # how far the centres moved: label-free, it tells when the clusters have settled
+                scalars["train/centroid_shift"] = shift
+        self.log_dict(scalars, on_step=True, on_epoch=True, batch_size=L.shape[0])
         # the loss terms ride along (detached) for misseg.lit.callbacks.NonFiniteGuard's message
         return {"loss": out["loss"], **{k: out[k].detach() for k in ("joint", "marginal")}}
 

@@ -44,15 +44,19 @@ class CentroidHeads(nn.Module):
         return H.to(L.dtype).expand(L.shape[0], self.K, self.P)
 
     @torch.no_grad()
-    def kmeans_step(self, L: torch.Tensor, valid: torch.Tensor | None = None) -> None:
-        """One online K-means step on the batch's L (B, P, U, V); valid (B, H, W) bool at image resolution or None."""
+    def kmeans_step(self, L: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor | None:
+        """One online K-means step on the batch's L (B, P, U, V); valid (B, H, W) bool at image resolution or None.
+
+        Returns the step's shift, K-means's own convergence reading: the mean over k of |H_k after - H_k before| /
+        sqrt(P), in units of |H_k| (a re-seeded class counts its whole jump); None where nothing was learned (no
+        valid position) or the step seeded the centres."""
         B, P, U, V = L.shape
         x = L.detach().float().permute(0, 2, 3, 1).reshape(-1, P)
         if valid is not None:
             x = x[pool_valid(valid, (U, V)).flatten()]
         distributed = dist.is_available() and dist.is_initialized()
         if len(x) == 0 and not distributed:  # no valid position (e.g. all COCO-Stuff things): nothing to learn from
-            return
+            return None
         # under DDP a rank with no valid position still takes part in the collectives below (rank 0's draw wins)
         if not self.seeded:
             if len(x):  # distinct positions while the batch has K of them (a tiny batch repeats some)
@@ -60,7 +64,7 @@ class CentroidHeads(nn.Module):
                 self.centroids.copy_(x[pick[torch.arange(self.K, device=x.device) % len(pick)]])
             self.seeded.fill_(True)
             self._sync()
-            return
+            return None
         k = (x @ F.layer_norm(self.centroids, (P,)).T).argmax(1)
         counts = torch.bincount(k, minlength=self.K).to(x.dtype)
         sums = torch.zeros(self.K, P, dtype=x.dtype, device=x.device).index_add_(0, k, x)
@@ -69,8 +73,10 @@ class CentroidHeads(nn.Module):
             dist.all_reduce(sums)
         moved = self.momentum * self.centroids + (1 - self.momentum) * sums / counts.clamp(min=1)[:, None]
         reseeded = x[torch.randint(len(x), (self.K,), device=x.device)] if len(x) else self.centroids
+        before = F.layer_norm(self.centroids, (P,))
         self.centroids.copy_(torch.where((counts > 0)[:, None], moved, reseeded))
         self._sync()
+        return (F.layer_norm(self.centroids, (P,)) - before).norm(dim=1).mean() / P**0.5
 
     def _sync(self) -> None:
         if dist.is_available() and dist.is_initialized():
