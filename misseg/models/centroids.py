@@ -65,7 +65,8 @@ class CentroidHeads(nn.Module):
             self.seeded.fill_(True)
             self._sync()
             return None
-        k = (x @ F.layer_norm(self.centroids, (P,)).T).argmax(1)
+        before = F.layer_norm(self.centroids, (P,))  # H now: the assignment reads it, the shift starts from it
+        k = (x @ before.T).argmax(1)
         counts = torch.bincount(k, minlength=self.K).to(x.dtype)
         sums = torch.zeros(self.K, P, dtype=x.dtype, device=x.device).index_add_(0, k, x)
         if distributed:
@@ -73,7 +74,6 @@ class CentroidHeads(nn.Module):
             dist.all_reduce(sums)
         moved = self.momentum * self.centroids + (1 - self.momentum) * sums / counts.clamp(min=1)[:, None]
         reseeded = x[torch.randint(len(x), (self.K,), device=x.device)] if len(x) else self.centroids
-        before = F.layer_norm(self.centroids, (P,))
         self.centroids.copy_(torch.where((counts > 0)[:, None], moved, reseeded))
         self._sync()
         return (F.layer_norm(self.centroids, (P,)) - before).norm(dim=1).mean() / P**0.5
