@@ -180,14 +180,14 @@ def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for()
     assert H.shape == (1, 2, 4) and torch.allclose(H.norm(dim=2), torch.full((1, 2), 2.0), atol=1e-3)
     pred = torch.einsum("kp,bpuv->bkuv", H[0], L).argmax(1).flatten()
     assert torch.equal(pred, torch.arange(8) % 2)  # the nearest centre: the two alternating groups
-    assert heads.kmeans_step(L) == 0  # each centre is its group's mean already: K-means has settled, no shift
+    assert heads.kmeans_step(L) == (0, 0)  # each centre is its group's mean already: K-means has settled, no shift
     shifted = L + 2.0  # every position moves by +2: each centre halfway there (momentum 0.5)
     before = heads.centroids.clone()
-    shift = heads.kmeans_step(shifted)
-    assert torch.allclose(heads.centroids, before + 1.0)
+    shift, reseeds = heads.kmeans_step(shifted)
+    assert torch.allclose(heads.centroids, before + 1.0) and reseeds == 0
     assert 0 < shift < 1  # H_k turns towards the shifted group by less than its own length
     heads.centroids[1] = -(a + b)  # a centre no position is nearest to...
-    heads.kmeans_step(L)
+    assert heads.kmeans_step(L).reseeds == 1
     assert any(torch.equal(heads.centroids[1], L[0, :, i, j]) for i in range(2) for j in range(4))  # ...re-seeded
     valid = torch.zeros(1, 2, 4, dtype=torch.bool)
     valid[0, :, 0::2] = True  # only the a positions (valid is at image resolution; here U, V = H, W)
@@ -198,6 +198,34 @@ def test_centroid_heads_are_running_means_of_the_L_each_class_is_predicted_for()
     before = heads.centroids.clone()
     assert heads.kmeans_step(L, torch.zeros(1, 2, 4, dtype=torch.bool)) is None  # no valid position: nothing moves
     assert torch.equal(heads.centroids, before)
+
+
+def test_an_absent_class_waits_reseed_after_batches_before_its_centre_is_thrown_away():
+    """A class no position chose keeps its centre for reseed_after - 1 batches (its content may be in the next
+    batch's images) and moves to a position at the reseed_after-th; a batch that chooses it resets its count."""
+    from misseg.models.centroids import CentroidHeads
+
+    torch.manual_seed(0)
+    a, far = torch.tensor([4.0, 0, 0, 0]), torch.tensor([0, 4.0, 0, 0])
+    only_a = a[:, None].expand(4, 8).reshape(1, 4, 2, 4).clone()
+    with_far = torch.stack([a, far])[torch.arange(8) % 2].T.reshape(1, 4, 2, 4).clone()
+    heads = CentroidHeads(K=2, P=4, momentum=0.5, reseed_after=3)
+    heads.centroids.copy_(torch.stack([a, far]))
+    heads.seeded.fill_(True)
+    for _ in range(2):  # far's class is absent: it waits where it is
+        assert heads.kmeans_step(only_a).reseeds == 0 and torch.equal(heads.centroids[1], far)
+    heads.kmeans_step(with_far)  # chosen again: the wait starts over
+    assert heads.idle.tolist() == [0, 0]
+    for _ in range(2):
+        assert heads.kmeans_step(only_a).reseeds == 0
+    assert heads.kmeans_step(only_a).reseeds == 1  # the third batch in a row without it
+    assert torch.equal(heads.centroids[1], a) and heads.idle.tolist() == [0, 0]
+    old = {k: v for k, v in heads.state_dict().items() if k != "idle"}  # a checkpoint from before the counter
+    fresh = CentroidHeads(K=2, P=4, reseed_after=3)
+    fresh.load_state_dict(old)
+    assert torch.equal(fresh.centroids, heads.centroids) and fresh.idle.tolist() == [0, 0]
+    with pytest.raises(ValueError, match="reseed_after=0"):
+        CentroidHeads(K=2, P=4, reseed_after=0)
 
 
 def test_a_training_step_moves_the_centroids_not_the_optimiser(monkeypatch):
@@ -215,6 +243,7 @@ def test_a_training_step_moves_the_centroids_not_the_optimiser(monkeypatch):
     assert "train/centroid_shift" not in logged  # the seeding step moves nothing
     out = module.training_step(batch, 1)
     assert logged["train/centroid_shift"] > 0  # the centres' move is logged from the first K-means step on
+    assert "train/centroid_reseeds" in logged
     out["loss"].backward()  # with seeded centres the loss reaches the encoder through p' and S
     assert not torch.equal(module.model.heads.centroids, first)
     assert sum(p.grad.abs().sum() for p in module.model.encoder.parameters() if p.grad is not None) > 0
@@ -231,6 +260,9 @@ def test_a_centroid_momentum_outside_0_1_is_refused_by_name():
     check_model_parts(OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.momentum=0.0"])))
     bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.momentum=1.0"]))
     with pytest.raises(ConfigError, match=r"model.heads.momentum=1.0: must be a number in \[0, 1\)"):
+        check_model_parts(bad)
+    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.reseed_after=0"]))
+    with pytest.raises(ConfigError, match=r"model.heads.reseed_after=0: must be an integer >= 1"):
         check_model_parts(bad)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto|_centroids][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_crftarget<W>[_from<N>]][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
+# mi[_proto|_centroids[_reseed<N>]][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_crftarget<W>[_from<N>]][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
 # its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
@@ -20,6 +20,9 @@
 #   HEADS: thesis (default: H_k = F_k(L), one per image) or prototypes (section 12: one H_k for every image, so the
 #     other-image negatives cannot be met by an image code in the H_k; model/heads=prototypes, runs named mi_proto_...)
 #     or centroids (section 24: H_k = running K-means centres of L, not learned; runs named mi_centroids_...).
+#     RESEED_AFTER=N (model.heads.reseed_after, section 46): with HEADS=centroids, a class no position chose is
+#     re-seeded after N batches in a row without it, not at once; 1 (default) leaves the name alone, another N adds
+#     _reseed<N> after _centroids.
 #   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
 #   SHIFT=N (model.objective.view_shift, section 40): a second view that is the first one moved by up to N cells of
@@ -53,7 +56,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids [RESEED_AFTER=10]] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -84,6 +87,12 @@ esac
 case ${HEADS:=thesis} in thesis) heads= ;; prototypes) heads=_proto ;; centroids) heads=_centroids ;; *)
   echo "HEADS: unknown heads '$HEADS'; use thesis, prototypes or centroids" >&2; exit 2 ;;
 esac
+[[ ${RESEED_AFTER:=1} =~ ^[1-9][0-9]*$ ]] || { echo "RESEED_AFTER: '$RESEED_AFTER' is not a number of batches; use e.g. 10 (1 = at once)" >&2; exit 2; }
+reseed=; reseed_args=
+if [ "$RESEED_AFTER" != 1 ]; then
+  [ "$HEADS" = centroids ] || { echo "RESEED_AFTER=$RESEED_AFTER needs HEADS=centroids (the centres it re-seeds)" >&2; exit 2; }
+  reseed=_reseed$RESEED_AFTER reseed_args="model.heads.reseed_after=$RESEED_AFTER"
+fi
 case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) views=_views2; view_args=$views2 ;;
   2/true) views=_views2_vflip; view_args="$views2 model.objective.view_vflip=true" ;;
   1/true) echo "VFLIP=true needs VIEWS=2 (it flips the second view)" >&2; exit 2 ;;
@@ -145,14 +154,14 @@ check_seeds ${SEEDS:-0 1 2}
 sets=${SETS:-human_seg coco_persons ccp_persons}
 check_sets $sets
 export NO_DIAG=1
-name_of() { echo "mi${heads}${negatives}${entropy}${centred}${critic}${views}${corr}${crftarget}${projection}${stages}${suffix}"; }  # name_of METHOD: the run's folder name
+name_of() { echo "mi${heads}${reseed}${negatives}${entropy}${centred}${critic}${views}${corr}${crftarget}${projection}${stages}${suffix}"; }  # name_of METHOD: the run's folder name
 train() {  # train SET K SEED METHOD
   local ignore=false
   [ "$1" = coco_stuff15 ] && ignore=true  # stuff-15's thing pixels get no gradient, as in its reference
   budget=$lever_budget lever "$1" "$2" "$3" "$(name_of "$4")" $encoder model.objective.critic="$CRITIC" \
     model.objective.negatives="$NEGATIVES" model.objective.entropy_weight="$ENTROPY" \
     model.objective.centre_heads=$CENTRE model.objective.correspondence_weight="$CORR" model.ignore_in_loss=$ignore ${heads:+model/heads=$HEADS} $view_args \
-    ${crftarget:+model.objective.crf_target_weight=$CRF_TARGET} $crf_start
+    ${crftarget:+model.objective.crf_target_weight=$CRF_TARGET} $crf_start $reseed_args
 }
 lever_jobs "$sets" "${SEEDS:-0 1 2}" mi
 run_lever_jobs

@@ -153,9 +153,10 @@ class MISegModule(SegmentationModule):
         logged += ("critic_a", "critic_b")
         scalars = {f"train/{k}": out[k] for k in logged if k in out}
         if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss
-            shift = kmeans_step(L, valid)
-            if shift is not None:  # how far the centres moved: label-free, it tells when the clusters have settled
-                scalars["train/centroid_shift"] = shift
+            step = kmeans_step(L, valid)
+            if step is not None:  # how far the centres moved and how many were thrown away: label-free readings
+                scalars["train/centroid_shift"] = step.shift
+                scalars["train/centroid_reseeds"] = step.reseeds.float()
         self.log_dict(scalars, on_step=True, on_epoch=True, batch_size=L.shape[0])
         # the loss terms ride along (detached) for misseg.lit.callbacks.NonFiniteGuard's message
         return {"loss": out["loss"], **{k: out[k].detach() for k in ("joint", "marginal")}}

@@ -106,6 +106,7 @@ class CentroidHeadsConf:
     _target_: str = "misseg.models.centroids.CentroidHeads"
     _partial_: bool = True
     momentum: float = MISSING  # c_k <- momentum c_k + (1 - momentum) (the batch's mean of the L_ij assigned to k)
+    reseed_after: int = 1  # a class no position chose in this many batches in a row moves to a random position
 
 
 # ---------------------------------------------------------------- objectives (conf/model/objective/)
