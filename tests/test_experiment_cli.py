@@ -27,6 +27,7 @@ SCRIPTS = [
     "scale/probe_source",
     "scale/probes",
     "scale/reference_layers",
+    "scale/reseeds",
     "scale/shared_score",
     "scale/shortcut",
     "scale/spectrum",
@@ -58,6 +59,8 @@ MISSING_PATH = [
     ("scale/grid", ["{missing}", "{dir}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{missing}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{dir}/grid.png", "{missing}"], "{missing}"),
+    ("scale/reseeds", ["{missing}", "{file}"], "{missing}"),
+    ("scale/reseeds", ["{dir}", "{missing}"], "{missing}"),
     ("scale/image_fill", ["{missing}", "{file}"], "{missing}"),
     ("scale/image_fill", ["{dir}", "{missing}"], "{missing}"),
     ("scale/kmeans_restarts_table", ["{missing}", "ccp_persons"], "{missing}"),
@@ -174,6 +177,7 @@ def test_the_documented_command_lines_parse_as_before(tmp_path, monkeypatch):
     seen = []
     for script, work, argv, expected in [
         ("scale/agreement", "table", [d, c], (d, [c])),
+        ("scale/reseeds", "table", [d, c, c], (d, [c, c])),
         ("scale/ceiling", "table", [d], (d, [], None, [], "batch")),
         ("scale/ceiling", "table", [d, c, c, "--K", "3"], (d, [c, c], 3, [], "batch")),
         ("scale/ceiling", "table", [d, c, "--correspondence", "0,1,4"], (d, [c], None, [0.0, 1.0, 4.0], "batch")),

@@ -274,3 +274,34 @@ def test_stage_drift_measures_each_stage_relative_to_its_pretrained_weights_and_
     assert drift["stem"] == 0 and drift["blocks.5"] == pytest.approx(0.1) and drift["blocks.6"] == pytest.approx(0.15)
     assert drift["moved stages"] == pytest.approx(((0.04 + 0.36) / (4 + 16)) ** 0.5)
     assert stage_drift.stage_of("blocks.12.0.conv.weight") == "blocks.12" and stage_drift.stage_of("bn1.bias") == "stem"
+
+
+def test_reseeds_counts_the_classes_a_batch_leaves_empty_at_its_valid_positions_only():
+    """reseeds.py with a network whose L is e0 on image 0 and e1 on image 1, and H = (e0, e1, -e0 - e1): class 2 is
+    nobody's nearest centre, so the batch leaves it empty (one re-seed); with image 1's pixels all ignored (COCO-Stuff
+    things, as in training) class 1 is empty too. The image shares are those of the classes each image chooses."""
+    from types import SimpleNamespace
+
+    reseeds = load_scale_script("reseeds")
+    e0, e1 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    H = torch.stack([e0, e1, -e0 - e1])
+
+    class Network:  # centroid heads' network: x[:, 0, 0, 0] says which image it is
+        heads = SimpleNamespace(kmeans_step=lambda L, valid: None)
+
+        def __call__(self, x):
+            L = torch.stack([e1 if i > 0.5 else e0 for i in x[:, 0, 0, 0]])[:, :, None, None].expand(-1, 2, 2, 2)
+            return L, H.expand(x.shape[0], 3, 2)
+
+    module = SimpleNamespace(model=Network(), valid_pixels=lambda batch: batch["mask"] != 255)
+    module.eval = lambda: module
+    reseeds.load_module = lambda ckpt: module
+    images = [torch.full((3, 4, 4), float(i)) for i in (0, 1)]
+    for ignored, empty, shares in ((False, 1, "0.50 0.50 0.00"), (True, 2, "0.50 0.00 0.00")):
+        masks = [torch.zeros(4, 4, dtype=torch.long), torch.full((4, 4), 255 if ignored else 0)]
+        data = SimpleNamespace(val_set=[{"image": x, "mask": m} for x, m in zip(images, masks, strict=True)])
+        row = reseeds.score("ckpt", data)
+        assert row == {"K": 3, "empty per batch": empty, "often empty": empty, "image share per class": shares}
+    module.model = SimpleNamespace(heads=object())  # the thesis's heads: no K-means step, nothing re-seeds
+    with pytest.raises(reseeds.ConfigError, match="ckpt: not a centroid-heads run"):
+        reseeds.score("ckpt", data)

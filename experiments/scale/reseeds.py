@@ -12,6 +12,8 @@ with model.ignore_in_loss, the pixels not labelled 255, as in training; otherwis
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from _cli import checkpoint_table, data_and_checkpoints, eval_view, run  # experiments/scale/_cli.py
 
@@ -36,7 +38,8 @@ def chosen(module: torch.nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torc
     return onehot.flatten(1, 2).any(1)
 
 
-def score(ckpt: str, data) -> dict:
+def score(ckpt: str, data: Any) -> dict[str, int | float | str]:
+    """KEYS for one checkpoint on a set's eval view (data.val_set)."""
     module = load_module(ckpt).eval()
     if not hasattr(module.model.heads, "kmeans_step"):
         raise ConfigError(f"{ckpt}: not a centroid-heads run (model/heads=centroids), nothing re-seeds; pass one")
@@ -51,9 +54,14 @@ def score(ckpt: str, data) -> dict:
     }
 
 
-def main() -> None:
-    args = data_and_checkpoints(PROG, __doc__).parse_args()
-    run(PROG, lambda: checkpoint_table(eval_view(args.data), args.ckpts, KEYS, score))
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, then one markdown row per checkpoint."""
+    checkpoint_table(eval_view(root), ckpts, KEYS, score)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
+    run(PROG, table, args.data, args.ckpts)
 
 
 if __name__ == "__main__":
