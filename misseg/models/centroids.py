@@ -11,10 +11,10 @@ k_ij = argmax_k <L_ij, H_k> over the batch's valid positions; m_k = mean of the 
 c_k <- momentum c_k + (1 - momentum) m_k; a class no position chose in `reseed_after` batches in a row moves to a
 random position of the batch (until then its centre stays where it is). With reseed_after = 1 (the default) an absent
 class moves at once; a class whose content lives in few images is then thrown away whenever a batch lacks it
-(experiments/scale section 46: COCO-Stuff-15's rarer classes are in 6-11% of the images, absent from a third of the
-batches of 16). The first batch seeds the K centres at distinct random positions (before it, H = 0 and p' is uniform, so
-the first step moves nothing). H_k = LayerNorm(c_k) without gain or bias: |H_k| = sqrt(P) as the thesis's heads
-(their F_k end in a LayerNorm), so tau = 1/sqrt(P) keeps its meaning and every class has the same norm.
+(experiments/scale section 46: COCO-Stuff-15's rarer classes are in 6-11% of the images, absent from a sixth to a
+third of the batches of 16). The first batch seeds the K centres at distinct random positions (before it, H = 0 and
+p' is uniform, so the first step moves nothing). H_k = LayerNorm(c_k) without gain or bias: |H_k| = sqrt(P) as the
+thesis's heads (their F_k end in a LayerNorm), so tau = 1/sqrt(P) keeps its meaning and every class has the same norm.
 Under DDP the batch statistics are summed over the processes and rank 0's centres are broadcast (a re-seeding draw
 is rank 0's), so every process holds the same H.
 """
