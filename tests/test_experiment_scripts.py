@@ -182,6 +182,17 @@ def test_checkpoint_table_prints_k_as_an_int_and_scores_to_three_decimals(capsys
     ]
 
 
+def test_checkpoint_table_prints_no_header_before_a_first_checkpoint_it_refuses(capsys):
+    from misseg.runs.errors import ConfigError
+
+    def refuse(c, data):
+        raise ConfigError(f"{c}: not a centroid-heads run")
+
+    with pytest.raises(ConfigError):
+        load_scale_script("_cli").checkpoint_table(None, ["a.ckpt"], ("K",), refuse)
+    assert capsys.readouterr().out == ""
+
+
 def test_shared_score_finds_the_bounds_gradient_along_the_heads_mean_and_centring_removes_it():
     """shared_score.py on L and H that both carry one vector m (as centroid heads carry the mean of L): the shared
     score is about a |m|^2, the joint term saturates, and the bound's gradient on L lies along mean_k H_k; with the

@@ -103,11 +103,13 @@ def checkpoint_table(
     data: FolderDataModule, ckpts: list[str], keys: tuple[str, ...], score: Callable[[str, Any], dict]
 ) -> None:
     """A markdown table, one row per checkpoint: score(ckpt, data) -> {key: value} on a set's eval view (eval_view);
-    an int (K) or a str prints as it is, a float to three decimals."""
-    print("| checkpoint | " + " | ".join(keys) + " |")
-    print("|---" * (len(keys) + 1) + "|")
-    for c in ckpts:
+    an int (K) or a str prints as it is, a float to three decimals. The header waits for the first row, so a
+    checkpoint refused at once (a one-line error) leaves stdout empty."""
+    for i, c in enumerate(ckpts):
         r = score(c, data)
+        if i == 0:
+            print("| checkpoint | " + " | ".join(keys) + " |")
+            print("|---" * (len(keys) + 1) + "|")
         print(
             f"| {c} | " + " | ".join(f"{r[k]}" if isinstance(r[k], (int, str)) else f"{r[k]:.3f}" for k in keys) + " |",
             flush=True,
