@@ -582,6 +582,7 @@ SHELL_REFUSALS = [
     ("baselines_backbone.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
     ("crf_kept.sh", {"SEEDS": "0 one"}, [], "SEEDS: 'one' is not a seed"),
     ("crf_kept.sh", {"INITIAL": "yes"}, [], "INITIAL: 'yes' is not a switch"),
+    ("crf_kept.sh", {"RANDOM_INIT": "1"}, [], "RANDOM_INIT: '1' is not a switch"),
     ("crf_kept.sh", {"ENTRIES": "ok mi_a;ok"}, [], "ENTRIES: 'ok' is not 'SET NAME'"),
     ("crf_kept.sh", {"ENTRIES": "ok mi_a;nope mi_b"}, [], "SETS: no folder {small}/nope"),
     ("baselines.sh", {"SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),

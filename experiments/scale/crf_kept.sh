@@ -7,14 +7,19 @@
 # image, refined). Evaluation only; a run without its checkpoint is skipped.
 # ENTRIES="SET NAME;SET NAME..." evaluates those runs instead of the kept list (a lever's runs, section 39);
 # INITIAL=true adds the probe target's reference, the same runs at their initial weights: RUN/diag/initial/SET
-# (init=initial probe=linear: the frozen body and the seed's untrained projection).
+# (init=initial probe=linear: the frozen body and the seed's untrained projection). RANDOM_INIT=true adds issue 14's
+# literal reference, the same architecture at a random init drawn with the run's seed: RUN/diag/random/SET
+# (init=random probe=linear; levers_table.py's "linear probe, random init" column).
 # MAX_STEPS=900 (common.sh): the same evaluations of the 900-step runs ($RUNS/small900, their step-900 checkpoint).
-# Usage: [SEEDS="0 1 2"] [ENTRIES=...] [INITIAL=true] [MAX_STEPS=900] bash experiments/scale/crf_kept.sh   (two at a time, one thread each)
+# Usage: [SEEDS="0 1 2"] [ENTRIES=...] [INITIAL=true] [RANDOM_INIT=true] [MAX_STEPS=900] bash experiments/scale/crf_kept.sh   (two at a time, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 check_seeds ${SEEDS:-0 1 2}
 case ${INITIAL:=false} in true | false) ;; *) echo "INITIAL: '$INITIAL' is not a switch; use true or false" >&2; exit 2 ;; esac
+case ${RANDOM_INIT:=false} in true | false) ;; *)
+  echo "RANDOM_INIT: '$RANDOM_INIT' is not a switch; use true or false" >&2; exit 2 ;;
+esac
 kept=(
   "ccp_persons mi_centroids_own_image_entropy1_centred_affine_effnet4_frozen"                  # section 26
   "human_seg mi_centroids_own_image_entropy1_centred_affine_effnet4_frozen"                    # 29
@@ -43,6 +48,8 @@ evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run (at MAX_S
   SEED=$seed run "$d/diag/step${last_step}_crf/$set" misseg.evaluate ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args crf=true
   [ "$INITIAL" = false ] || SEED=$seed run "$d/diag/initial/$set" misseg.evaluate \
     ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args init=initial probe=linear
+  [ "$RANDOM_INIT" = false ] || SEED=$seed run "$d/diag/random/$set" misseg.evaluate \
+    ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args init=random probe=linear
 }
 jobs=()
 for seed in ${SEEDS:-0 1 2}; do
