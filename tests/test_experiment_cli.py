@@ -359,6 +359,21 @@ def test_levers_table_names_a_figure_that_fewer_seeds_than_the_row_have(tmp_path
     assert row[7] == "0.500 ± 0.000" and row[9] == "0.300 (1 of 3)"
 
 
+def test_levers_table_reads_runs_trained_on_another_set_through_their_evaluations_there(tmp_path, monkeypatch, capsys):
+    """--trained-on u: the runs of small/u are read on set s through diag/step*/s; their clusters cell is that
+    evaluation's (0.4), not the training set's metrics.json (0.9), and a seed never evaluated on s has no row."""
+    for seed in (0, 1, 2):
+        run = tmp_path / "small" / "u" / f"seed{seed}" / "mi"
+        fake_metrics(run, 0.9)
+        if seed < 2:
+            fake_metrics(run / "diag" / "step00450" / "s", 0.4 + seed / 10)
+            fake_metrics(run / "diag" / "step00450_crf" / "s", 0.7)
+    load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi", "--trained-on", "u"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")).split(" | ")
+    assert row[2:5] == ["2", "0.450 ± 0.071", "0.700 ± 0.000"]
+    assert row[-1] == "0.400, 0.500 |"
+
+
 def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, monkeypatch, capsys):
     """Trained runs per seed; the random init once per seeded draw (seeds 0 and 1 share draw 0); the initial
     weights where evaluated; K-means on the body where body_kmeans.sh ran; K-means RGB of both baselines folders."""
@@ -583,8 +598,9 @@ SHELL_REFUSALS = [
     ("crf_kept.sh", {"SEEDS": "0 one"}, [], "SEEDS: 'one' is not a seed"),
     ("crf_kept.sh", {"INITIAL": "yes"}, [], "INITIAL: 'yes' is not a switch"),
     ("crf_kept.sh", {"RANDOM_INIT": "1"}, [], "RANDOM_INIT: '1' is not a switch"),
-    ("crf_kept.sh", {"ENTRIES": "ok mi_a;ok"}, [], "ENTRIES: 'ok' is not 'SET NAME'"),
+    ("crf_kept.sh", {"ENTRIES": "ok mi_a;ok"}, [], "ENTRIES: 'ok' is not 'SET NAME [TRAIN_SET]'"),
     ("crf_kept.sh", {"ENTRIES": "ok mi_a;nope mi_b"}, [], "SETS: no folder {small}/nope"),
+    ("crf_kept.sh", {"ENTRIES": "ok mi_a nope"}, [], "SETS: no folder {small}/nope"),  # the training set, too
     ("baselines.sh", {"SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
 ]
 
@@ -612,6 +628,31 @@ def test_the_scale_shell_scripts_refuse_bad_input_in_one_line_before_any_run(tmp
     assert r.returncode == 2, r.stderr
     assert r.stdout == "" and r.stderr.count("\n") == 1 and expected.format(**fill) in r.stderr
     assert not (tmp_path / "calls").exists() and not any(runs.rglob("*"))  # nothing run, nothing written
+
+
+def test_crf_kept_evaluates_on_a_set_the_run_that_trained_on_another(tmp_path):
+    """ENTRIES="ok mi_a u": the checkpoint of small/u/seed0/mi_a, evaluated on set ok into that run's diag/.../ok."""
+    import os
+    import subprocess
+
+    small, runs = tmp_path / "small", tmp_path / "runs"
+    for s in ("ok", "u"):
+        (small / s).mkdir(parents=True)
+    ckpt = runs / "small" / "u" / "seed0" / "mi_a" / "checkpoints" / "step00450.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    python = tmp_path / "python"  # records its arguments, one call a line
+    python.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls"}\n')
+    python.chmod(0o755)
+    env = {**os.environ, "SMALL": str(small), "RUNS": str(runs), "PY": str(python), "SEEDS": "0"}
+    env["ENTRIES"] = "ok mi_a u"
+    r = subprocess.run(["bash", str(REPO / "experiments/scale/crf_kept.sh")], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    run = runs / "small" / "u" / "seed0" / "mi_a"
+    assert len(calls) == 2 and all(f"ckpt_path={ckpt}" in c and f"data.root={small}/ok" in c for c in calls)
+    assert f"hydra.run.dir={run}/diag/step00450/ok" in calls[0]
+    assert f"hydra.run.dir={run}/diag/step00450_crf/ok" in calls[1]
 
 
 def test_a_lever_run_describes_its_clusters_under_no_diag_too(tmp_path):

@@ -6,6 +6,8 @@
 # other half, the clusters on that half beside them) and RUN/diag/step00450_crf/SET (crf=true: the clusters on every
 # image, refined). Evaluation only; a run without its checkpoint is skipped.
 # ENTRIES="SET NAME;SET NAME..." evaluates those runs instead of the kept list (a lever's runs, section 39);
+# "SET NAME TRAIN_SET" evaluates on SET the run NAME trained on TRAIN_SET (section 47: persons1400's runs on each
+# person set), into that run's RUN/diag/.../SET (levers_table.py --trained-on TRAIN_SET reads them);
 # INITIAL=true adds the probe target's reference, the same runs at their initial weights: RUN/diag/initial/SET
 # (init=initial probe=linear: the frozen body and the seed's untrained projection). RANDOM_INIT=true adds issue 14's
 # literal reference, the same architecture at a random init drawn with the run's seed: RUN/diag/random/SET
@@ -34,14 +36,14 @@ if [ -n "${ENTRIES:-}" ]; then
   IFS=';' read -r -a kept <<< "$ENTRIES"
   entry_sets=()
   for entry in "${kept[@]}"; do
-    read -r set name rest <<< "$entry"
-    [ -n "${name:-}" ] && [ -z "${rest:-}" ] || { echo "ENTRIES: '$entry' is not 'SET NAME'" >&2; exit 2; }
-    entry_sets+=("$set")
+    read -r set name train_set rest <<< "$entry"
+    [ -n "${name:-}" ] && [ -z "${rest:-}" ] || { echo "ENTRIES: '$entry' is not 'SET NAME [TRAIN_SET]'" >&2; exit 2; }
+    entry_sets+=("$set" ${train_set:+"$train_set"})
   done
   check_sets "${entry_sets[@]}"
 fi
-evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run (at MAX_STEPS: $small, step$last_step)
-  local set=$1 seed=$2 d="$small/$1/seed$2/$3"
+evaluate_kept() {  # evaluate_kept SET SEED NAME [TRAIN_SET]: both rows of one run (at MAX_STEPS: $small, step$last_step)
+  local set=$1 seed=$2 d="$small/${4:-$1}/seed$2/$3"
   local ckpt="$d/checkpoints/step$last_step.ckpt"
   [ -f "$ckpt" ] || { echo "skip: $d (no step$last_step.ckpt)"; return 0; }
   SEED=$seed run "$d/diag/step$last_step/$set" misseg.evaluate ckpt_path="$ckpt" $(SEED=$seed data "$set") $eval_args probe=all
@@ -54,8 +56,8 @@ evaluate_kept() {  # evaluate_kept SET SEED NAME: both rows of one run (at MAX_S
 jobs=()
 for seed in ${SEEDS:-0 1 2}; do
   for entry in "${kept[@]}"; do
-    read -r set name <<< "$entry"
-    jobs+=("$set $seed $name")
+    read -r set name train_set <<< "$entry"
+    jobs+=("$set $seed $name${train_set:+ $train_set}")
   done
 done
 two_at_a_time evaluate_kept

@@ -9,6 +9,9 @@ Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names 
        [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
                               + CRF, K-means on L and linear probe, one per distinct seeded draw; crf_rest.sh
                               makes the CRF cell)
+       [--trained-on persons1400]  (runs trained on that set, RUNS_DIR/STUDY/persons1400/seedS/NAME, read on each SET
+                              through their RUN/diag/step*/SET evaluations (crf_kept.sh's third ENTRIES word): the
+                              clusters cell is that evaluation's, not the training set's metrics.json)
 The "initial weights" column is the linear probe of RUN/diag/initial (crf_kept.sh INITIAL=true: the frozen body and
 the seed's untrained projection), the probe target's reference for runs on a frozen pretrained body.
 """
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--random-init", action="store_true", help="a 'random init' row per set: the first name's diag/random(_crf)"
     )
+    ap.add_argument("--trained-on", metavar="SET", help="the runs' training set, when it is not the SET read")
     args = ap.parse_args(argv)
     study = Path(args.runs) / args.study
     if not study.is_dir():
@@ -108,10 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     for s in args.sets:
         for name in names + (["random init"] if args.random_init else []):
             rows, seen, reference = [], set(), name == "random init"
-            for seed_dir in sorted((Path(args.runs) / args.study / s).glob("seed*")):
+            for seed_dir in sorted((Path(args.runs) / args.study / (args.trained_on or s)).glob("seed*")):
                 if seed_dir.name.removeprefix("seed") in seeds:
                     run = seed_dir / (names[0] if reference else name)
-                    rows += random_init(run, s, seen, args.probe_dir) if reference else gather(run, s, args.probe_dir)
+                    rows += (
+                        random_init(run, s, seen, args.probe_dir)
+                        if reference
+                        else gather(run, s, args.probe_dir, elsewhere=args.trained_on not in (None, s))
+                    )
             if not rows:
                 continue
             n = len(rows)
@@ -128,23 +136,26 @@ def miou(path: Path) -> float | None:
     return json.loads(path.read_text())["miou"] if path.is_file() else None
 
 
-def gather(run: Path, s: str, probe_dir: str = "") -> list[tuple]:
+def gather(run: Path, s: str, probe_dir: str = "", elsewhere: bool = False) -> list[tuple]:
     """A trained run's row: (clusters, its last step's probes, its random init's probes, clusters + CRF, its initial
     weights' probes); the probes
     from RUN/diag/PROBE_DIR (reprobe.sh's `cosine`: the converged probe), the CRF score from RUN/diag; without
-    those probes (NO_DIAG) the probe and CRF cells are None, so the run still shows."""
+    those probes (NO_DIAG) the probe and CRF cells are None, so the run still shows. `elsewhere`: the run was
+    trained on another set, so its metrics.json is not set s's; the clusters are its last step's evaluation on s
+    (all images), and a run never evaluated on s has no row."""
     diag = step_metrics(run / "diag" / probe_dir, s)
     if probe_dir and not diag and recorded_schedule(run / "diag", s) == probe_dir:
         probe_dir, diag = "", step_metrics(run / "diag", s)  # diagnosed under that probe already
     probes = run / "diag" / probe_dir
-    if not (run / "metrics.json").is_file():
+    if not (run / "metrics.json").is_file() or (elsewhere and not diag):
         return []
     if not diag:  # trained with NO_DIAG, or probed under another protocol only: its clusters, no probe cells
         return [(miou(run / "metrics.json"), None, None, None, None)]
     crf_file = run / "diag" / (diag[-1].parent.parent.name + "_crf") / s / "metrics.json"
     random = probe(probes / "random" / s / "metrics.json")
     initial = probe(run / "diag" / "initial" / s / "metrics.json")
-    return [(miou(run / "metrics.json"), probe(diag[-1]), random, miou(crf_file), initial)]
+    clusters = miou(diag[-1] if elsewhere else run / "metrics.json")
+    return [(clusters, probe(diag[-1]), random, miou(crf_file), initial)]
 
 
 def step_metrics(diag: Path, s: str) -> list[Path]:
