@@ -28,6 +28,19 @@ def random_init_module(ckpt_path: str | Path, seed: int, initial: bool = False, 
     return module
 
 
+def calibrate_on_images(module, datamodule, device) -> int:
+    """init_batchnorm=data: the fresh encoder's BatchNorm statistics measured on every evaluation image (no label
+    read); the module is left in eval mode on the CPU, as load_module returned it."""
+    from misseg.diagnostics.features import calibrate_batchnorm
+
+    if not hasattr(datamodule, "val_set"):
+        datamodule.setup("validate")
+    module.eval().to(device)
+    n = calibrate_batchnorm(module, (batch["image"].to(device) for batch in datamodule.val_dataloader()))
+    module.cpu()
+    return n
+
+
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
@@ -51,8 +64,11 @@ def evaluate(cfg: DictConfig) -> dict:
     overrides = dict(num_classes=datamodule.num_classes, matching=cfg.matching)
     init = cfg.get("init", "trained")
     random_init = init in ("random", "initial")
+    calibrated = 0
     if random_init:
         module = random_init_module(cfg.ckpt_path, cfg.seed, initial=init == "initial", **overrides)
+        if cfg.get("init_batchnorm", "init") == "data":
+            calibrated = calibrate_on_images(module, datamodule, device_for(cfg))
     else:
         module = load_module(cfg.ckpt_path, **overrides)
     check_clusters_match_classes(
@@ -71,7 +87,8 @@ def evaluate(cfg: DictConfig) -> dict:
         weights = None
         if random_init:
             what = "random init" if init == "random" else "initial weights (its config's weights files)"
-            weights = f"{what} (seed {cfg.seed}), architecture of ckpt_path={cfg.ckpt_path}"
+            statistics = f", BatchNorm statistics of the images ({calibrated} layers)" if calibrated else ""
+            weights = f"{what} (seed {cfg.seed}){statistics}, architecture of ckpt_path={cfg.ckpt_path}"
         metrics = metrics_record(result, datamodule.classes, weights=weights or f"ckpt_path={cfg.ckpt_path}")
         metrics_path = write_metrics(run_dir, metrics)
         figures = {}

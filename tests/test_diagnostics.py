@@ -445,3 +445,40 @@ def test_correspondence_ceiling_is_the_best_critic_value_and_rewards_partitions_
     base = bound_ceiling(rows, 2, "own_image")
     assert bound_ceiling(rows, 2, "own_image", agree, 0.0) == base
     assert bound_ceiling(rows, 2, "own_image", agree, 1.0) > bound_ceiling(rows, 2, "own_image", disagree, 1.0) + 0.3
+
+
+def test_calibrate_batchnorm_measures_the_images_statistics_and_restores_the_modes():
+    """Each BatchNorm's running mean becomes the equal-weight mean over the batches (momentum None), read by the
+    encoder's own forward; its momentum and mode come back, and a module outside the encoder is left alone."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from misseg.diagnostics.features import calibrate_batchnorm
+
+    bn, outside = nn.BatchNorm2d(2, momentum=0.3), nn.BatchNorm2d(2)
+    encoder = nn.Sequential(nn.Identity(), bn)
+    module = SimpleNamespace(model=SimpleNamespace(inputs=nn.Identity(), encoder=encoder), outside=outside)
+    module.model.encoder.eval()
+    torch.manual_seed(0)
+    batches = [torch.randn(3, 2, 4, 4) + shift for shift in (1.0, 5.0)]
+    assert calibrate_batchnorm(module, batches) == 1
+    expected = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    assert torch.allclose(bn.running_mean, expected, atol=1e-6)
+    assert bn.num_batches_tracked == 2 and bn.momentum == 0.3 and not bn.training
+    assert torch.equal(outside.running_mean, torch.zeros(2))
+
+
+def test_evaluate_init_random_with_batchnorm_from_the_images(tmp_path, tiny_ckpt):
+    ckpt, data = tiny_ckpt
+    args = ("probe=linear", "init=random", "init_batchnorm=data", "report=false", "probe_min_steps=5")
+    r = evaluate(ckpt, data, *args, f"hydra.run.dir={tmp_path}/e")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["init"] == "random" and "BatchNorm statistics of the images (" in m["weights"]
+    r = evaluate(ckpt, data, "init_batchnorm=data", f"hydra.run.dir={tmp_path}/bad")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: init_batchnorm=data needs init=random (got init=trained): trained and initial weights keep the "
+        "BatchNorm statistics they were trained with"
+    ]
+    assert not (tmp_path / "bad").exists()

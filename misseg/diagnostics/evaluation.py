@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # torch is imported inside the functions: validation imports 
 
 PROBES = ("linear", "kmeans")
 INITS = ("trained", "random", "initial")
+INIT_BATCHNORMS = ("init", "data")  # init=random's BatchNorm statistics: as drawn, or measured on the images
 PROBE_SCHEDULES = ("cosine", "constant")
 PROBE_SCHEDULE = "cosine"  # the linear probe's lr schedule (conf/evaluate.yaml probe_schedule); see fit_linear_probe
 PROBE_MIN_STEPS = 1000  # ... and its least number of Adam steps (conf/evaluate.yaml probe_min_steps)
@@ -61,6 +62,12 @@ def check_diagnostics(cfg: DictConfig) -> None:
 
     probe_kinds(cfg.get("probe"))
     check_choice("init", cfg.get("init", "trained"), INITS)
+    check_choice("init_batchnorm", cfg.get("init_batchnorm", "init"), INIT_BATCHNORMS)
+    if cfg.get("init_batchnorm", "init") == "data" and cfg.get("init", "trained") != "random":
+        raise ConfigError(
+            f"init_batchnorm=data needs init=random (got init={cfg.get('init', 'trained')}): trained and initial "
+            "weights keep the BatchNorm statistics they were trained with"
+        )
     fraction = cfg.get("probe_fit_fraction", 0.5)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
         raise ConfigError(f"probe_fit_fraction={fraction!r}: must be a number in (0, 1) (share of images to fit on)")

@@ -24,3 +24,30 @@ def local_features(module: nn.Module, x: torch.Tensor, layer: str = "L") -> torc
     if layer == "body":
         return net.encoder.body_features(net.inputs(x))
     return net.encoder(net.inputs(x))
+
+
+@torch.no_grad()
+def calibrate_batchnorm(module: nn.Module, images) -> int:
+    """Reset the encoder's BatchNorm running statistics and measure them on `images` (an iterable of normalised
+    (B, 3, H, W) batches; no labels): each BatchNorm's mean and variance become the equal-weight average over the
+    batches (momentum None). Returns the number of BatchNorm layers measured.
+
+    Why: a freshly drawn deep network evaluated with BatchNorm's initial statistics (mean 0, variance 1) passes
+    whatever scale its random convolutions produce from block to block, so a random-init reference read that way
+    measures a network no one would use; the statistics of the data are what a trained network's BatchNorm holds,
+    and measuring them reads no label (evaluate init=random init_batchnorm=data).
+    """
+    norms = [m for m in module.model.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: every batch weighs the same
+        m.train()
+    try:
+        for x in images:
+            local_features(module, x)  # every BatchNorm on the path updates its statistics; the output is unused
+    finally:
+        for m, (momentum, training) in zip(norms, saved, strict=True):
+            m.momentum = momentum
+            m.train(training)
+    return len(norms)
