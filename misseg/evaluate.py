@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,9 +15,6 @@ from misseg.runs.config import config_dir
 from misseg.runs.errors import reported_errors
 from misseg.runs.resume import check_run_dir
 from misseg.runs.validation import check_clusters_match_classes, precheck, validate_evaluate_cfg
-
-if TYPE_CHECKING:  # torch is imported by the functions that use it, after the command line is checked
-    import torch
 
 
 def random_init_module(ckpt_path: str | Path, seed: int, initial: bool = False, **overrides):
@@ -32,23 +28,11 @@ def random_init_module(ckpt_path: str | Path, seed: int, initial: bool = False, 
     return module
 
 
-def calibrate_on_images(module: torch.nn.Module, datamodule: Any, device: torch.device) -> int:
-    """init_batchnorm=data: the fresh encoder's BatchNorm statistics measured on every evaluation image (no label
-    read); the module is left in eval mode on the CPU, as load_module returned it."""
-    from misseg.diagnostics.features import calibrate_batchnorm
-
-    if not hasattr(datamodule, "val_set"):
-        datamodule.setup("validate")
-    module.eval().to(device)
-    n = calibrate_batchnorm(module, (batch["image"].to(device) for batch in datamodule.val_dataloader()))
-    module.cpu()
-    return n
-
-
 def evaluate(cfg: DictConfig) -> dict:
     import pytorch_lightning as pl
 
     from misseg.diagnostics.evaluation import (
+        calibrate_on_images,
         check_probe_layer,
         crf_evaluation,
         device_for,

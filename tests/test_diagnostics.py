@@ -207,12 +207,17 @@ def evaluate(ckpt, data, *args):
     return r
 
 
+def evaluated(ckpt, data, out, *args) -> dict:
+    """metrics.json of an evaluation into `out` that must succeed."""
+    r = evaluate(ckpt, data, *args, f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
 def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckpt):
     pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
     ckpt, data = tiny_ckpt
-    r = evaluate(ckpt, data, "probe=all", "crf=true", "probe_kmeans_restarts=3", f"hydra.run.dir={tmp_path}/eval")
-    assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    m = evaluated(ckpt, data, tmp_path / "eval", "probe=all", "crf=true", "probe_kmeans_restarts=3")
     assert m["crf"] is True and "init" not in m and 0 <= m["miou"] <= m["pa"] <= 1
     probe = m["probe"]
     assert probe["split"] == {"seed": 0, "fit_fraction": 0.5, "fit_images": 3, "test_images": 3}
@@ -226,9 +231,7 @@ def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckp
 def test_evaluate_init_random_and_a_bad_value(tmp_path, tiny_ckpt):
     ckpt, data = tiny_ckpt
     args = ("probe=linear", "init=random", "report=false", "logger=csv", "probe_min_steps=30")
-    r = evaluate(ckpt, data, *args, f"hydra.run.dir={tmp_path}/e")
-    assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    m = evaluated(ckpt, data, tmp_path / "e", *args)
     assert m["init"] == "random" and "crf" not in m and set(m["probe"]) == {"split", "unsupervised", "linear"}
     assert 0 <= m["probe"]["linear"]["miou"] <= 1
     # 3 fit images = 1 step a pass: 20 passes, raised to probe_min_steps; the protocol is recorded
@@ -472,9 +475,7 @@ def test_calibrate_batchnorm_measures_the_images_statistics_and_restores_the_mod
 def test_evaluate_init_random_with_batchnorm_from_the_images(tmp_path, tiny_ckpt):
     ckpt, data = tiny_ckpt
     args = ("probe=linear", "init=random", "init_batchnorm=data", "report=false", "probe_min_steps=5")
-    r = evaluate(ckpt, data, *args, f"hydra.run.dir={tmp_path}/e")
-    assert r.returncode == 0, r.stderr[-3000:]
-    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    m = evaluated(ckpt, data, tmp_path / "e", *args)
     assert m["init"] == "random" and "BatchNorm statistics of the images (" in m["weights"]
     r = evaluate(ckpt, data, "init_batchnorm=data", f"hydra.run.dir={tmp_path}/bad")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -17,6 +18,15 @@ from misseg.data.scan import BadFilesError, bad_files_message, read_class_names,
 from misseg.data.synthetic import SyntheticTextures
 from misseg.data.transforms import eval_transform, train_transform
 from misseg.runs.errors import ConfigError, DatasetError
+
+
+def with_val_set(datamodule: Any) -> Any:
+    """The datamodule with its evaluation set built: trainer.validate builds it, and every pass that reads the
+    evaluation images before or instead of it (CRF scoring, the probes, BatchNorm calibration, the report) calls
+    this first, so setup("validate") runs once."""
+    if not hasattr(datamodule, "val_set"):
+        datamodule.setup("validate")
+    return datamodule
 
 
 class SegmentationDataModule(pl.LightningDataModule):

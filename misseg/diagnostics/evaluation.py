@@ -169,14 +169,27 @@ def module_probs(module: torch.nn.Module) -> ProbsFn:
 def crf_evaluation(module: torch.nn.Module, datamodule: Any, matching: str, device: torch.device) -> dict:
     """The method's unsupervised PA / mIoU on the whole evaluation set with CRF-refined predictions
     (replaces trainer.validate, whose validation_step has no CRF)."""
+    from misseg.data.datamodule import with_val_set
+
     module.eval().to(device)
-    if not hasattr(datamodule, "val_set"):
-        datamodule.setup("validate")
-    loader = datamodule.val_dataloader()
+    loader = with_val_set(datamodule).val_dataloader()
     confusion = accumulate_confusion(
         loader, module_probs(module), module.hparams.K, datamodule.num_classes, True, device
     )
     return matched_result(confusion, matching, len(loader.dataset))
+
+
+def calibrate_on_images(module: torch.nn.Module, datamodule: Any, device: torch.device) -> int:
+    """init_batchnorm=data: the fresh encoder's BatchNorm statistics measured on every evaluation image (no label
+    read); the module is left in eval mode on the CPU, as load_module returned it."""
+    from misseg.data.datamodule import with_val_set
+    from misseg.diagnostics.features import calibrate_batchnorm
+
+    module.eval().to(device)
+    loader = with_val_set(datamodule).val_dataloader()
+    n = calibrate_batchnorm(module, (batch["image"].to(device) for batch in loader))
+    module.cpu()
+    return n
 
 
 def report_predictor(module: torch.nn.Module, crf: bool) -> Callable:
@@ -316,8 +329,9 @@ def run_probes(cfg: DictConfig, module: torch.nn.Module, datamodule: Any, device
     kinds = probe_kinds(cfg.get("probe"))
     if not kinds:
         return {}
-    if not hasattr(datamodule, "val_set"):
-        datamodule.setup("validate")
+    from misseg.data.datamodule import with_val_set
+
+    with_val_set(datamodule)
     module.eval().to(device)
     crf = bool(cfg.get("crf", False))
     fraction = float(cfg.get("probe_fit_fraction", 0.5))

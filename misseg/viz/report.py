@@ -77,8 +77,9 @@ def write_report(
     """
     out_dir = Path(out_dir) if out_dir is not None else Path(run_dir) / "figures"
     names = list(datamodule.classes)
-    if not hasattr(datamodule, "val_set"):
-        datamodule.setup("validate")
+    from misseg.data.datamodule import with_val_set
+
+    with_val_set(datamodule)
     confusion = np.asarray(result["confusion"], np.int64)
     mapping = result["mapping"]
     matching = matching_label(result.get("matching", "hungarian"))
