@@ -16,6 +16,7 @@ SCRIPTS = [
     "scale/grid",
     "scale/image_fill",
     "scale/kmeans_restarts_table",
+    "scale/lever_images",
     "scale/levers_table",
     "scale/make_data",
     "scale/oracle",
@@ -65,6 +66,9 @@ MISSING_PATH = [
     ("scale/image_fill", ["{dir}", "{missing}"], "{missing}"),
     ("scale/kmeans_restarts_table", ["{missing}", "ccp_persons"], "{missing}"),
     ("scale/kmeans_restarts_table", ["{dir}", "ccp_persons", "--baselines", "{missing}"], "{missing}"),
+    ("scale/lever_images", ["{missing}", "mi", "--sets", "s"], "{missing}"),
+    ("scale/lever_images", ["{dir}", "mi", "--sets", "s", "--train-sets", "coco_persons,nine"], "--train-sets nine"),
+    ("scale/lever_images", ["{dir}", "mi", "--sets", "s", "--figure", "{missing}/f.png"], "{missing}"),
     ("scale/levers_table", ["{missing}", "ccp_persons", "--names", "mi,mi_corr"], "{missing}"),
     ("scale/levers_table", ["{dir}", "ccp_persons", "--study", "small1500"], "{dir}/small1500"),
     ("scale/make_data", ["--shared", "{missing}", "--out", "{dir}/small"], "{missing}"),
@@ -372,6 +376,31 @@ def test_levers_table_reads_runs_trained_on_another_set_through_their_evaluation
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")).split(" | ")
     assert row[2:5] == ["2", "0.450 ± 0.071", "0.700 ± 0.000"]
     assert row[-1] == "0.400, 0.500 |"
+
+
+def test_lever_images_puts_each_training_set_at_its_image_count_and_reads_other_sets_through_their_evaluations(
+    tmp_path, monkeypatch, capsys
+):
+    """A run trained on the set itself is read from its metrics.json, one trained on a union through its evaluation
+    on the set (diag/step*/SET), never the union's own metrics.json; a training set whose runs were not evaluated on
+    the set has no point; points come in order of image count, and the picture is written."""
+    for seed in (0, 1):
+        own = tmp_path / "small" / "coco_persons" / f"seed{seed}" / "mi"
+        fake_metrics(own, 0.3 + seed / 10)
+        fake_metrics(own / "diag" / "step00450" / "coco_persons", 0.3)
+        union = tmp_path / "small" / "persons1400" / f"seed{seed}" / "mi"
+        fake_metrics(union, 0.9)
+        fake_metrics(union / "diag" / "step00450" / "coco_persons", 0.6)
+        fake_metrics(union / "diag" / "initial" / "coco_persons", 0.5)
+    fake_metrics(tmp_path / "small" / "persons400" / "seed0" / "mi", 0.9)  # never evaluated on coco_persons
+    figure = tmp_path / "f.png"
+    sets = ["--sets", "coco_persons", "--train-sets", "persons1400,persons400,coco_persons"]
+    load("scale/lever_images", monkeypatch).main([str(tmp_path), "mi", *sets, "--figure", str(figure)])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| coco_persons |")]
+    assert [r[1:4] for r in rows] == [["coco_persons", "109", "2"], ["persons1400", "1403", "2"]]
+    assert rows[0][4] == "0.350 ± 0.071" and rows[1][4] == "0.600 ± 0.000"
+    assert rows[1][7] == "0.500 ± 0.000" and rows[0][7] == "-"  # the initial weights' probe where it was run
+    assert figure.stat().st_size > 0
 
 
 def test_kmeans_restarts_table_puts_one_and_ten_seedings_side_by_side(tmp_path, monkeypatch, capsys):
