@@ -1,9 +1,10 @@
 """Part 3's data-scale question put to a lever setting: mIoU vs number of training images. For each SET, one point
 per training set whose runs of NAME were read on SET (RUNS/small/TRAIN/seedS/NAME: its own metrics.json when TRAIN is
 SET, else its evaluation there, crf_kept.sh's third ENTRIES word), mean ± std over the seeds found; a markdown table
-on stdout and a picture (one panel per SET). Solid: the clusters; dashed: the linear probe; dotted: the initial
-weights' probe (crf_kept.sh INITIAL=true), the probe target's reference; grey: K-means RGB and the trivial map
-(baselines.sh), the cluster targets' reference. Labels for evaluation only.
+on stdout and a picture (one panel per SET). Solid: the clusters; dashed: the linear probe; green: the initial
+weights' probe (crf_kept.sh INITIAL=true, on whichever training set's runs it was measured: the seed's draw is the
+same for all) and the probe target 0.05 above it; grey: K-means RGB and the trivial map (baselines.sh), the cluster
+targets' reference. Labels for evaluation only.
 
 Usage: python experiments/scale/lever_images.py RUNS_DIR NAME --sets coco_persons,human_seg
        [--train-sets coco_persons,human_seg,persons400,persons1400] [--seeds 0,1,2] [--figure PATH]
@@ -69,12 +70,16 @@ def plot(name: str, found: dict[str, list[dict]], base: dict, path: Path) -> Non
         for label, values, style in (
             ("clusters", lambda rows: [r[0] for r in rows], "o-"),
             ("linear probe", lambda rows: col(rows, "linear"), "s--"),
-            ("initial weights' probe", lambda rows: col(rows, "linear", 4), "^:"),
         ):
             kept = [(x, _mean_std(values(p["rows"]))) for x, p in zip(xs, pts, strict=True) if values(p["rows"])]
             if kept:
                 ax.errorbar([k[0] for k in kept], [k[1][0] for k in kept], yerr=[k[1][1] for k in kept],
                             fmt=style, capsize=3, label=label)  # fmt: skip
+        # the initial weights are the seed's draw whatever the training set: one reference line, wherever measured
+        initial = [v for p in pts for v in col(p["rows"], "linear", 4)]
+        if initial:
+            ax.axhline(statistics.mean(initial), color="C2", linestyle=":", label="initial weights' probe")
+            ax.axhline(statistics.mean(initial) + 0.05, color="C2", linestyle="-.", label="probe target (+0.05)")
         for b, ls in (("kmeans", "--"), ("trivial", ":")):
             if b in base.get(s, {}):
                 ax.axhline(base[s][b]["miou"], color="gray", linestyle=ls, label="K-means RGB" if b == "kmeans" else b)
