@@ -19,10 +19,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from levers_table import cell, col, gather  # noqa: E402  (this folder is on sys.path)
+from levers_table import add_runs, cell, col, gather  # noqa: E402  (this folder is on sys.path)
 from summarize import SIZES, baselines  # noqa: E402
 
-from misseg.runs.errors import OneLineArgumentParser, existing_dir  # noqa: E402
+from misseg.runs.errors import OneLineArgumentParser  # noqa: E402
 
 PROG = "experiments/scale/lever_images.py"
 FIGURE = Path(__file__).parent / "figures" / "lever_images.png"
@@ -97,12 +97,7 @@ def plot(name: str, found: dict[str, list[dict]], base: dict, path: Path) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "runs",
-        metavar="RUNS_DIR",
-        type=existing_dir("pass the runs folder of experiments/scale/lever_*.sh"),
-        help="the scale study's runs folder (lever_*.sh's RUNS)",
-    )
+    add_runs(ap)
     ap.add_argument("name", metavar="NAME", help="the run name (RUNS_DIR/small/TRAIN/seedS/NAME)")
     ap.add_argument("--sets", required=True, help="comma-separated sets scored, one panel each")
     ap.add_argument("--train-sets", default=",".join(SIZES), help="comma-separated training sets (default: all)")

@@ -77,14 +77,19 @@ def agreement(runs: str, sets: list[str], names: list[str], study: str = "small"
                 print(f"| {s} | {name} | {len(found)} | " + " | ".join(means) + " |")
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+def add_runs(ap: OneLineArgumentParser) -> None:
+    """The RUNS_DIR positional of the scripts that read lever_*.sh's runs (this one and lever_images.py)."""
     ap.add_argument(
         "runs",
         metavar="RUNS_DIR",
         type=existing_dir("pass the runs folder of experiments/scale/lever_*.sh"),
         help="the scale study's runs folder (lever_*.sh's RUNS)",
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = OneLineArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    add_runs(ap)
     ap.add_argument("sets", metavar="SET", nargs="+", help="set names (RUNS_DIR/STUDY/SET)")
     ap.add_argument("--names", default="mi,mi_shuffled", help="comma-separated run names (default mi,mi_shuffled)")
     ap.add_argument("--agreement", action="store_true", help="the agreement.md means instead of the probes")
