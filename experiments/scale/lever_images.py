@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from levers_table import add_runs, cell, col, gather  # noqa: E402  (this folder is on sys.path)
+from plot import baseline_lines, measured_log_x  # noqa: E402
 from summarize import SIZES, baselines  # noqa: E402
 
 from misseg.runs.errors import OneLineArgumentParser  # noqa: E402
@@ -71,7 +72,8 @@ def plot(name: str, found: dict[str, list[dict]], base: dict, path: Path) -> Non
             ("clusters", lambda rows: [r[0] for r in rows], "o-"),
             ("linear probe", lambda rows: col(rows, "linear"), "s--"),
         ):
-            kept = [(x, _mean_std(values(p["rows"]))) for x, p in zip(xs, pts, strict=True) if values(p["rows"])]
+            measured = [(x, values(p["rows"])) for x, p in zip(xs, pts, strict=True)]
+            kept = [(x, _mean_std(v)) for x, v in measured if v]
             if kept:
                 ax.errorbar([k[0] for k in kept], [k[1][0] for k in kept], yerr=[k[1][1] for k in kept],
                             fmt=style, capsize=3, label=label)  # fmt: skip
@@ -80,12 +82,8 @@ def plot(name: str, found: dict[str, list[dict]], base: dict, path: Path) -> Non
         if initial:
             ax.axhline(statistics.mean(initial), color="C2", linestyle=":", label="initial weights' probe")
             ax.axhline(statistics.mean(initial) + 0.05, color="C2", linestyle="-.", label="probe target (+0.05)")
-        for b, ls in (("kmeans", "--"), ("trivial", ":")):
-            if b in base.get(s, {}):
-                ax.axhline(base[s][b]["miou"], color="gray", linestyle=ls, label="K-means RGB" if b == "kmeans" else b)
-        ax.set_xscale("log")
-        ax.set_xticks(xs, [str(x) for x in xs])  # the measured points only
-        ax.minorticks_off()
+        baseline_lines(ax, base.get(s, {}))
+        measured_log_x(ax, xs)
         ax.set(title=f"scored on {s}", xlabel="training images", ylabel="mIoU")
         ax.legend(fontsize=6)
     fig.suptitle(name, fontsize=7)

@@ -21,22 +21,31 @@ FIGURES = Path(__file__).parent / "figures"
 COLOURS = {"mi_paper": "C0", "iic": "C1", "mi_sobel": "C2"}
 
 
+def baseline_lines(ax, base: dict) -> None:
+    """One set's K-means RGB (dashed) and trivial (dotted) mIoU as grey lines, where baselines() has them."""
+    for name, ls in (("kmeans", "--"), ("trivial", ":")):
+        if name in base:
+            label = "K-means RGB" if name == "kmeans" else name
+            ax.axhline(base[name]["miou"], color="gray", linestyle=ls, label=label)
+
+
+def measured_log_x(ax, xs: list) -> None:
+    """A log x axis ticked at the measured points only (log scale's default labels clutter)."""
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.minorticks_off()
+
+
 def _panel(ax, series: dict, base: dict, title: str, xlabel: str, log: bool) -> None:
     for (method, kind), pts in sorted(series.items()):
         pts = sorted(pts)
         style = "o-" if kind == "unsup" else "s--"
         label = method if kind == "unsup" else f"{method}: K-means on L"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], style, color=COLOURS.get(method, "C3"), label=label)
-    for name, ls in (("kmeans", "--"), ("trivial", ":")):
-        if name in base:
-            label = "K-means RGB" if name == "kmeans" else name
-            ax.axhline(base[name]["miou"], color="gray", linestyle=ls, label=label)
+    baseline_lines(ax, base)
     ax.set(title=title, xlabel=xlabel, ylabel="mIoU")
     if log:
-        ax.set_xscale("log")
-        xs = sorted({p[0] for pts in series.values() for p in pts})
-        ax.set_xticks(xs, [str(x) for x in xs])  # the measured points only (log scale's default labels clutter)
-        ax.minorticks_off()
+        measured_log_x(ax, sorted({p[0] for pts in series.values() for p in pts}))
     ax.legend(fontsize=6)
 
 
