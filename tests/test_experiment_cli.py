@@ -616,6 +616,7 @@ SHELL_REFUSALS = [
     ("lever_views_frozen_1500.sh", {"WEIGHTS": "{weights}", "PROBE_STEPS": "01650"}, [], "'01650' names no checkpoint"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi bad"}, [], "METHODS: unknown method 'bad'"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
+    ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
     ("overcluster.sh", {}, [], "set WEIGHTS to the file"),
     ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
     ("body_kmeans.sh", {}, [], "usage: WEIGHTS=... bash experiments/scale/body_kmeans.sh SET"),

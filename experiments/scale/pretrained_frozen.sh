@@ -11,8 +11,9 @@
 # NO_DIAG=1: train and score the clusters only (common.sh), for CPU time. SETS: the sets to train on, each scored on
 # its own images (default ccp_persons; seventh session: coco_persons too). On coco_stuff15 the thing pixels get no
 # gradient (model.ignore_in_loss=true), as in every other run on that set (lever_critic.sh made its mi run so).
+# SEEDS (default "0 1 2"): the seeds, one after another (section 49 ran one call per seed side by side).
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] [SETS="ccp_persons coco_persons"]
-#        bash experiments/scale/pretrained_frozen.sh
+#        [SEEDS="0 1 2"] bash experiments/scale/pretrained_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -22,12 +23,13 @@ for method in ${METHODS:-mi iic}; do  # check every name before the first (long)
     echo "METHODS: unknown method '$method'; use mi, iic, mi_shuffled and/or mi_proto" >&2; exit 2 ;;
   esac
 done
+check_seeds ${SEEDS:-0 1 2}
 check_sets ${SETS:-ccp_persons}
 for set in ${SETS:-ccp_persons}; do
   K=$(wc -l < "$SMALL/$set/classes.txt")
   frozen_set=$frozen
   [ "$set" = coco_stuff15 ] && frozen_set="$frozen model.ignore_in_loss=true"
-  for seed in 0 1 2; do
+  for seed in ${SEEDS:-0 1 2}; do
     for method in ${METHODS:-mi iic}; do
       case $method in
         mi) budget=$timm_budget lever "$set" "$K" "$seed" mi_effnet4_frozen $frozen_set ;;
