@@ -57,6 +57,7 @@ MISSING_PATH = [
     ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
     ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),
     ("scale/gpu_summary", ["{dir}", "coco_persons", "--figure", "{missing}/f.png"], "{missing}"),
+    ("scale/gpu_summary", ["{dir}", "coco_persons", "--runs", "mi,dino"], "--runs mi,dino"),
     ("scale/grid", ["{missing}", "{dir}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{missing}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{dir}/grid.png", "{missing}"], "{missing}"),
@@ -826,3 +827,8 @@ def test_gpu_summary_reads_gpu_thesis_outputs_into_a_table_and_a_picture(tmp_pat
     assert lines[2] == "| coco_persons | 0.384 | 0.334 | 0.317 / 0.476 / 0.383 | - / - / - | - / - / - | 0.471 |"
     assert "bound with the learned p' -0.800, with p' = the classes -1.000" in lines[-3]
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # a SEEDS call's seed folder with RUNS="mi iic": only those columns, the same cells
+    gpu_summary.main([str(tmp_path), "coco_persons", "--runs", "mi,iic"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].count("clusters / probe / K-means on L") == 2 and "mi_corr" not in lines[0]
+    assert lines[2] == "| coco_persons | 0.384 | 0.334 | 0.317 / 0.476 / 0.383 | - / - / - | 0.471 |"

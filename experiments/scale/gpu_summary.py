@@ -3,7 +3,8 @@
 With --figure PNG also a picture: the bound during training (MI runs and the oracle's two runs) and, per eval set,
 the clusters and probes beside the trivial map and K-means RGB.
 
-Usage: python experiments/scale/gpu_summary.py OUT SET [SET ...] [--figure PNG]
+Usage: python experiments/scale/gpu_summary.py OUT SET [SET ...] [--runs mi,mi_corr,iic] [--figure PNG]
+(OUT: gpu_thesis.sh's WORK, or one seed's folder WORK/seedS of a SEEDS call, whose baselines/ links to WORK's)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from train_curve import block_means  # experiments/scale/train_curve.py
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
 
 PROG = "experiments/scale/gpu_summary.py"
-RUNS = ("mi", "mi_corr", "iic")
+RUNS = ("mi", "mi_corr", "iic")  # the runs gpu_thesis.sh can train (its RUNS)
 
 
 def read(path: Path) -> dict | None:
@@ -51,14 +52,14 @@ def bound_curve(run: Path, block: int = 50) -> tuple[list[int], list[float]]:
     return [b * block + block // 2 for b in means], list(means.values())
 
 
-def figure(out: Path, sets: list[str], path: Path) -> None:
+def figure(out: Path, sets: list[str], path: Path, runs: tuple[str, ...] = RUNS) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for r in ("mi", "mi_corr"):
+    for r in (r for r in ("mi", "mi_corr") if r in runs):
         left.plot(*bound_curve(out / r), label=f"{r}: bound (eq. 4.12), training batches")
     o = read(out / "oracle.json") or {}
     for key, name in (("learned", "oracle.py: learned p'"), ("oracle", "oracle.py: p' = the classes")):
@@ -76,6 +77,7 @@ def figure(out: Path, sets: list[str], path: Path) -> None:
         ("MI + corr. clusters", "mi_corr/eval/{s}", "unsupervised"),
         ("IIC clusters", "iic/eval/{s}", "unsupervised"),
     ]
+    bars = [b for b in bars if b[1].split("/")[0] not in RUNS or b[1].split("/")[0] in runs]
     width = 0.8 / len(bars)
     for i, (name, folder, probe) in enumerate(bars):
         # a missing file leaves its bar out (NaN), rather than drawing a score of 0
@@ -99,23 +101,32 @@ def main(argv: list[str] | None = None) -> None:
         help="gpu_thesis.sh's output folder",
     )
     ap.add_argument("sets", metavar="SET", nargs="+", help="eval set names (gpu_thesis.sh's EVAL_SETS), one row each")
+    ap.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help="comma-separated runs to tabulate, of " + ", ".join(RUNS) + " (gpu_thesis.sh's RUNS); default all",
+    )
     ap.add_argument("--figure", metavar="PNG", help="also write the curves and bars as a picture here")
     args = ap.parse_args(argv)
+    runs = tuple(r for r in args.runs.split(",") if r)
+    unknown = [r for r in runs if r not in RUNS]
+    if unknown or not runs:
+        ap.error(f"--runs {args.runs}: use a comma-separated subset of {','.join(RUNS)}")
     if args.figure and not Path(args.figure).parent.is_dir():
         ap.error(f"--figure {args.figure}: no such directory {Path(args.figure).parent}; create it first")
     out, sets = Path(args.out), args.sets
-    runs = " | ".join(f"{r}: clusters / probe / K-means on L" for r in RUNS)
-    print(f"| eval set | trivial | K-means RGB | {runs} | MI random init: probe |")
-    print("|---" * (len(RUNS) + 4) + "|")
+    header = " | ".join(f"{r}: clusters / probe / K-means on L" for r in runs)
+    print(f"| eval set | trivial | K-means RGB | {header} | MI random init: probe |")
+    print("|---" * (len(runs) + 4) + "|")
     for s in sets:
         cells = [miou(read(out / "baselines" / s / b / "metrics.json")) for b in ("trivial", "kmeans")]
-        for r in RUNS:
+        for r in runs:
             m = read(out / r / "eval" / s / "metrics.json")
             cells.append(f"{miou(m, 'unsupervised')} / {miou(m, 'linear')} / {miou(m, 'kmeans')}")
         cells.append(miou(read(out / "mi" / "eval" / f"{s}_random" / "metrics.json"), "linear"))
         print(f"| {s} | " + " | ".join(cells) + " |")
     print()
-    for r in RUNS:
+    for r in runs:
         m = read(out / r / "metrics.json")
         print(f"- {r}: {steps(out / r)}; mIoU on the training set (all images, last weights): {miou(m)}")
     o = read(out / "oracle.json")
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
             f"learned p' {learned['eval_bound']:.3f}, with p' = the classes {oracle['eval_bound']:.3f}"
         )
     if args.figure:
-        figure(out, sets, Path(args.figure))
+        figure(out, sets, Path(args.figure), runs)
         print(f"\nfigure: {args.figure}")
 
 

@@ -16,6 +16,10 @@
 #   python -m pip wheel --no-deps -w .gpu/wheels antlr4-python3-runtime==4.9.3   # sdist only upstream: build it here
 #   git rev-parse HEAD > .gpu/commit
 # Run (device tool): command "OUT=$OUT bash experiments/scale/gpu_thesis.sh", carry [".gpu"], timeout_s 590.
+# More seeds (section 50): SEEDS="1 2" RUNS="mi iic" ORACLE=false BASELINES=false STEPS="mi=1917 iic=2034" trains
+# each run per seed into WORK/seedS/NAME (seed=S: its draw, and its evaluation's probe split, as the CPU scripts do),
+# each stopped at its STEPS (section 32's seed-0 counts) or at TRAIN_S, whichever comes first; SEEDS=0 alone keeps
+# section 32's layout (WORK/NAME). RUNS: any of mi, mi_corr, iic.
 # CPU smoke test of the same script (tiny: seconds per run, one small set):
 #   ACC=cpu TRAIN_SET=coco_persons EVAL_SETS=coco_persons TRAIN_S=20 ORACLE_S=10 MI_P=64 EVAL_S=900 \
 #     DEADLINE_S=1800 OUT=/tmp/gpu_smoke bash experiments/scale/gpu_thesis.sh
@@ -32,6 +36,20 @@ EVAL_SETS=${EVAL_SETS:-coco_persons human_seg ccp_persons}
 TRAIN_S=${TRAIN_S:-240}
 ORACLE_S=${ORACLE_S:-100}
 ACC=${ACC:-gpu}
+SEEDS=${SEEDS:-0}
+RUNS=${RUNS:-mi mi_corr iic}
+ORACLE=${ORACLE:-true}
+BASELINES=${BASELINES:-true}
+STEPS=${STEPS:-}          # "NAME=N ...": trainer.max_steps of those runs (TRAIN_S still stops them)
+for r in $RUNS; do
+  case $r in mi | mi_corr | iic) ;; *) echo "RUNS: '$r' is not one of mi, mi_corr, iic" >&2; exit 2 ;; esac
+done
+for seed in $SEEDS; do
+  [[ $seed =~ ^[0-9]+$ ]] || { echo "SEEDS: '$seed' is not a seed; use integers such as SEEDS=\"1 2\"" >&2; exit 2; }
+done
+for b in ORACLE BASELINES; do
+  case ${!b} in true | false) ;; *) echo "$b: '${!b}' is not a switch; use true or false" >&2; exit 2 ;; esac
+done
 export WANDB_MODE=disabled PYTHONPATH=$PWD
 mkdir -p "$OUT" "$WORK"
 t0=$(date +%s)
@@ -77,9 +95,28 @@ data.num_workers=${2:-4}"
 paper="trainer.accelerator=$ACC trainer.max_epochs=100000 +trainer.max_time=$max_time"
 paper="$paper trainer.check_val_every_n_epoch=100000 trainer.enable_progress_bar=false report=false model.K=2"
 limit=$((TRAIN_S + 120))  # a training or a baseline that has not ended by then is stopped
-train() {  # train NAME ARGS...: one run into OUT/NAME
-  timeout $limit python -m misseg.train $(data "$TRAIN_SET") $paper "${@:2}" hydra.run.dir="$WORK/$1" > "$WORK/$1.log" 2>&1
-  log "trained $1: rc $? at $(( $(date +%s) - t0 )) s"
+rundir() {  # rundir SEED NAME: section 32's layout for seed 0 alone, a folder per seed otherwise
+  if [ "$SEEDS" = 0 ]; then echo "$WORK/$2"; else echo "$WORK/seed$1/$2"; fi
+}
+max_steps() {  # max_steps NAME: STEPS's count for NAME as an override, or nothing (TRAIN_S alone stops it)
+  local kv
+  for kv in $STEPS; do [ "${kv%%=*}" = "$1" ] && echo "trainer.max_steps=${kv#*=}"; done
+}
+train() {  # train SEED NAME: one run of NAME (mi, mi_corr, iic) with seed SEED into rundir
+  local d args
+  d=$(rundir "$1" "$2")
+  case $2 in
+    mi) args="model.P=$MI_P" ;;  # experiment=folder's P = 256 is the CPU default; the thesis's P is 2048
+    mi_corr) args="model.P=$MI_P model.objective.correspondence_weight=1" ;;
+    iic) args="model=iic model.lr=1e-4" ;;
+  esac
+  mkdir -p "$(dirname "$d")"
+  timeout $limit python -m misseg.train $(data "$TRAIN_SET") $paper seed=$1 $args $(max_steps "$2") hydra.run.dir="$d" \
+    > "$d.log" 2>&1
+  local rc=$? step  # the optimizer steps the last checkpoint holds (the CSV logs every 10th step only)
+  step=$(python -c "import torch, sys; print(torch.load(sys.argv[1], map_location='cpu', weights_only=False)['global_step'])" \
+    "$d/checkpoints/last.ckpt" 2>/dev/null)
+  log "trained $2 seed $1: rc $rc, ${step:-?} steps, at $(( $(date +%s) - t0 )) s"
 }
 baselines() {  # baselines SET: K-means on RGB (K = the classes, 2) and the trivial one-cluster map at 128 px
   timeout $limit python -m misseg.baselines.kmeans $(data "$1" 1) report=false hydra.run.dir="$WORK/baselines/$1/kmeans" \
@@ -90,34 +127,50 @@ baselines() {  # baselines SET: K-means on RGB (K = the classes, 2) and the triv
   log "baselines on $1: K-means RGB rc $rc, trivial rc $? at $(( $(date +%s) - t0 )) s"
 }
 mkdir -p "$WORK/baselines"
-for set in $EVAL_SETS; do baselines "$set" & done  # CPU only: done while the card trains
-train mi model.P=$MI_P &  # experiment=folder's P = 256 is the CPU default; the thesis's P is 2048
-train mi_corr model.P=$MI_P model.objective.correspondence_weight=1 &
-train iic model=iic model.lr=1e-4 &
-{
-  timeout $((2 * ORACLE_S + 150)) python experiments/scale/oracle.py "$DATA/$TRAIN_SET" 2 1000000 0 "$WORK/oracle.json" --setting paper \
-    --device "$([ "$ACC" = gpu ] && echo cuda || echo cpu)" --max-seconds "$ORACLE_S" --model P=$MI_P > "$WORK/oracle.log" 2>&1
-  log "oracle: rc $? at $(( $(date +%s) - t0 )) s"
-} &
+if [ "$BASELINES" = true ]; then
+  for set in $EVAL_SETS; do baselines "$set" & done  # CPU only: done while the card trains
+fi
+for seed in $SEEDS; do
+  for r in $RUNS; do train "$seed" "$r" & done
+done
+if [ "$ORACLE" = true ]; then
+  {
+    timeout $((2 * ORACLE_S + 150)) python experiments/scale/oracle.py "$DATA/$TRAIN_SET" 2 1000000 0 "$WORK/oracle.json" --setting paper \
+      --device "$([ "$ACC" = gpu ] && echo cuda || echo cpu)" --max-seconds "$ORACLE_S" --model P=$MI_P > "$WORK/oracle.log" 2>&1
+    log "oracle: rc $? at $(( $(date +%s) - t0 )) s"
+  } &
+fi
 wait
 
-evaluate() {  # evaluate NAME SET [ARGS]: probes of OUT/NAME's last checkpoint on SET's own images
-  local d="$WORK/$1/eval/$2${3:-}"
+evaluate() {  # evaluate SEED NAME SET [_random]: probes of NAME's last checkpoint on SET's own images (split: SEED)
+  local r
+  r=$(rundir "$1" "$2")
+  local d="$r/eval/$3${4:-}"
+  mkdir -p "$r/eval"
   local left=$((DEADLINE_S - $(date +%s) + t0))
   left=$((left < EVAL_S ? left : EVAL_S)); left=$((left < 1 ? 1 : left))  # timeout 0 would mean no limit
-  timeout "$left" python -m misseg.evaluate ckpt_path="$WORK/$1/checkpoints/last.ckpt" $(data "$2" 3) trainer.accelerator=$ACC \
-    trainer.enable_progress_bar=false report=false probe=all ${3:+init=random} hydra.run.dir="$d" > "$d.log" 2>&1
-  log "evaluated $1 on $2${3:-}: rc $? at $(( $(date +%s) - t0 )) s"
+  timeout "$left" python -m misseg.evaluate ckpt_path="$r/checkpoints/last.ckpt" $(data "$3" 3) seed=$1 trainer.accelerator=$ACC \
+    trainer.enable_progress_bar=false report=false probe=all ${4:+init=random} hydra.run.dir="$d" > "$d.log" 2>&1
+  log "evaluated $2 seed $1 on $3${4:-}: rc $? at $(( $(date +%s) - t0 )) s"
 }
-mkdir -p "$WORK/mi/eval" "$WORK/mi_corr/eval" "$WORK/iic/eval"
-# one set at a time, 4 processes: on the first device call 12 processes with probe=all at once (and K-means RGB
-# beside them) all ran past their 120 s (data loading and K-means are CPU work); 4 at a time took 22-55 s per probe
+# one set at a time: on the first device call 12 processes with probe=all at once (and K-means RGB beside them) all
+# ran past their 120 s (data loading and K-means are CPU work); 4 at a time took 22-55 s per probe
 for set in $EVAL_SETS; do
-  evaluate mi "$set" &
-  evaluate mi_corr "$set" &
-  evaluate iic "$set" &
-  evaluate mi "$set" _random &
+  for seed in $SEEDS; do
+    for r in $RUNS; do evaluate "$seed" "$r" "$set" & done
+    [[ " $RUNS " != *" mi "* ]] || evaluate "$seed" mi "$set" _random &
+  done
   wait
 done
-python experiments/scale/gpu_summary.py "$WORK" $EVAL_SETS --figure "$WORK/gpu_thesis.png" | tee "$WORK/summary.md"
+runs_csv=$(echo $RUNS | tr ' ' ,)
+if [ "$SEEDS" = 0 ]; then
+  python experiments/scale/gpu_summary.py "$WORK" $EVAL_SETS --runs "$runs_csv" --figure "$WORK/gpu_thesis.png" | tee "$WORK/summary.md"
+else
+  for seed in $SEEDS; do
+    ln -sfn ../baselines "$WORK/seed$seed/baselines"
+    echo "## seed $seed"
+    python experiments/scale/gpu_summary.py "$WORK/seed$seed" $EVAL_SETS --runs "$runs_csv" \
+      $([ "$seed" = "${SEEDS%% *}" ] && echo --figure "$WORK/gpu_thesis.png")
+  done | tee "$WORK/summary.md"
+fi
 log "total $(( $(date +%s) - t0 )) s"
