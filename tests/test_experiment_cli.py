@@ -618,6 +618,7 @@ SHELL_REFUSALS = [
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "METHODS": "mi bad"}, [], "METHODS: unknown method 'bad'"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok nope"}, [], "SETS: no folder {small}/nope"),
     ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok", "SEEDS": "0 x"}, [], "SEEDS: 'x' is not a seed"),
+    ("pretrained_frozen.sh", {"WEIGHTS": "{weights}", "SETS": "ok", "STAGES": "two"}, [], "STAGES: 'two' is not"),
     ("overcluster.sh", {}, [], "set WEIGHTS to the file"),
     ("kmeans_restarts.sh", {}, ["mi"], "usage: bash experiments/scale/kmeans_restarts.sh NAME SET"),
     ("body_kmeans.sh", {}, [], "usage: WEIGHTS=... bash experiments/scale/body_kmeans.sh SET"),

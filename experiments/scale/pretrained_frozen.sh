@@ -12,8 +12,11 @@
 # its own images (default ccp_persons; seventh session: coco_persons too). On coco_stuff15 the thing pixels get no
 # gradient (model.ignore_in_loss=true), as in every other run on that set (lever_critic.sh made its mi run so).
 # SEEDS (default "0 1 2"): the seeds, one after another (section 49 ran one call per seed side by side).
+# STAGES=N (section 50): the body's last N stages train at 0.1 x model.lr from the first step
+# (model.encoder.trainable_stages=N, as lever_critic.sh's STAGES), the name gains _stagesN: IIC with the trainable
+# parameters of MI's kept person settings. 0 (default): the frozen body, the names as before.
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] [SETS="ccp_persons coco_persons"]
-#        [SEEDS="0 1 2"] bash experiments/scale/pretrained_frozen.sh
+#        [SEEDS="0 1 2"] [STAGES=2] bash experiments/scale/pretrained_frozen.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
@@ -24,6 +27,11 @@ for method in ${METHODS:-mi iic}; do  # check every name before the first (long)
   esac
 done
 check_seeds ${SEEDS:-0 1 2}
+[[ ${STAGES:=0} =~ ^[0-9]+$ ]] || { echo "STAGES: '$STAGES' is not a number of stages; use e.g. STAGES=2" >&2; exit 2; }
+stages="" tag=""
+if [ "$STAGES" != 0 ]; then
+  stages="model.encoder.trainable_stages=$STAGES model.encoder.stage_lr_scale=0.1" tag=_stages$STAGES
+fi
 check_sets ${SETS:-ccp_persons}
 for set in ${SETS:-ccp_persons}; do
   K=$(wc -l < "$SMALL/$set/classes.txt")
@@ -32,13 +40,13 @@ for set in ${SETS:-ccp_persons}; do
   for seed in ${SEEDS:-0 1 2}; do
     for method in ${METHODS:-mi iic}; do
       case $method in
-        mi) budget=$timm_budget lever "$set" "$K" "$seed" mi_effnet4_frozen $frozen_set ;;
-        iic) budget=$timm_budget lever "$set" "$K" "$seed" iic_effnet4_frozen model=iic $frozen_set ;;
-        mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled_effnet4_frozen $frozen_set \
+        mi) budget=$timm_budget lever "$set" "$K" "$seed" mi${tag}_effnet4_frozen $frozen_set $stages ;;
+        iic) budget=$timm_budget lever "$set" "$K" "$seed" iic${tag}_effnet4_frozen model=iic $frozen_set $stages ;;
+        mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled${tag}_effnet4_frozen $frozen_set $stages \
           model.objective.negative_positions=shuffled ;;
-        mi_proto) budget=$timm_budget lever "$set" "$K" "$seed" mi_proto_effnet4_frozen $frozen_set model/heads=prototypes ;;
+        mi_proto) budget=$timm_budget lever "$set" "$K" "$seed" mi_proto${tag}_effnet4_frozen $frozen_set $stages model/heads=prototypes ;;
       esac
-      d="$RUNS/small/$set/seed$seed/${method}_effnet4_frozen"
+      d="$RUNS/small/$set/seed$seed/${method}${tag}_effnet4_frozen"
       # the frozen network before training (its weights, a seeded 1x1 projection, random heads), once per architecture
       if [ "$seed" = 0 ] && [ "$method" = mi -o "$method" = iic ] && [ -z "${NO_DIAG:-}" ]; then
         run "$d/diag/initial/$set" misseg.evaluate ckpt_path="$d/checkpoints/step00450.ckpt" \
