@@ -71,13 +71,16 @@ def figure(out: Path, sets: list[str], path: Path, runs: tuple[str, ...] = RUNS)
     bars = [  # name, metrics.json's folder under OUT ({s}: the eval set), probe section (None: the top-level mIoU)
         ("trivial", "baselines/{s}/trivial", None),
         ("K-means RGB", "baselines/{s}/kmeans", None),
-        ("MI clusters", "mi/eval/{s}", "unsupervised"),
-        ("MI probe", "mi/eval/{s}", "linear"),
-        ("MI random-init probe", "mi/eval/{s}_random", "linear"),
-        ("MI + corr. clusters", "mi_corr/eval/{s}", "unsupervised"),
-        ("IIC clusters", "iic/eval/{s}", "unsupervised"),
     ]
-    bars = [b for b in bars if b[1].split("/")[0] not in RUNS or b[1].split("/")[0] in runs]
+    for r, name, suffix, probe in (
+        ("mi", "MI clusters", "", "unsupervised"),
+        ("mi", "MI probe", "", "linear"),
+        ("mi", "MI random-init probe", "_random", "linear"),
+        ("mi_corr", "MI + corr. clusters", "", "unsupervised"),
+        ("iic", "IIC clusters", "", "unsupervised"),
+    ):
+        if r in runs:  # a run left out of the call draws no bar
+            bars.append((name, f"{r}/eval/{{s}}{suffix}", probe))
     width = 0.8 / len(bars)
     for i, (name, folder, probe) in enumerate(bars):
         # a missing file leaves its bar out (NaN), rather than drawing a score of 0

@@ -162,15 +162,10 @@ for set in $EVAL_SETS; do
   done
   wait
 done
-runs_csv=$(echo $RUNS | tr ' ' ,)
-if [ "$SEEDS" = 0 ]; then
-  python experiments/scale/gpu_summary.py "$WORK" $EVAL_SETS --runs "$runs_csv" --figure "$WORK/gpu_thesis.png" | tee "$WORK/summary.md"
-else
-  for seed in $SEEDS; do
-    ln -sfn ../baselines "$WORK/seed$seed/baselines"
-    echo "## seed $seed"
-    python experiments/scale/gpu_summary.py "$WORK/seed$seed" $EVAL_SETS --runs "$runs_csv" \
-      $([ "$seed" = "${SEEDS%% *}" ] && echo --figure "$WORK/gpu_thesis.png")
-  done | tee "$WORK/summary.md"
-fi
+for seed in $SEEDS; do  # one table per seed's folder (rundir's); the picture from the first seed
+  base=$(dirname "$(rundir "$seed" mi)")
+  [ "$base" = "$WORK" ] || { ln -sfn ../baselines "$base/baselines"; echo "## seed $seed"; }
+  python experiments/scale/gpu_summary.py "$base" $EVAL_SETS --runs "$(echo $RUNS | tr ' ' ,)" \
+    $([ "$seed" = "${SEEDS%% *}" ] && echo --figure "$WORK/gpu_thesis.png")
+done | tee "$WORK/summary.md"
 log "total $(( $(date +%s) - t0 )) s"
