@@ -38,6 +38,7 @@ def evaluate(cfg: DictConfig) -> dict:
         device_for,
         diagnostics,
         report_predictor,
+        use_crf_workers,
     )
     from misseg.runs.console import quiet_libraries
     from misseg.runs.results import format_summary, metrics_record, write_metrics
@@ -48,6 +49,7 @@ def evaluate(cfg: DictConfig) -> dict:
     run_dir = HydraConfig.get().runtime.output_dir
     check_run_dir(run_dir, None)
     pl.seed_everything(cfg.seed, workers=True)
+    use_crf_workers(cfg)
     datamodule = make_datamodule(cfg.data, run_dir)
     overrides = dict(num_classes=datamodule.num_classes, matching=cfg.matching)
     init = cfg.get("init", "trained")

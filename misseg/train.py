@@ -32,6 +32,7 @@ def train(cfg: DictConfig) -> dict:
     from pytorch_lightning.utilities import rank_zero_only
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+    from misseg.diagnostics.evaluation import use_crf_workers
     from misseg.lit.callbacks import NonFiniteGuard, progress_bars
     from misseg.lit.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, RNGStateCheckpoint
     from misseg.models.describe import describe
@@ -60,6 +61,7 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("num_threads"):
         torch.set_num_threads(cfg.num_threads)
+    use_crf_workers(cfg)  # the CRF target's processes (model.objective.crf_target_weight), when it is on
     datamodule = make_datamodule(cfg.data, run_dir)
     check_clusters_match_classes(cfg.model.get("K"), datamodule.num_classes, cfg.model.get("matching", "hungarian"))
     model = build_module(cfg.model, num_classes=datamodule.num_classes)

@@ -67,6 +67,17 @@ def test_bench_writes_a_new_directory_and_refuses_an_existing_one(tmp_path, caps
     assert e.value.code == 2 and not (tmp_path / "bench2").exists()
 
 
+def test_bench_crf_section_times_both_paths_and_checks_they_agree(tmp_path):
+    pytest.importorskip("pydensecrf", reason="the crf section needs pydensecrf2 (pip install 'misseg[crf]')")
+    result = bench_main(["--quick", "--sections", "crf", "--out-dir", str(tmp_path / "b"), "--threads", "1"])
+    crf = result["sections"]["crf"]
+    assert crf["workers"][0] == 0 and crf["workers"][1] >= 2
+    (row,) = crf["rows"]
+    assert row["same_output"] is True and row["speedup"] > 0
+    assert all(len(t) == 2 and min(t) > 0 for t in row["times"].values())
+    assert "| B=4 16x16 K=2 |" in (tmp_path / "b" / "bench_cpu.md").read_text()
+
+
 def test_fit_exponent_recovers_power_law():
     xs = [2, 8, 15, 27]
     assert fit_exponent(xs, [3.0 * x**1.5 for x in xs]) == pytest.approx(1.5)

@@ -147,6 +147,26 @@ def test_dense_crf_cleans_a_noisy_prediction_of_a_piecewise_constant_image():
     assert noisy_acc < 0.8 and acc > 0.97, (float(noisy_acc), float(acc))
 
 
+def test_dense_crf_in_worker_processes_equals_in_process():
+    """crf_workers spreads a batch over processes (pydensecrf2 holds the GIL): the same refinement, image for image."""
+    pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
+    from misseg.diagnostics import crf
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(5, 3, 24, 24, generator=g)
+    probs = (3 * torch.randn(5, 3, 24, 24, generator=g)).softmax(1)
+    serial = crf.dense_crf_batch(images, probs)
+    try:
+        crf.set_workers(2)
+        assert crf.get_workers() == 2
+        pooled = crf.dense_crf_batch(images, probs)
+    finally:
+        crf.set_workers(0)
+    assert torch.equal(pooled, serial) and not torch.equal(serial, probs)
+    with pytest.raises(ValueError, match="CRF workers"):
+        crf.set_workers(-1)
+
+
 def cfg(**kw):
     base = dict(probe=None, init="trained", probe_fit_fraction=0.5, probe_epochs=20, probe_lr=0.01, crf=False)
     return OmegaConf.create({**base, **kw})
@@ -169,6 +189,8 @@ def test_probe_spellings_and_bad_values_are_config_errors():
         (dict(probe_schedule="step"), "probe_schedule="),
         (dict(probe_min_steps=-1), "probe_min_steps="),
         (dict(crf="yes"), "crf="),
+        (dict(crf_workers=-1), "crf_workers="),
+        (dict(crf_workers="all"), "crf_workers="),
     ):
         with pytest.raises(ConfigError, match=key):
             check_diagnostics(cfg(**bad))
@@ -217,7 +239,8 @@ def evaluated(ckpt, data, out, *args) -> dict:
 def test_evaluate_probe_all_with_crf_writes_the_contract_keys(tmp_path, tiny_ckpt):
     pytest.importorskip("pydensecrf", reason="crf=true needs pydensecrf2 (pip install 'misseg[crf]')")
     ckpt, data = tiny_ckpt
-    m = evaluated(ckpt, data, tmp_path / "eval", "probe=all", "crf=true", "probe_kmeans_restarts=3")
+    # crf_workers=2: the CRF in two worker processes, started from the entry point
+    m = evaluated(ckpt, data, tmp_path / "eval", "probe=all", "crf=true", "probe_kmeans_restarts=3", "crf_workers=2")
     assert m["crf"] is True and "init" not in m and 0 <= m["miou"] <= m["pa"] <= 1
     probe = m["probe"]
     assert probe["split"] == {"seed": 0, "fit_fraction": 0.5, "fit_images": 3, "test_images": 3}

@@ -364,6 +364,20 @@ def test_levers_table_names_a_figure_that_fewer_seeds_than_the_row_have(tmp_path
     assert row[7] == "0.500 ± 0.000" and row[9] == "0.300 (1 of 3)"
 
 
+def test_levers_table_body_row_reads_the_frozen_bodys_own_probes_per_seed(tmp_path, monkeypatch, capsys):
+    """--body: a row per set from bodyref/SET (body_kmeans.sh): the linear probe from seedS_linear, K-means from
+    seedS, above the runs' rows; a seed with only one of the two evaluations is named as fewer seeds."""
+    fake_metrics(tmp_path / "small" / "s" / "seed0" / "mi", 0.5)
+    for seed in (0, 1):
+        fake_metrics(tmp_path / "bodyref" / "s" / f"seed{seed}_linear", 0.2 + seed / 10)
+    fake_metrics(tmp_path / "bodyref" / "s" / "seed0", 0.7)
+    load("scale/levers_table", monkeypatch).main([str(tmp_path), "s", "--names", "mi", "--body"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")]
+    assert [r[1] for r in rows] == ["body (frozen, before the projection)", "mi"]
+    assert rows[0][2] == "2" and rows[0][6] == "0.700 (1 of 2)" and rows[0][7] == "0.250 ± 0.071"
+    assert rows[0][-1] == "linear probe: 0.200, 0.300 |"
+
+
 def test_levers_table_reads_runs_trained_on_another_set_through_their_evaluations_there(tmp_path, monkeypatch, capsys):
     """--trained-on u: the runs of small/u are read on set s through diag/step*/s; their clusters cell is that
     evaluation's (0.4), not the training set's metrics.json (0.9), and a seed never evaluated on s has no row."""
@@ -624,6 +638,7 @@ SHELL_REFUSALS = [
     ("body_kmeans.sh", {}, [], "usage: WEIGHTS=... bash experiments/scale/body_kmeans.sh SET"),
     ("body_kmeans.sh", {}, ["ok"], "set WEIGHTS to the file"),
     ("body_kmeans.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
+    ("body_kmeans.sh", {"WEIGHTS": "{weights}", "PROBE": "lin"}, ["ok"], "PROBE: 'lin' is not a probe"),
     ("probe_levers.sh", {}, [], "usage: bash experiments/scale/probe_levers.sh"),
     ("baselines_backbone.sh", {}, [], "set WEIGHTS to the file"),
     ("baselines_backbone.sh", {"WEIGHTS": "{weights}"}, ["ok", "nope"], "SETS: no folder {small}/nope"),
@@ -651,7 +666,8 @@ def test_the_scale_shell_scripts_refuse_bad_input_in_one_line_before_any_run(tmp
     python = tmp_path / "python"  # a stand-in interpreter that records any call: none may happen
     python.write_text(f"#!/bin/sh\necho called >> {tmp_path / 'calls'}\n")
     python.chmod(0o755)
-    base = {k: v for k, v in os.environ.items() if k not in ("WEIGHTS", "SETS", "SEEDS", "METHODS", "PROBE_STEPS")}
+    drop = ("WEIGHTS", "SETS", "SEEDS", "METHODS", "PROBE_STEPS", "PROBE")
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     base.update(SMALL=str(small), RUNS=str(runs), PY=str(python))
     base.update({k: v.format(**fill) for k, v in env.items()})
     r = subprocess.run(

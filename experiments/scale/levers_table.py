@@ -9,6 +9,9 @@ Usage: python experiments/scale/levers_table.py RUNS_DIR SET [SET ...] [--names 
        [--random-init]       (a "random init" row per set: the first name's random-init reference, its clusters,
                               + CRF, K-means on L and linear probe, one per distinct seeded draw; crf_rest.sh
                               makes the CRF cell)
+       [--body]              (a "body" row per set: the frozen ImageNet body's own probes before any projection,
+                              RUNS_DIR/bodyref/SET/seedS_linear and seedS (body_kmeans.sh, PROBE=linear and
+                              kmeans): the ceiling a linear probe on a frozen-body run's L reads a projection of)
        [--trained-on persons1400]  (runs trained on that set, RUNS_DIR/STUDY/persons1400/seedS/NAME, read on each SET
                               through their RUN/diag/step*/SET evaluations (crf_kept.sh's third ENTRIES word): the
                               clusters cell is that evaluation's, not the training set's metrics.json)
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--random-init", action="store_true", help="a 'random init' row per set: the first name's diag/random(_crf)"
     )
+    ap.add_argument("--body", action="store_true", help="a 'body' row per set: RUNS_DIR/bodyref/SET's own probes")
     ap.add_argument("--trained-on", metavar="SET", help="the runs' training set, when it is not the SET read")
     args = ap.parse_args(argv)
     study = Path(args.runs) / args.study
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---" * 11 + "|")
     names = args.names.split(",")
     for s in args.sets:
+        if args.body:
+            body_row(Path(args.runs) / "bodyref" / s, s, seeds)
         for name in names + (["random init"] if args.random_init else []):
             rows, seen, reference = [], set(), name == "random init"
             for seed_dir in sorted((Path(args.runs) / args.study / (args.trained_on or s)).glob("seed*")):
@@ -135,6 +141,18 @@ def main(argv: list[str] | None = None) -> None:
                 f"| {cell(col(rows, 'linear', 2), n)} | {cell(col(rows, 'linear', 4), n)} "
                 f"| {', '.join(f'{r[0]:.3f}' for r in rows)} |"
             )
+
+
+def body_row(ref: Path, s: str, seeds: tuple[str, ...]) -> None:
+    """The frozen body's own probes on set s (body_kmeans.sh): the linear probe from seedS_linear, K-means from
+    seedS, each seed's split the same as the runs' probes of that seed; no clusters (no method)."""
+    linear = [p["linear"] for x in seeds if (p := probe(ref / f"seed{x}_linear" / "metrics.json")) and "linear" in p]
+    kmeans = [p["kmeans"] for x in seeds if (p := probe(ref / f"seed{x}" / "metrics.json")) and "kmeans" in p]
+    n = max(len(linear), len(kmeans))
+    if n:
+        per_seed = ", ".join(f"{v:.3f}" for v in linear)
+        print(f"| {s} | body (frozen, before the projection) | {n} | - | - | - | {cell(kmeans, n)} "
+              f"| {cell(linear, n)} | - | - | linear probe: {per_seed} |")  # fmt: skip
 
 
 def miou(path: Path) -> float | None:

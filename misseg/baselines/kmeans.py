@@ -331,6 +331,10 @@ def run(cfg) -> dict:
         feature_fn = backbone_features(b.name, b.weights, int(b.stride), bool(b.dilate), int(b.upsample), device)
     K = int(km.K or datamodule.num_classes)
     crf = bool(cfg.get("crf", False))
+    if crf:
+        from misseg.diagnostics.evaluation import use_crf_workers
+
+        use_crf_workers(cfg)
     result, segmenter = kmeans_baseline(
         fit_loader_of(datamodule),
         datamodule.val_dataloader(),

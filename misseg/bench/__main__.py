@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from misseg.bench import crf as crf_bench
 from misseg.bench import data as data_bench
 from misseg.bench import metric as metric_bench
 from misseg.bench.train_step import (
@@ -37,7 +38,7 @@ from misseg.runs.errors import OneLineArgumentParser
 
 TARGETS = {"train": 3.0, "metric": 5.0, "data": 10.0}
 TITLES = {"train": "Train step", "objective": "Objective", "scaling": "Scaling", "metric": "Metric",
-          "data": "Data pipeline"}  # fmt: skip
+          "data": "Data pipeline", "crf": "Dense CRF"}  # fmt: skip
 
 
 def plan(device: str, quick: bool) -> dict:
@@ -57,6 +58,8 @@ def plan(device: str, quick: bool) -> dict:
             "scaling_rounds": (2, 7) if not quick else (1, 3),
             "metric_batches": 12 if not quick else 3,
             "data_batches": 6,
+            "crf": [(64, 64, 2), (64, 128, 15)],
+            "crf_rounds": (1, 5),
         }
     if quick:  # seconds: a smoke run (tests/test_bench.py)
         return {
@@ -70,6 +73,8 @@ def plan(device: str, quick: bool) -> dict:
             "scaling_rounds": (1, 3),
             "metric_batches": 3,
             "data_batches": 1,
+            "crf": [(4, 16, 2)],
+            "crf_rounds": (1, 2),
         }
     return {
         "train": [Setting(8, 128, 2048, 15), Setting(8, 64, 256, 15)],
@@ -82,6 +87,8 @@ def plan(device: str, quick: bool) -> dict:
         "scaling_rounds": (1, 5),
         "metric_batches": 12,
         "data_batches": 3,
+        "crf": [(64, 64, 2), (64, 128, 15)],
+        "crf_rounds": (1, 5),
     }
 
 
@@ -234,6 +241,32 @@ def section_data(p: dict, device: torch.device, root: Path) -> tuple[dict, str]:
     return res, md
 
 
+def section_crf(p: dict) -> tuple[dict, str]:
+    from misseg.diagnostics.crf import crf_available
+
+    if not crf_available():
+        why = "pydensecrf2 is not installed (pip install 'misseg[crf]')"
+        return {"skipped": why}, f"skipped: {why}"
+    warmup, rounds = p["crf_rounds"]
+    cores = len(os.sched_getaffinity(0))
+    workers = [0, max(cores, 2)]
+    rows, results = [], crf_bench.bench_crf(p["crf"], workers, warmup, rounds)
+    for r in results:
+        t = r["times"]
+        med = {n: spread(t[n])["median"] for n in workers}
+        r["speedup"] = med[0] / med[workers[1]]
+        rows.append([f"B={r['batch']} {r['side']}x{r['side']} K={r['K']}", fmt_spread(t[0]), fmt_spread(t[workers[1]]),
+                     f"{1000 * med[0] / r['batch']:.3g}", compare(t, workers[1], 0), r["same_output"]])  # fmt: skip
+    md = (
+        f"`misseg.diagnostics.crf.dense_crf_batch` (pydensecrf2, STEGO's 10 mean-field iterations) on a noisy "
+        f"prediction of a block scene; {warmup} warm-up call(s), then {rounds} interleaved rounds: median s per "
+        f"batch (min-max), in this process (`crf_workers=0`) and in {workers[1]} worker processes "
+        f"(`crf_workers={workers[1]}`, one per available core; the pool is started before the timing).\n\n"
+    )
+    md += table(["batch", "serial s", f"{workers[1]} workers s", "serial ms/image", "speed-up", "same output"], rows)
+    return {"workers": workers, "rows": results}, md
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = OneLineArgumentParser(prog="python -m misseg.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -241,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--out-dir", default=None, help="a new directory for the .md, .json, .png (default logs/bench/<time>)"
     )
-    ap.add_argument("--sections", default="train,objective,scaling,metric,data")
+    ap.add_argument("--sections", default="train,objective,scaling,metric,data,crf")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     ap.add_argument("--data-root", default=None, help="folder dataset for the data section")
     args = ap.parse_args(argv)
@@ -286,6 +319,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"\n#### Data pipeline\n\nskipped: {root}/images not found (pass --data-root)", flush=True)
                 continue
             res, text = section_data(p, device, root)
+        elif name == "crf":
+            res, text = section_crf(p)
         res["seconds"] = time.perf_counter() - t
         result["sections"][name] = res
         block = f"\n#### {TITLES[name]} ({res['seconds']:.0f} s)\n\n{text}"

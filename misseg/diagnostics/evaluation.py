@@ -79,6 +79,21 @@ def check_diagnostics(cfg: DictConfig) -> None:
     check_int("probe_kmeans_restarts", cfg.get("probe_kmeans_restarts", PROBE_KMEANS_RESTARTS), 1)
     check_choice("probe_layer", cfg.get("probe_layer", "L"), PROBE_LAYERS)  # the raw value, as typed
     check_crf(cfg.get("crf", False))
+    check_crf_workers(cfg)
+
+
+def check_crf_workers(cfg: DictConfig) -> None:
+    """The `crf_workers` key of train, evaluate and the K-means baseline: the dense CRF's processes (0 = this one)."""
+    from misseg.runs.validation import check_int
+
+    check_int("crf_workers", cfg.get("crf_workers", 0), 0, " (processes for the dense CRF; 0 = the calling process)")
+
+
+def use_crf_workers(cfg: DictConfig) -> None:
+    """Apply `crf_workers` (checked by check_crf_workers) to every dense CRF this process runs."""
+    from misseg.diagnostics.crf import set_workers
+
+    set_workers(int(cfg.get("crf_workers", 0)))
 
 
 def check_crf(crf: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from misseg.diagnostics.evaluation import check_diagnostics, require_crf
+from misseg.diagnostics.evaluation import check_crf_workers, check_diagnostics, require_crf
 from misseg.metrics import MATCHINGS
 from misseg.models.backbone import ENCODER_BODY_NEEDS
 from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
@@ -289,6 +289,7 @@ def validate_train_cfg(cfg: DictConfig) -> None:
     check_int("seed", cfg.get("seed", 0), 0)
     if cfg.get("num_threads") is not None:
         check_int("num_threads", cfg.num_threads, 1, " or null (torch's default)")
+    check_crf_workers(cfg)
     check_model(_get(cfg, "model"))
     check_data(_get(cfg, "data"))
     check_trainer(_get(cfg, "trainer"))
@@ -321,6 +322,7 @@ def validate_kmeans_cfg(cfg: DictConfig) -> None:
     from misseg.diagnostics.evaluation import check_crf
 
     check_crf(cfg.get("crf", False))
+    check_crf_workers(cfg)
     km = _get(cfg, "kmeans")
     if km.get("K") is not None:
         check_int("kmeans.K", km.K, 1, " (number of clusters; 1 = the trivial baseline) or null (= classes)")
