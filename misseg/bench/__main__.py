@@ -241,7 +241,7 @@ def section_data(p: dict, device: torch.device, root: Path) -> tuple[dict, str]:
     return res, md
 
 
-def section_crf(p: dict) -> tuple[dict, str]:
+def section_crf(p: dict, root: Path) -> tuple[dict, str]:
     from misseg.diagnostics.crf import crf_available
 
     if not crf_available():
@@ -250,7 +250,8 @@ def section_crf(p: dict) -> tuple[dict, str]:
     warmup, rounds = p["crf_rounds"]
     cores = len(os.sched_getaffinity(0))
     workers = [0, max(cores, 2)]
-    rows, results = [], crf_bench.bench_crf(p["crf"], workers, warmup, rounds)
+    photos = (root / "images").is_dir()
+    rows, results = [], crf_bench.bench_crf(p["crf"], workers, warmup, rounds, root if photos else None)
     for r in results:
         t = r["times"]
         med = {n: spread(t[n])["median"] for n in workers}
@@ -264,7 +265,7 @@ def section_crf(p: dict) -> tuple[dict, str]:
         f"(`crf_workers={workers[1]}`, one per available core; the pool is started before the timing).\n\n"
     )
     md += table(["batch", "serial s", f"{workers[1]} workers s", "serial ms/image", "speed-up", "same output"], rows)
-    return {"workers": workers, "rows": results}, md
+    return {"workers": workers, "rows": results, "images": str(root) if photos else "block scene"}, md
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -320,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
                 continue
             res, text = section_data(p, device, root)
         elif name == "crf":
-            res, text = section_crf(p)
+            res, text = section_crf(p, root)
         res["seconds"] = time.perf_counter() - t
         result["sections"][name] = res
         block = f"\n#### {TITLES[name]} ({res['seconds']:.0f} s)\n\n{text}"

@@ -2,15 +2,19 @@
 
 Why it is measured: pydensecrf2 holds the GIL, so the CRF target of a training step
 (`model.objective.crf_target_weight`) runs one image after another; at batch 64 that is about a second, more than
-a GPU's step. The images are a piecewise-constant scene with a noisy prediction (the CRF's real work: it converges
-in its 10 mean-field iterations either way); pooled and serial outputs are checked to be equal.
+a GPU's step. The images are photos when a folder dataset is given (the lattice, and so the cost, grows with the
+colours an image holds: a flat synthetic scene is several times cheaper), with a smooth random prediction (a
+network's output is smooth at stride 4); else a piecewise-constant scene with a noisy prediction of its blocks.
+Pooled and serial outputs are checked to be equal.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
+from torch.nn import functional as F
 
 from misseg.bench.train_step import interleaved
 
@@ -28,15 +32,36 @@ def scene(batch: int, side: int, K: int, seed: int = 0) -> tuple[torch.Tensor, t
     return images, logits.softmax(1)
 
 
-def bench_crf(settings: list[tuple[int, int, int]], workers: list[int], warmup: int, rounds: int) -> list[dict]:
-    """For each (batch, side, K): {workers: [s per batch of each round]}, interleaved, and whether outputs agree."""
+def photos(root: Path, batch: int, side: int, K: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `batch` images of ROOT/images (sorted), shorter side resized to `side` and centre-cropped, with a
+    smooth random prediction (logits drawn at 1/8 of the side and upsampled bilinearly)."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    files = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:batch]
+    files = (files * math.ceil(batch / len(files)))[:batch]  # a small folder repeats its images
+    images = torch.stack([
+        TF.center_crop(TF.resize(TF.pil_to_tensor(Image.open(f).convert("RGB")), side, antialias=True), side)
+        for f in files
+    ]).float() / 255  # fmt: skip
+    g = torch.Generator().manual_seed(seed)
+    low = torch.randn(batch, K, max(side // 8, 1), max(side // 8, 1), generator=g)
+    probs = (3 * F.interpolate(low, size=(side, side), mode="bilinear", align_corners=False)).softmax(1)
+    return images, probs
+
+
+def bench_crf(
+    settings: list[tuple[int, int, int]], workers: list[int], warmup: int, rounds: int, root: Path | None = None
+) -> list[dict]:
+    """For each (batch, side, K): {workers: [s per batch of each round]}, interleaved, and whether outputs agree;
+    on ROOT/images' photos when given, else on the block scene."""
     from misseg.diagnostics import crf
 
     rows = []
     previous = crf.get_workers()
     try:
         for batch, side, K in settings:
-            images, probs = scene(batch, side, K)
+            images, probs = photos(root, batch, side, K) if root is not None else scene(batch, side, K)
 
             def refine(n: int, images: torch.Tensor = images, probs: torch.Tensor = probs):
                 def call() -> torch.Tensor:
