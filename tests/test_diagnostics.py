@@ -162,9 +162,19 @@ def test_dense_crf_in_worker_processes_equals_in_process():
         pooled = crf.dense_crf_batch(images, probs)
     finally:
         crf.set_workers(0)
+    assert crf._pool is None  # back to 0: the pool's processes are gone, not left idle
     assert torch.equal(pooled, serial) and not torch.equal(serial, probs)
     with pytest.raises(ValueError, match="CRF workers"):
         crf.set_workers(-1)
+
+
+@pytest.mark.parametrize("module", ["misseg.train", "misseg.baselines.kmeans"])
+def test_a_bad_crf_workers_is_one_line_and_exit_2_before_any_run(tmp_path, module):
+    r = run_cli("-m", module, "crf_workers=-1", f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: crf_workers=-1: must be an integer >= 0 (processes for the dense CRF; 0 = the calling process)"
+    ]
+    assert not (tmp_path / "run").exists()
 
 
 def cfg(**kw):

@@ -375,7 +375,7 @@ def test_levers_table_body_row_reads_the_frozen_bodys_own_probes_per_seed(tmp_pa
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| s |")]
     assert [r[1] for r in rows] == ["body (frozen, before the projection)", "mi"]
     assert rows[0][2] == "2" and rows[0][6] == "0.700 (1 of 2)" and rows[0][7] == "0.250 ± 0.071"
-    assert rows[0][-1] == "linear probe: 0.200, 0.300 |"
+    assert rows[0][-1] == "linear probe: seed 0 0.200, seed 1 0.300 |"
 
 
 def test_levers_table_reads_runs_trained_on_another_set_through_their_evaluations_there(tmp_path, monkeypatch, capsys):

@@ -6,7 +6,7 @@
 # COCO-Persons 0.357-0.549, ccp_persons 0.357-0.731, sections 13-14), so "MI's training made L better for K-means"
 # needs the figure no draw or training moves. The checkpoint is only a carrier of the architecture and K: a 1-step
 # run of the frozen network (the body is the weights file's in every run; tests/test_backbone.py checks that the
-# body probe does not depend on the projection). Written to $RUNS/bodyref/SET/{carrier,seedS}.
+# body probe does not depend on the projection). Written to $RUNS/bodyref/SET/{carrier,seedS} (PROBE=linear: seedS_linear).
 # Table: python experiments/scale/kmeans_restarts_table.py (column "K-means on the body").
 # PROBE=linear (section 51): the linear probe on the same body map instead, into $RUNS/bodyref/SET/seedS_linear: the
 # ceiling of every probe on L of a frozen-body run (L is a linear map of this body map, so a probe on L is a probe

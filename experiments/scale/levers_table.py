@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     if not study.is_dir():
         ap.error(f"--study {args.study}: no such directory {study}; pass the runs' subfolder (small, small1500)")
     seeds = tuple(args.seeds.split(","))
+    if args.agreement and args.body:
+        ap.error("--body adds a probe row; the --agreement table has none (run the two separately)")
     if args.agreement:
         return agreement(args.runs, args.sets, args.names.split(","), args.study, seeds)
     print(
@@ -146,11 +148,13 @@ def main(argv: list[str] | None = None) -> None:
 def body_row(ref: Path, s: str, seeds: tuple[str, ...]) -> None:
     """The frozen body's own probes on set s (body_kmeans.sh): the linear probe from seedS_linear, K-means from
     seedS, each seed's split the same as the runs' probes of that seed; no clusters (no method)."""
-    linear = [p["linear"] for x in seeds if (p := probe(ref / f"seed{x}_linear" / "metrics.json")) and "linear" in p]
+    found = {x: probe(ref / f"seed{x}_linear" / "metrics.json") for x in seeds}
+    by_seed = {x: p["linear"] for x, p in found.items() if p and "linear" in p}
+    linear = list(by_seed.values())
     kmeans = [p["kmeans"] for x in seeds if (p := probe(ref / f"seed{x}" / "metrics.json")) and "kmeans" in p]
     n = max(len(linear), len(kmeans))
     if n:
-        per_seed = ", ".join(f"{v:.3f}" for v in linear)
+        per_seed = ", ".join(f"seed {x} {v:.3f}" for x, v in by_seed.items())
         print(f"| {s} | body (frozen, before the projection) | {n} | - | - | - | {cell(kmeans, n)} "
               f"| {cell(linear, n)} | - | - | linear probe: {per_seed} |")  # fmt: skip
 

@@ -250,19 +250,25 @@ def section_crf(p: dict, root: Path) -> tuple[dict, str]:
     warmup, rounds = p["crf_rounds"]
     cores = len(os.sched_getaffinity(0))
     workers = [0, max(cores, 2)]
-    photos = (root / "images").is_dir()
+    photos = (root / "images").is_dir() and crf_bench.photo_files(root)
     rows, results = [], crf_bench.bench_crf(p["crf"], workers, warmup, rounds, root if photos else None)
     for r in results:
         t = r["times"]
+        r["times"] = {str(n): t[n] for n in workers}  # JSON keys are strings: the same keys in memory and on disk
         med = {n: spread(t[n])["median"] for n in workers}
         r["speedup"] = med[0] / med[workers[1]]
         rows.append([f"B={r['batch']} {r['side']}x{r['side']} K={r['K']}", fmt_spread(t[0]), fmt_spread(t[workers[1]]),
                      f"{1000 * med[0] / r['batch']:.3g}", compare(t, workers[1], 0), r["same_output"]])  # fmt: skip
+    images = (
+        f"the first photos of `{root}/images` (shorter side resized, centre crop) with a smooth random prediction"
+        if photos
+        else "a block scene with a noisy prediction of its blocks"
+    )
     md = (
-        f"`misseg.diagnostics.crf.dense_crf_batch` (pydensecrf2, STEGO's 10 mean-field iterations) on a noisy "
-        f"prediction of a block scene; {warmup} warm-up call(s), then {rounds} interleaved rounds: median s per "
-        f"batch (min-max), in this process (`crf_workers=0`) and in {workers[1]} worker processes "
-        f"(`crf_workers={workers[1]}`, one per available core; the pool is started before the timing).\n\n"
+        f"`misseg.diagnostics.crf.dense_crf_batch` (pydensecrf2, STEGO's 10 mean-field iterations) on {images}; "
+        f"{warmup} warm-up call(s), then {rounds} interleaved rounds: median s per batch (min-max), in this process "
+        f"(`crf_workers=0`) and in {workers[1]} worker processes (`crf_workers={workers[1]}`: the available cores, "
+        "at least 2; the pool is started, and the outputs compared, before the timing).\n\n"
     )
     md += table(["batch", "serial s", f"{workers[1]} workers s", "serial ms/image", "speed-up", "same output"], rows)
     return {"workers": workers, "rows": results, "images": str(root) if photos else "block scene"}, md

@@ -26,10 +26,13 @@ def scene(batch: int, side: int, K: int, seed: int = 0) -> tuple[torch.Tensor, t
     truth = cells.repeat_interleave(math.ceil(side / 4), 1).repeat_interleave(math.ceil(side / 4), 2)[:, :side, :side]
     colours = torch.rand(K, 3, generator=g)
     images = colours[truth].permute(0, 3, 1, 2)
-    logits = 2 * torch.nn.functional.one_hot(truth, K).permute(0, 3, 1, 2) + 1.6 * torch.randn(
-        batch, K, side, side, generator=g
-    )
+    logits = 2 * F.one_hot(truth, K).permute(0, 3, 1, 2) + 1.6 * torch.randn(batch, K, side, side, generator=g)
     return images, logits.softmax(1)
+
+
+def photo_files(root: Path) -> list[Path]:
+    """ROOT/images' JPEG and PNG files, sorted (empty when there are none)."""
+    return sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
 def photos(root: Path, batch: int, side: int, K: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +41,7 @@ def photos(root: Path, batch: int, side: int, K: int, seed: int = 0) -> tuple[to
     from PIL import Image
     from torchvision.transforms.v2 import functional as TF
 
-    files = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:batch]
+    files = photo_files(root)[:batch]
     files = (files * math.ceil(batch / len(files)))[:batch]  # a small folder repeats its images
     images = torch.stack([
         TF.center_crop(TF.resize(TF.pil_to_tensor(Image.open(f).convert("RGB")), side, antialias=True), side)

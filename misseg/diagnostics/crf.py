@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,11 +78,15 @@ _pool: tuple[int, ProcessPoolExecutor] | None = None  # (its size, the pool)
 def set_workers(n: int) -> None:
     """Refine the images of a batch in n worker processes from now on (0 or 1: one at a time in this process).
 
-    The pool starts at the first batch that uses it and is kept until the process exits or another size is used.
+    The pool starts at the first batch that uses it and is kept until the process exits or another number is set
+    (a Hydra multirun that ends at 0 keeps no idle processes). Per process: under DDP every rank starts its own.
     """
-    global _workers
+    global _workers, _pool
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"CRF workers: {n!r} must be an integer >= 0 (0 = in this process)")
+    if _pool is not None and _pool[0] != n:
+        _pool[1].shutdown()
+        _pool = None
     _workers = n
 
 
@@ -91,15 +96,20 @@ def get_workers() -> int:
 
 def _worker_pool() -> ProcessPoolExecutor:
     global _pool
-    if _pool is None or _pool[0] != _workers:
+    if _pool is None:
         import multiprocessing
 
-        if _pool is not None:
-            _pool[1].shutdown()
         # forkserver, not fork: the caller holds torch's thread pools and Lightning's threads, which a fork copies
         # half-way; the server process forks clean workers
         _pool = (_workers, ProcessPoolExecutor(_workers, mp_context=multiprocessing.get_context("forkserver")))
     return _pool[1]
+
+
+def _drop_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool[1].shutdown(wait=False)
+        _pool = None
 
 
 def _dense_crf_args(args: tuple[np.ndarray, np.ndarray, CRFParams]) -> np.ndarray:
@@ -116,7 +126,13 @@ def dense_crf_batch(images: torch.Tensor, probs: torch.Tensor, params: CRFParams
     if _workers > 1 and len(p) > 1:
         chunk = math.ceil(len(p) / _workers)  # one chunk per worker, not a round trip per ~9 ms image
         jobs = zip(rgb, p, [params] * len(p), strict=True)
-        out = np.stack(list(_worker_pool().map(_dense_crf_args, jobs, chunksize=chunk)))
+        try:
+            out = np.stack(list(_worker_pool().map(_dense_crf_args, jobs, chunksize=chunk)))
+        except BrokenProcessPool:
+            _drop_pool()  # a worker died (e.g. out of memory): the next batch starts a fresh pool, not this broken one
+            raise RuntimeError(
+                f"a dense-CRF worker process died (crf_workers={_workers}); use fewer workers, or crf_workers=0"
+            ) from None
     else:
         out = np.stack([dense_crf(rgb[i], p[i], params) for i in range(len(p))])
     return torch.from_numpy(out).to(probs.device)
