@@ -63,17 +63,14 @@ def bench_crf(
     rows = []
     previous = crf.get_workers()
     try:
+        crf.set_workers(max(workers))  # the one pool, kept while the serial calls run beside it
         for batch, side, K in settings:
             images, probs = photos(root, batch, side, K) if root is not None else scene(batch, side, K)
 
             def refine(n: int, images: torch.Tensor = images, probs: torch.Tensor = probs):
-                def call() -> torch.Tensor:
-                    crf.set_workers(n)  # the pool of size n is kept between calls
-                    return crf.dense_crf_batch(images, probs)
+                return lambda: crf.dense_crf_batch(images, probs, workers=n)
 
-                return call
-
-            outputs = {n: refine(n)() for n in workers}  # also starts each pool before the timing
+            outputs = {n: refine(n)() for n in workers}  # also starts the pool before the timing
             same = all(torch.equal(outputs[n], outputs[workers[0]]) for n in workers)
             times = interleaved({n: refine(n) for n in workers}, warmup, rounds, torch.device("cpu"))
             rows.append({"batch": batch, "side": side, "K": K, "times": times, "same_output": same})

@@ -81,12 +81,11 @@ def set_workers(n: int) -> None:
     The pool starts at the first batch that uses it and is kept until the process exits or another number is set
     (a Hydra multirun that ends at 0 keeps no idle processes). Per process: under DDP every rank starts its own.
     """
-    global _workers, _pool
+    global _workers
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"CRF workers: {n!r} must be an integer >= 0 (0 = in this process)")
     if _pool is not None and _pool[0] != n:
-        _pool[1].shutdown()
-        _pool = None
+        _drop_pool()
     _workers = n
 
 
@@ -94,21 +93,24 @@ def get_workers() -> int:
     return _workers
 
 
-def _worker_pool() -> ProcessPoolExecutor:
+def _worker_pool(n: int) -> ProcessPoolExecutor:
+    """The pool of n processes, started on first use; a pool of another size is shut down first."""
     global _pool
+    if _pool is not None and _pool[0] != n:
+        _drop_pool()
     if _pool is None:
         import multiprocessing
 
         # forkserver, not fork: the caller holds torch's thread pools and Lightning's threads, which a fork copies
         # half-way; the server process forks clean workers
-        _pool = (_workers, ProcessPoolExecutor(_workers, mp_context=multiprocessing.get_context("forkserver")))
+        _pool = (n, ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("forkserver")))
     return _pool[1]
 
 
-def _drop_pool() -> None:
+def _drop_pool(wait: bool = True) -> None:
     global _pool
     if _pool is not None:
-        _pool[1].shutdown(wait=False)
+        _pool[1].shutdown(wait=wait)
         _pool = None
 
 
@@ -116,22 +118,27 @@ def _dense_crf_args(args: tuple[np.ndarray, np.ndarray, CRFParams]) -> np.ndarra
     return dense_crf(*args)
 
 
-def dense_crf_batch(images: torch.Tensor, probs: torch.Tensor, params: CRFParams = CRFParams()) -> torch.Tensor:
+def dense_crf_batch(
+    images: torch.Tensor, probs: torch.Tensor, params: CRFParams = CRFParams(), workers: int | None = None
+) -> torch.Tensor:
     """images (B, 3, H, W) in [0, 1], probs (B, K, H, W) -> refined probabilities (B, K, H, W) on probs' device.
 
-    One image at a time (the library's lattice is not batched), spread over `set_workers` processes when set.
+    One image at a time (the library's lattice is not batched), spread over `workers` processes (None: the number
+    `set_workers` set; 0 or 1: in this process, leaving any pool as it is).
     """
+    n = _workers if workers is None else workers
     rgb = (images[:, :3].clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     p = probs.detach().float().cpu().numpy()
-    if _workers > 1 and len(p) > 1:
-        chunk = math.ceil(len(p) / _workers)  # one chunk per worker, not a round trip per ~9 ms image
+    if n > 1 and len(p) > 1:
+        chunk = math.ceil(len(p) / n)  # one chunk per worker, not a round trip per ~9 ms image
         jobs = zip(rgb, p, [params] * len(p), strict=True)
         try:
-            out = np.stack(list(_worker_pool().map(_dense_crf_args, jobs, chunksize=chunk)))
+            out = np.stack(list(_worker_pool(n).map(_dense_crf_args, jobs, chunksize=chunk)))
         except BrokenProcessPool:
-            _drop_pool()  # a worker died (e.g. out of memory): the next batch starts a fresh pool, not this broken one
+            # a worker died (e.g. out of memory): the next batch starts a fresh pool, not this broken one
+            _drop_pool(wait=False)
             raise RuntimeError(
-                f"a dense-CRF worker process died (crf_workers={_workers}); use fewer workers, or crf_workers=0"
+                f"a dense-CRF worker process died (crf_workers={n}); use fewer workers, or crf_workers=0"
             ) from None
     else:
         out = np.stack([dense_crf(rgb[i], p[i], params) for i in range(len(p))])
