@@ -100,8 +100,16 @@ def test_the_crf_target_lever_trains_on_the_crf_refined_prediction_and_leaves_ig
     assert targets.shape == (3, 16, 16)
     assert (targets[0, :4] == 255).all() and set(targets[mask != 255].unique().tolist()) <= {0, 1}
     assert (crf_targets(x, L, H, module.model.tau, None) != 255).all()
+    from misseg.diagnostics import crf
+
+    try:  # crf_workers=2 (train.py's use_crf_workers): the same targets and the same loss from worker processes
+        crf.set_workers(2)
+        assert torch.equal(crf_targets(x, L, H, module.model.tau, mask != 255), targets)
+        pooled = module.training_step({"image": x, "mask": mask}, 0)["loss"].detach()
+    finally:
+        crf.set_workers(0)
     out = module.training_step({"image": x, "mask": mask}, 0)
-    assert torch.isfinite(out["loss"])
+    assert torch.isfinite(out["loss"]) and torch.equal(pooled, out["loss"].detach())
     out["loss"].backward()
     assert module.model.encoder.parameters().__next__().grad is not None
     with pytest.raises(ConfigError, match="crf_target_weight=-1"):

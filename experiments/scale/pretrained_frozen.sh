@@ -15,6 +15,9 @@
 # STAGES=N (section 50): the body's last N stages train at 0.1 x model.lr from the first step
 # (model.encoder.trainable_stages=N, as lever_critic.sh's STAGES), the name gains _stagesN: IIC with the trainable
 # parameters of MI's kept person settings. 0 (default): the frozen body, the names as before.
+# iic_vflip (section 52): IIC whose second view is also flipped vertically at random, undone on the output
+# (model.objective.vflip, lever_vflip_frozen.sh's lever): section 51 found IIC's trained stages learning image rows,
+# the one code its colour-and-hflip views leave unchanged. Name iic_vflip[_stagesN]_effnet4_frozen.
 # Usage: WEIGHTS=/work/weights/tf_efficientnet_lite0.pth [METHODS=mi] [NO_DIAG=1] [SETS="ccp_persons coco_persons"]
 #        [SEEDS="0 1 2"] [STAGES=2] bash experiments/scale/pretrained_frozen.sh
 set -euo pipefail
@@ -22,8 +25,8 @@ cd "$(dirname "$0")/../.."
 source experiments/scale/common.sh
 frozen=$(frozen_x4)
 for method in ${METHODS:-mi iic}; do  # check every name before the first (long) run
-  case $method in mi | iic | mi_shuffled | mi_proto) ;; *)
-    echo "METHODS: unknown method '$method'; use mi, iic, mi_shuffled and/or mi_proto" >&2; exit 2 ;;
+  case $method in mi | iic | iic_vflip | mi_shuffled | mi_proto) ;; *)
+    echo "METHODS: unknown method '$method'; use mi, iic, iic_vflip, mi_shuffled and/or mi_proto" >&2; exit 2 ;;
   esac
 done
 check_seeds ${SEEDS:-0 1 2}
@@ -42,6 +45,8 @@ for set in ${SETS:-ccp_persons}; do
       case $method in
         mi) budget=$timm_budget lever "$set" "$K" "$seed" mi${tag}_effnet4_frozen $frozen_set $stages ;;
         iic) budget=$timm_budget lever "$set" "$K" "$seed" iic${tag}_effnet4_frozen model=iic $frozen_set $stages ;;
+        iic_vflip) budget=$timm_budget lever "$set" "$K" "$seed" iic_vflip${tag}_effnet4_frozen model=iic $frozen_set \
+          $stages model.objective.vflip=true ;;
         mi_shuffled) budget=$timm_budget lever "$set" "$K" "$seed" mi_shuffled${tag}_effnet4_frozen $frozen_set $stages \
           model.objective.negative_positions=shuffled ;;
         mi_proto) budget=$timm_budget lever "$set" "$K" "$seed" mi_proto${tag}_effnet4_frozen $frozen_set $stages model/heads=prototypes ;;
