@@ -86,6 +86,7 @@ def test_the_correspondence_lever_keeps_a_frozen_copy_of_the_initial_encoder_tha
 def test_the_crf_target_lever_trains_on_the_crf_refined_prediction_and_leaves_ignored_pixels_out():
     from omegaconf import OmegaConf
 
+    from misseg.diagnostics import crf
     from misseg.lit.mi import crf_targets
     from misseg.runs.validation import check_model_parts
 
@@ -100,8 +101,6 @@ def test_the_crf_target_lever_trains_on_the_crf_refined_prediction_and_leaves_ig
     assert targets.shape == (3, 16, 16)
     assert (targets[0, :4] == 255).all() and set(targets[mask != 255].unique().tolist()) <= {0, 1}
     assert (crf_targets(x, L, H, module.model.tau, None) != 255).all()
-    from misseg.diagnostics import crf
-
     try:  # crf_workers=2 (train.py's use_crf_workers): the same targets and the same loss from worker processes
         crf.set_workers(2)
         assert torch.equal(crf_targets(x, L, H, module.model.tau, mask != 255), targets)

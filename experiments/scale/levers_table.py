@@ -148,8 +148,9 @@ def main(argv: list[str] | None = None) -> None:
 def body_row(ref: Path, s: str, seeds: tuple[str, ...]) -> None:
     """The frozen body's own probes on set s (body_kmeans.sh): the linear probe from seedS_linear, K-means from
     seedS, each seed's split the same as the runs' probes of that seed; no clusters (no method)."""
-    found = {x: probe(ref / f"seed{x}_linear" / "metrics.json") for x in seeds}
-    by_seed = {x: p["linear"] for x, p in found.items() if p and "linear" in p}
+    by_seed = {
+        x: p["linear"] for x in seeds if (p := probe(ref / f"seed{x}_linear" / "metrics.json")) and "linear" in p
+    }
     linear = list(by_seed.values())
     kmeans = [p["kmeans"] for x in seeds if (p := probe(ref / f"seed{x}" / "metrics.json")) and "kmeans" in p]
     n = max(len(linear), len(kmeans))
