@@ -10,7 +10,7 @@ from conftest import TINY, make_folder_dataset, run_cli, tiny_module
 from omegaconf import OmegaConf
 
 from misseg.diagnostics.crf import labels_to_probs
-from misseg.diagnostics.evaluation import check_diagnostics, probe_kinds
+from misseg.diagnostics.evaluation import available_cores, check_crf_workers, check_diagnostics, probe_kinds
 from misseg.diagnostics.features import local_features
 from misseg.diagnostics.probe import fit_linear_probe, identity_scores, probe_split
 from misseg.metrics.matching import confusion_matrix
@@ -177,6 +177,14 @@ def test_a_bad_crf_workers_is_one_line_and_exit_2_before_any_run(tmp_path, modul
     assert not (tmp_path / "run").exists()
 
 
+def test_crf_workers_up_to_the_available_cores_and_no_more():
+    n = available_cores()
+    check_crf_workers(OmegaConf.create({"crf_workers": n}))
+    with pytest.raises(ConfigError) as e:
+        check_crf_workers(OmegaConf.create({"crf_workers": n + 1}))
+    assert str(e.value) == f"crf_workers={n + 1}: {n} cores are available here; use at most {n} (0 = this process)"
+
+
 def cfg(**kw):
     base = dict(probe=None, init="trained", probe_fit_fraction=0.5, probe_epochs=20, probe_lr=0.01, crf=False)
     return OmegaConf.create({**base, **kw})
@@ -201,6 +209,7 @@ def test_probe_spellings_and_bad_values_are_config_errors():
         (dict(crf="yes"), "crf="),
         (dict(crf_workers=-1), "crf_workers="),
         (dict(crf_workers="all"), "crf_workers="),
+        (dict(crf_workers=available_cores() + 1), "crf_workers="),  # more processes than cores: a copied config
     ):
         with pytest.raises(ConfigError, match=key):
             check_diagnostics(cfg(**bad))

@@ -34,6 +34,7 @@ from misseg.bench.train_step import (
     separated,
     spread,
 )
+from misseg.diagnostics.evaluation import available_cores
 from misseg.runs.errors import OneLineArgumentParser
 
 TARGETS = {"train": 3.0, "metric": 5.0, "data": 10.0}
@@ -98,7 +99,7 @@ def machine_info(device: torch.device) -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    info = {"cpu": cpu, "cores_available": len(os.sched_getaffinity(0)), "torch": torch.__version__,
+    info = {"cpu": cpu, "cores_available": available_cores(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
             "load_avg_start": os.getloadavg()[0]}  # fmt: skip
     if device.type == "cuda":
@@ -248,7 +249,7 @@ def section_crf(p: dict, root: Path) -> tuple[dict, str]:
         why = "pydensecrf2 is not installed (pip install 'misseg[crf]')"
         return {"skipped": why}, f"skipped: {why}"
     warmup, rounds = p["crf_rounds"]
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     workers = [0, max(cores, 2)]
     photos = (root / "images").is_dir() and crf_bench.photo_files(root)
     rows, results = [], crf_bench.bench_crf(p["crf"], workers, warmup, rounds, root if photos else None)
