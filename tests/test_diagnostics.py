@@ -10,11 +10,12 @@ from conftest import TINY, make_folder_dataset, run_cli, tiny_module
 from omegaconf import OmegaConf
 
 from misseg.diagnostics.crf import labels_to_probs
-from misseg.diagnostics.evaluation import available_cores, check_crf_workers, check_diagnostics, probe_kinds
+from misseg.diagnostics.evaluation import check_crf_workers, check_diagnostics, probe_kinds
 from misseg.diagnostics.features import local_features
 from misseg.diagnostics.probe import fit_linear_probe, identity_scores, probe_split
 from misseg.metrics.matching import confusion_matrix
 from misseg.runs.errors import ConfigError
+from misseg.runs.provenance import available_cores
 
 
 def probe_scores(features, masks, num_classes, seed=0, **kw):
@@ -172,7 +173,7 @@ def test_dense_crf_in_worker_processes_equals_in_process():
 def test_a_bad_crf_workers_is_one_line_and_exit_2_before_any_run(tmp_path, module):
     r = run_cli("-m", module, "crf_workers=-1", f"hydra.run.dir={tmp_path}/run")
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
-        "error: crf_workers=-1: must be an integer >= 0 (processes for the dense CRF; 0 = the calling process)"
+        "error: crf_workers=-1: must be an integer >= 0 (processes for the dense CRF; 0 = this process)"
     ]
     assert not (tmp_path / "run").exists()
 

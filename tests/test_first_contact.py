@@ -25,6 +25,7 @@ from misseg.data.images import IMAGE_SUFFIXES
 from misseg.lit.callbacks import EpochTQDMProgressBar, bar_metrics, planned_epochs
 from misseg.runs.config import config_dir
 from misseg.runs.errors import ConfigError
+from misseg.runs.provenance import available_cores
 from misseg.runs.results import format_summary, metrics_record
 from misseg.runs.validation import check_clusters_match_classes, closest_key, unexpected_key_error
 
@@ -374,6 +375,7 @@ def test_resume_keeps_the_csv_history_and_every_start(tmp_path):
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     starts = info["starts"]
     assert len(starts) == 2 and all(s["status"] == "done" for s in starts)
+    assert all(s["cores"] == available_cores() for s in starts)  # the wall times' context, per start
     assert "trainer.max_epochs=1" in starts[0]["overrides"] and "ckpt_path=last" in starts[1]["overrides"]
     assert starts[0]["start_time"] < starts[1]["start_time"] and starts[0]["config"] == "config_resolved.yaml"
     assert starts[1]["config"] == "config_resolved-1.yaml"

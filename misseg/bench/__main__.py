@@ -34,8 +34,8 @@ from misseg.bench.train_step import (
     separated,
     spread,
 )
-from misseg.diagnostics.evaluation import available_cores
 from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.provenance import available_cores
 
 TARGETS = {"train": 3.0, "metric": 5.0, "data": 10.0}
 TITLES = {"train": "Train step", "objective": "Objective", "scaling": "Scaling", "metric": "Metric",

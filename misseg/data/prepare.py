@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -34,6 +33,7 @@ from misseg.data import coco
 from misseg.data.cache import write_cache
 from misseg.data.folder import DatasetError, FolderDataset, read_classes
 from misseg.runs.errors import OneLineArgumentParser
+from misseg.runs.provenance import available_cores
 
 SPLITS = ("train2017", "val2017")
 IIC_LIST = "Coco164kFull_Stuff_Coarse_7.txt"  # IIC's curated v7 lists: 49,629 train2017 + 2,175 val2017
@@ -350,7 +350,12 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--limit", type=int, default=None, help="at most N images per split (quick runs)")
         q.add_argument("--scale", type=float, default=IIC_SCALE, help="pre-scale factor (IIC: 0.33); 0 = off")
         q.add_argument("--shorter", type=int, default=None, help="instead of --scale: resize the shorter side to N")
-        q.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes (0 = in-process)")
+        q.add_argument(
+            "--workers",
+            type=int,
+            default=min(8, available_cores()),
+            help="processes (default: the cores this process may use, at most 8; 0 = in-process)",
+        )
         q.add_argument("--cache", action="store_true", help="also write the uint8 cache DIR/cache (data.cache=true)")
 
     for name in ("coco-stuff15", "coco-stuff27"):

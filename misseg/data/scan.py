@@ -7,7 +7,6 @@ their (EXIF-rotated) image, mask values >= the number of classes that are not 25
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from PIL import Image
 
 from misseg.data.images import IMAGE_SUFFIXES, non_image_entries
 from misseg.runs.errors import DatasetError
+from misseg.runs.provenance import available_cores
 
 MASK_SUFFIX = ".png"
 IGNORE = 255
@@ -170,7 +170,7 @@ def scan_folder(
     if not verify_files:
         report.pairs = pairs
         return report
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = workers or min(8, available_cores())  # the affinity mask under SLURM/taskset, not the node
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(lambda p: check_pair(p[0], p[1], num_classes), pairs))
     for pair, (problems, side) in zip(pairs, results, strict=True):

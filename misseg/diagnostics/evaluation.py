@@ -18,7 +18,6 @@ the data stack are inside the functions, so validation (`check_diagnostics`) sta
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, ListConfig
 
 from misseg.runs.errors import ConfigError
+from misseg.runs.provenance import available_cores
 
 if TYPE_CHECKING:  # torch is imported inside the functions: validation imports this module and must stay fast
     import torch
@@ -88,20 +88,12 @@ def check_crf_workers(cfg: DictConfig) -> None:
     from misseg.runs.validation import check_int
 
     n = cfg.get("crf_workers", 0)
-    check_int("crf_workers", n, 0, " (processes for the dense CRF; 0 = the calling process)")
+    check_int("crf_workers", n, 0, " (processes for the dense CRF; 0 = this process)")
     # More processes than cores only adds start-up and memory (each holds a CRF at a time); a value copied from a
     # bigger node would otherwise fork that many processes here.
     cores = available_cores()
     if n > cores:
         raise ConfigError(f"crf_workers={n}: {cores} cores are available here; use at most {cores} (0 = this process)")
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one, as under SLURM or taskset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def use_crf_workers(cfg: DictConfig) -> None:

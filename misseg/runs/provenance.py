@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -15,6 +16,14 @@ import misseg
 from misseg.runs.results import new_file
 
 SOURCE_ROOT = Path(misseg.__file__).resolve().parent.parent
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask where the OS has one, as under SLURM or taskset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def git_info(repo: str | Path = SOURCE_ROOT) -> dict:
@@ -53,6 +62,7 @@ def write_run_info(run_dir: str | Path, resolved_config: dict, overrides: list[s
         "overrides": list(overrides),
         "git": git_info(),
         "host": platform.node(),
+        "cores": available_cores(),  # wall times of runs side by side or on other nodes compare only with this
         "config": config_path.name,
         **extra,
     }
