@@ -11,6 +11,7 @@ from conftest import REPO
 SCRIPTS = [
     "scale/agreement",
     "scale/ceiling",
+    "scale/class_split",
     "scale/correspondence",
     "scale/gpu_summary",
     "scale/grid",
@@ -53,6 +54,8 @@ MISSING_PATH = [
     ("scale/ceiling", ["{dir}", "{file}", "--correspondence", "1,x"], "--correspondence 1,x"),
     ("scale/ceiling", ["{dir}", "--correspondence", "1"], "--correspondence needs a CKPT"),
     ("scale/ceiling", ["{dir}", "--partners", "all"], "--partners"),
+    ("scale/class_split", ["{missing}", "camvid", "--names", "mi"], "{missing}"),
+    ("scale/class_split", ["{dir}", "camvid", "--names", "mi"], "{dir}/small/camvid"),
     ("scale/correspondence", ["{missing}", "{file}"], "{missing}"),
     ("scale/correspondence", ["{dir}", "{missing}"], "{missing}"),
     ("scale/gpu_summary", ["{missing}", "coco_persons"], "{missing}"),
@@ -849,3 +852,24 @@ def test_gpu_summary_reads_gpu_thesis_outputs_into_a_table_and_a_picture(tmp_pat
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].count("clusters / probe / K-means on L") == 2 and "mi_corr" not in lines[0]
     assert lines[2] == "| coco_persons | 0.384 | 0.334 | 0.317 / 0.476 / 0.383 | - / - / - | 0.471 |"
+
+
+def test_class_split_pools_the_seeds_and_refuses_names_without_runs(tmp_path, monkeypatch, capsys):
+    import json
+
+    for seed, split in ((0, [[40, 0], [40, 0], [0, 20]]), (1, [[80, 0], [0, 10], [0, 10]])):
+        run = tmp_path / "small" / "camvid" / f"seed{seed}" / "mi"
+        run.mkdir(parents=True)
+        iou = [0.5, 1.0] if seed == 0 else [1.0, 0.5]
+        record = {"confusion": split, "per_class_iou": iou, "class_names": ["road", "car"]}
+        (run / "metrics.json").write_text(json.dumps(record))
+    module = load("scale/class_split", monkeypatch)
+    module.main([str(tmp_path), "camvid", "--names", "mi,absent"])
+    out = capsys.readouterr()
+    header, _, row = out.out.splitlines()[:3]
+    assert header.startswith("| run | seeds | balance (classes 0.722) | largest cluster | road (0.80) | car (0.20) |")
+    # road: IoU (0.5 + 1) / 2, top share (0.5 + 1) / 2; car: top share (1 + 0.5) / 2
+    assert row.startswith("| mi | 2 |") and row.endswith("| 0.75 / 0.75 | 0.75 / 0.75 |")
+    assert "skip: absent" in out.err
+    line = refused(module, [str(tmp_path), "camvid", "--names", "absent"], capsys)
+    assert "--names absent: no run has a metrics.json" in line

@@ -316,3 +316,15 @@ def test_reseeds_counts_the_classes_a_batch_leaves_empty_at_its_valid_positions_
     module.model = SimpleNamespace(heads=object())  # the thesis's heads: no K-means step, nothing re-seeds
     with pytest.raises(reseeds.ConfigError, match="ckpt: not a centroid-heads run"):
         reseeds.score("ckpt", data)
+
+
+def test_class_split_reads_a_class_cut_over_equal_clusters():
+    class_split = load_scale_script("class_split")
+    # rows = clusters, columns = classes: class 0 (80% of the pixels) cut in two equal clusters, class 1 kept whole
+    confusion = np.array([[40, 0], [40, 0], [0, 20]])
+    r = class_split.class_split(confusion)
+    assert r["top_share"].tolist() == [0.5, 1.0] and r["class_share"].tolist() == pytest.approx([0.8, 0.2])
+    assert r["largest"] == pytest.approx(0.4)
+    assert r["balance"] == pytest.approx(-(2 * 0.4 * np.log(0.4) + 0.2 * np.log(0.2)) / np.log(3))
+    assert class_split.balance(np.array([0.5, 0.5])) == pytest.approx(1.0)
+    assert class_split.balance(np.array([1.0, 0.0])) == pytest.approx(0.0)  # one cluster holds everything
