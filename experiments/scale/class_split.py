@@ -19,8 +19,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from levers_table import add_runs  # this folder is on sys.path
 
+from misseg.diagnostics.shortcut import histogram_entropy
 from misseg.runs.errors import OneLineArgumentParser
 
 PROG = "experiments/scale/class_split.py"
@@ -38,9 +40,8 @@ def class_split(confusion: np.ndarray) -> dict[str, np.ndarray | float]:
 
 
 def balance(sizes: np.ndarray) -> float:
-    """Entropy of the sizes (fractions summing to 1) over log of their number: 1 = all equal (agreement.py's)."""
-    used = sizes[sizes > 0]
-    return float(-(used * np.log(used)).sum() / np.log(len(sizes))) if len(sizes) > 1 else 1.0
+    """Entropy of the sizes over log of their number: 1 = all equal (agreement.py's balance, from a histogram)."""
+    return histogram_entropy(torch.from_numpy(np.asarray(sizes, dtype=float)), len(sizes))
 
 
 def read_run(run: Path) -> tuple[dict, list[float], list[str]] | None:

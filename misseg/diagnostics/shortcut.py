@@ -91,8 +91,12 @@ def conditional_nmi(a: torch.Tensor, b: torch.Tensor, given: torch.Tensor) -> fl
 
 def normalized_entropy(labels: torch.Tensor, K: int) -> float:
     """Entropy of the label histogram / log K (1 = every label equally often); negative labels left out."""
-    counts = torch.bincount(labels[labels >= 0].flatten(), minlength=K).double()
-    q = counts / counts.sum()
+    return histogram_entropy(torch.bincount(labels[labels >= 0].flatten(), minlength=K), K)
+
+
+def histogram_entropy(counts: torch.Tensor, K: int) -> float:
+    """Entropy of a histogram (counts or fractions) / log K (K < 2 read as 2: one label has entropy 0)."""
+    q = counts.double() / counts.sum()
     return float(-(q * q.clamp_min(1e-300).log()).sum() / torch.log(torch.tensor(float(max(K, 2)))))
 
 
