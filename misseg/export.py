@@ -25,7 +25,6 @@ from torch.nn import functional as F
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from misseg.deploy.inference import load_mapping
 from misseg.lit.build import load_module
-from misseg.objectives.mi import soft_assignment
 from misseg.runs.config import config_dir
 from misseg.runs.errors import ConfigError, OutputExistsError, reported_errors
 from misseg.runs.validation import precheck
@@ -72,7 +71,7 @@ class ExportSegmenter(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         L, H = self.model((image - self.mean) / self.std)
-        p = soft_assignment(L, H, self.model.tau)
+        p = self.model.probs(L, H)  # over the K classes (over-clustered centres merged)
         p = F.interpolate(p, size=image.shape[-2:], mode="bilinear", align_corners=False)
         confidence, classes = p.max(dim=1)
         return p, classes, confidence

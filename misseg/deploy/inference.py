@@ -27,7 +27,6 @@ from torchvision.transforms.v2 import functional as TF
 
 from misseg.data.images import IMAGE_SUFFIXES, non_image_entries, rgb_array
 from misseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from misseg.objectives.mi import soft_assignment
 from misseg.runs.errors import UserError
 
 POLICIES = ("resize", "sliding", "none")
@@ -125,9 +124,9 @@ def make_views(
 
 @torch.no_grad()
 def feature_probs(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """p' (eq. 4.8) at feature resolution for a batch (B, 3, h, w) -> (B, K, U, V). model: MISegmenter."""
-    L, H = model(x)
-    return soft_assignment(L, H, model.tau)
+    """p' (eq. 4.8) over the K classes at feature resolution for a batch (B, 3, h, w) -> (B, K, U, V).
+    model: MISegmenter."""
+    return model.probs(*model(x))
 
 
 def assemble(probs: torch.Tensor, offsets: Sequence[tuple[int, int]], canvas: tuple[int, int], d: int) -> torch.Tensor:

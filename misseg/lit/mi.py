@@ -14,9 +14,9 @@ from misseg.lit.base import SegmentationModule, resolve_classes
 from misseg.models.backbone import ENCODER_BODY_NEEDS, BackboneError, EncoderBody, TimmBackbone
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
-from misseg.models.segmenter import MISegmenter, predict_from_features
+from misseg.models.segmenter import MISegmenter, predict_from_probs
 from misseg.models.sobel import SobelInput
-from misseg.objectives.mi import MIObjective
+from misseg.objectives.mi import MIObjective, soft_assignment
 from misseg.objectives.views import roll
 
 
@@ -29,7 +29,8 @@ def crf_targets(
     from misseg.diagnostics.evaluation import refine
 
     with torch.no_grad():
-        _, _, p = predict_from_features(L.detach(), H.detach(), tau, x.shape[-2:])
+        # per row of H (every centre where the heads over-cluster), the rows the cross-entropy's logits have
+        _, _, p = predict_from_probs(soft_assignment(L.detach(), H.detach(), tau), x.shape[-2:])
         targets, _ = refine(x, p, crf=True)
     return targets if valid is None else targets.masked_fill(~valid, 255)
 
@@ -163,4 +164,4 @@ class MISegModule(SegmentationModule):
 
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         L, H = self.features(x)
-        return predict_from_features(L, H, self.model.tau, x.shape[-2:])
+        return predict_from_probs(self.model.probs(L, H), x.shape[-2:])

@@ -7,6 +7,7 @@ from torch import nn
 
 # p' (eq. 4.8) is both the prediction and a term of the objective; it is computed once, in objectives/mi.py,
 # so the model imports it from there rather than keeping a second copy of the equation.
+from misseg.models.centroids import merge_probs
 from misseg.objectives.mi import region_conditioned, soft_assignment
 
 
@@ -30,18 +31,26 @@ class MISegmenter(nn.Module):
         H = self.heads(L)
         return L, region_conditioned(L, H, self.tau) if getattr(self.heads, "region", False) else H
 
+    @property
+    def groups(self) -> torch.Tensor | None:
+        """The class of each row of H where the heads hold more rows than classes (models/centroids.py), else None."""
+        return getattr(self.heads, "groups", None)
+
+    def probs(self, L: torch.Tensor, H: torch.Tensor) -> torch.Tensor:
+        """p' over the K classes (B, K, U, V): what every prediction (evaluate, predict, export) reads."""
+        p = soft_assignment(L, H, self.tau)
+        return p if self.groups is None else merge_probs(p, self.groups, self.K)
+
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Class map (B, H, W) long, confidence map (B, H, W) and p' at input resolution (B, K, H, W)."""
-        L, H = self(x)
-        return predict_from_features(L, H, self.tau, x.shape[-2:])
+        return predict_from_probs(self.probs(*self(x)), x.shape[-2:])
 
 
-def predict_from_features(
-    L: torch.Tensor, H: torch.Tensor, tau: float, size: tuple[int, int] | torch.Size
+def predict_from_probs(
+    p: torch.Tensor, size: tuple[int, int] | torch.Size
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """p' upsampled bilinearly to `size`; argmax_k = class map, max_k = confidence map."""
-    p = soft_assignment(L, H, tau)
+    """p' (B, K, U, V) upsampled bilinearly to `size`; argmax_k = class map, max_k = confidence map."""
     p = torch.nn.functional.interpolate(p, size=tuple(size), mode="bilinear", align_corners=False)
     confidence, classes = p.max(dim=1)
     return classes, confidence, p

@@ -112,8 +112,9 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
         check_int(f"{prefix}.heads.bottleneck", heads.bottleneck, 1, " or null (no bottleneck)")
     if "momentum" in heads and (not is_number(heads.momentum) or not 0 <= heads.momentum < 1):
         raise ConfigError(f"{prefix}.heads.momentum={heads.momentum!r}: must be a number in [0, 1)")
-    if "reseed_after" in heads:
-        check_int(f"{prefix}.heads.reseed_after", heads.reseed_after, 1)
+    for key in ("reseed_after", "overcluster"):
+        if key in heads:
+            check_int(f"{prefix}.heads.{key}", heads[key], 1)
     if "views" in objective:
         check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
     if "negatives" in objective:
