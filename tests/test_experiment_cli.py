@@ -613,6 +613,8 @@ SHELL_REFUSALS = [
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "STAGE_START": "150"}, [], "STAGE_START=150 needs STAGES > 0"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "RESEED_AFTER": "0"}, [], "RESEED_AFTER: '0' is not a number"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "RESEED_AFTER": "10"}, [], "RESEED_AFTER=10 needs HEADS=centroids"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "OVERCLUSTER": "0"}, [], "OVERCLUSTER: '0' is not a number"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "OVERCLUSTER": "3"}, [], "OVERCLUSTER=3 needs HEADS=centroids"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VFLIP": "true"}, [], "VFLIP=true needs VIEWS=2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VIEWS": "3"}, [], "VIEWS=3 VFLIP=false: use VIEWS=1 or 2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),

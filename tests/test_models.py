@@ -228,6 +228,57 @@ def test_an_absent_class_waits_reseed_after_batches_before_its_centre_is_thrown_
         CentroidHeads(K=2, P=4, reseed_after=0)
 
 
+def test_merge_centres_joins_the_centres_that_lie_together_whatever_their_number():
+    """Average linkage (models/centroids.py): three bunches of centres, one of them holding half of the centres (a
+    large class over-clustered), come back as three classes numbered by their first centre; K = C merges nothing."""
+    from misseg.models.centroids import merge_centres
+
+    torch.manual_seed(0)
+    directions = torch.eye(3, 32) * 6  # three far-apart directions
+    bunch = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])[torch.randperm(12)]
+    H = directions[bunch] + torch.randn(12, 32)
+    groups = merge_centres(H, 3)
+    first = {int(b): i for i, b in reversed(list(enumerate(bunch)))}  # each bunch's first centre
+    order = sorted(first, key=first.get)
+    assert torch.equal(groups, torch.tensor([order.index(int(b)) for b in bunch]))
+    assert torch.equal(merge_centres(H, 12), torch.arange(12))
+    assert merge_centres(H, 1).unique().tolist() == [0]
+
+
+def test_over_clustered_centroid_heads_show_the_bound_m_K_centres_and_predict_K_classes():
+    """overcluster = m: H has m K rows (the bound's clusters); every K-means step re-merges them into K classes
+    (`groups`); the prediction's p over the K classes is the sum of p' over each class's centres. With m = 1 the
+    heads keep the K-centre checkpoint keys (no `groups`)."""
+    from misseg.lit.build import build_module, compose_model
+    from misseg.models.centroids import CentroidHeads, merge_centres
+    from misseg.objectives.mi import soft_assignment
+
+    assert "groups" not in CentroidHeads(K=3, P=4).state_dict()
+    with pytest.raises(ValueError, match="overcluster=0"):
+        CentroidHeads(K=2, P=4, overcluster=0)
+    torch.manual_seed(0)
+    overrides = ["P=8", "d=2", "encoder.depth=2", "encoder.width=4", "model/heads=centroids", "K=3"]
+    module = build_module(compose_model("mi", [*overrides, "heads.overcluster=3"]), None)
+    module.train()
+    module.log_dict = lambda *args, **kwargs: None
+    batch = {"image": torch.randn(4, 3, 16, 16), "mask": torch.randint(0, 3, (4, 16, 16))}
+    for step in range(3):
+        module.training_step(batch, step)["loss"].backward()
+    heads = module.model.heads
+    assert heads.centroids.shape == (9, 8) and module.model(batch["image"])[1].shape == (4, 9, 8)
+    assert torch.equal(heads.groups, merge_centres(torch.nn.functional.layer_norm(heads.centroids, (8,)), 3))
+    assert heads.groups.unique().tolist() == [0, 1, 2]  # exactly K classes, each with at least one centre
+    assert "heads.groups" in module.model.state_dict()  # checkpoints carry the merge the prediction used
+    module.eval()
+    classes, _, p = module.predict(batch["image"])
+    L, H = module.model(batch["image"])
+    per_centre = soft_assignment(L, H, module.model.tau)
+    by_hand = torch.stack([per_centre[:, heads.groups == c].sum(1) for c in range(3)], 1)
+    assert p.shape == (4, 3, 16, 16) and torch.allclose(p.sum(1), torch.ones(4, 16, 16), atol=1e-5)
+    assert torch.allclose(module.model.probs(L, H), by_hand, atol=1e-6)
+    assert classes.max() <= 2
+
+
 def test_a_training_step_moves_the_centroids_not_the_optimiser(monkeypatch):
     from misseg.lit.build import build_module, compose_model
 
@@ -263,6 +314,9 @@ def test_a_centroid_momentum_outside_0_1_is_refused_by_name():
         check_model_parts(bad)
     bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.reseed_after=0"]))
     with pytest.raises(ConfigError, match=r"model.heads.reseed_after=0: must be an integer >= 1"):
+        check_model_parts(bad)
+    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.overcluster=0"]))
+    with pytest.raises(ConfigError, match=r"model.heads.overcluster=0: must be an integer >= 1"):
         check_model_parts(bad)
 
 

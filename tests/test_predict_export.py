@@ -148,3 +148,22 @@ def test_export_cli(tmp_path, tiny_ckpt):
     assert (tmp_path / "m.onnx").is_file() and "max |probs difference|" in r.stdout
     with pytest.raises(ValueError, match="format='tflite'"):
         export(config("export", [f"ckpt_path={tiny_ckpt}", "format=tflite", f"out={tmp_path}/x"]))
+
+
+def test_onnx_export_of_over_clustered_centroid_heads_merges_the_centres(tmp_path):
+    """model.heads.overcluster = 3: the exported graph reads p over the K classes (the centres merged), as predict
+    does, not one channel per centre."""
+    from misseg.lit.build import build_module, compose_model
+
+    torch.manual_seed(0)
+    overrides = ["P=8", "d=2", "encoder.depth=2", "encoder.width=4", "model/heads=centroids", "K=3"]
+    module = build_module(compose_model("mi", [*overrides, "heads.overcluster=3"]), None)
+    module.model.heads.kmeans_step(torch.randn(2, 8, 8, 8))  # seeded centres, merged into K groups
+    module.model.heads.kmeans_step(torch.randn(2, 8, 8, 8))
+    model = module.model.eval()
+    path = export_onnx(model, tmp_path / "m.onnx", example_size=(32, 32))
+    assert onnx_parity(model, path, sizes=((2, 32, 32), (1, 40, 24))) < 1e-4
+    import onnxruntime as ort
+
+    probs = ort.InferenceSession(str(path)).run(["probs"], {"image": torch.rand(1, 3, 32, 32).numpy()})[0]
+    assert probs.shape == (1, 3, 32, 32) and np.allclose(probs.sum(1), 1, atol=1e-4)
