@@ -11,6 +11,7 @@ from conftest import REPO
 SCRIPTS = [
     "scale/agreement",
     "scale/ceiling",
+    "scale/centre_split",
     "scale/class_split",
     "scale/correspondence",
     "scale/gpu_summary",
@@ -64,6 +65,8 @@ MISSING_PATH = [
     ("scale/grid", ["{missing}", "{dir}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{missing}/grid.png", "{file}"], "{missing}"),
     ("scale/grid", ["{dir}", "{dir}/grid.png", "{missing}"], "{missing}"),
+    ("scale/centre_split", ["{missing}", "{file}"], "{missing}"),
+    ("scale/centre_split", ["{dir}", "{missing}"], "{missing}"),
     ("scale/reseeds", ["{missing}", "{file}"], "{missing}"),
     ("scale/reseeds", ["{dir}", "{missing}"], "{missing}"),
     ("scale/image_fill", ["{missing}", "{file}"], "{missing}"),

@@ -287,6 +287,47 @@ def test_stage_drift_measures_each_stage_relative_to_its_pretrained_weights_and_
     assert stage_drift.stage_of("blocks.12.0.conv.weight") == "blocks.12" and stage_drift.stage_of("bn1.bias") == "stem"
 
 
+def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do():
+    """centre_split.py with four centres e0..e3 (K = 2, overcluster = 2) and an L that is 10 e_i on the pixels whose
+    first channel is i: class 0 holds the pixels of e0 and e1, class 1 those of e2 and e3. Merging {e0, e1}, {e2,
+    e3} scores 1 and so does the labels' majority merge; merging {e0, e2}, {e1, e3} loses the classes (the merged
+    mIoU falls) while the centres' majority ceiling stays 1."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from misseg.models.centroids import CentroidHeads
+    from misseg.models.segmenter import MISegmenter
+
+    split = load_scale_script("centre_split")
+
+    class Encoder(nn.Module):  # L = 10 e_i where the first channel is i
+        d = 1
+
+        def forward(self, x):
+            return 10 * torch.nn.functional.one_hot(x[:, 0].long(), 4).permute(0, 3, 1, 2).float()
+
+    heads = CentroidHeads(K=2, P=4, overcluster=2)
+    heads.centroids.copy_(torch.eye(4))
+    model = MISegmenter(nn.Identity(), Encoder(), heads)
+    module = SimpleNamespace(model=model, eval=lambda: module)
+    split.load_module = lambda ckpt: module
+    index = torch.arange(4).repeat_interleave(4).reshape(4, 4)  # four rows, one per centre
+    x = index[None, None].expand(2, 3, 4, 4).float()
+    masks = (index >= 2).long()[None].expand(2, 4, 4)
+    split.eval_images = lambda data: (x, masks, masks)
+    data = SimpleNamespace(num_classes=2)
+    for groups, merged in (([0, 0, 1, 1], 1.0), ([0, 1, 0, 1], 1 / 3)):
+        heads.groups.copy_(torch.tensor(groups))
+        row = split.score("ckpt", data)
+        assert row["K"] == 2 and row["centres"] == 4 and row["centres per class"] == "2 2"
+        assert row["merged mIoU"] == pytest.approx(merged) and row["centres, majority mIoU"] == pytest.approx(1.0)
+        assert row["balance"] == pytest.approx(1.0)
+    module.model = SimpleNamespace(heads=CentroidHeads(K=2, P=4))  # K centres: nothing merged
+    with pytest.raises(split.ConfigError, match="ckpt: not an over-clustered centroid run"):
+        split.score("ckpt", data)
+
+
 def test_reseeds_counts_the_classes_a_batch_leaves_empty_at_its_valid_positions_only():
     """reseeds.py with a network whose L is e0 on image 0 and e1 on image 1, and H = (e0, e1, -e0 - e1): class 2 is
     nobody's nearest centre, so the batch leaves it empty (one re-seed); with image 1's pixels all ignored (COCO-Stuff

@@ -1,0 +1,78 @@
+"""Over-clustered centroid heads: do the centres or their merge lose the classes? (section 55)
+
+Usage: python experiments/scale/centre_split.py DATA_DIR CKPT [CKPT ...]   (one markdown row per checkpoint)
+A run with `model.heads.overcluster` = m holds m K centres and predicts K classes by merging them, label-free
+(`merge_centres`, average linkage). On the set's eval view (eval_view), per checkpoint:
+- merged: the prediction's whole-set Hungarian mIoU (the unsupervised figure);
+- centres, majority: the m K centres' own clusters, each mapped to its most frequent class (IIC's over-clustering
+  protocol: the labels choose the merge, so this is a ceiling for any merge rule, not an unsupervised figure);
+- centres per class: how many centres the merge gave each of the K classes (sorted, largest first);
+- balance: the merged clusters' size entropy over log K (class_split.py's balance).
+merged well below the ceiling: the merge loses what the centres hold; both low: the centres do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from _cli import checkpoint_table, data_and_checkpoints, eval_images, eval_view, run  # experiments/scale/_cli.py
+
+from misseg.diagnostics.shortcut import histogram_entropy
+from misseg.lit.build import load_module
+from misseg.metrics.matching import confusion_matrix, match_and_score
+from misseg.models.segmenter import predict_from_probs
+from misseg.objectives.mi import soft_assignment
+from misseg.runs.errors import ConfigError
+
+PROG = "experiments/scale/centre_split.py"
+KEYS = ("K", "centres", "merged mIoU", "centres, majority mIoU", "centres per class", "balance")
+
+
+def centre_maps(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) argmax over the centres (not merged) of a module's network on images x, 32 at a time."""
+    with torch.no_grad():
+        out = []
+        for xb in x.split(32):
+            L, H = module.model(xb)
+            out.append(predict_from_probs(soft_assignment(L, H, module.model.tau), xb.shape[-2:])[0])
+    return torch.cat(out)
+
+
+def score(ckpt: str, data: Any) -> dict[str, int | float | str]:
+    """KEYS for one checkpoint on a set's eval view."""
+    module = load_module(ckpt).eval()
+    groups = getattr(module.model.heads, "groups", None)
+    if groups is None:
+        raise ConfigError(f"{ckpt}: not an over-clustered centroid run (model.heads.overcluster > 1); pass one")
+    K, C = module.model.K, len(groups)
+    x, masks, _ = eval_images(data)
+    num_classes = data.num_classes
+    with torch.no_grad():
+        merged = torch.cat([module.model.predict(xb)[0] for xb in x.split(32)])
+    merged_confusion = confusion_matrix(merged, masks, K, num_classes)
+    centres = confusion_matrix(centre_maps(module, x), masks, C, num_classes)
+    sizes = merged_confusion.sum(1).double()
+    per_class = torch.bincount(groups, minlength=K).sort(descending=True).values
+    return {
+        "K": K,
+        "centres": C,
+        "merged mIoU": match_and_score(merged_confusion)["miou"],
+        "centres, majority mIoU": match_and_score(centres, "majority")["miou"],
+        "centres per class": " ".join(str(n) for n in per_class.tolist()),
+        "balance": float(histogram_entropy(sizes, K)),
+    }
+
+
+def table(root: str, ckpts: list[str]) -> None:
+    """The header, then one markdown row per checkpoint."""
+    checkpoint_table(eval_view(root), ckpts, KEYS, score)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
+    run(PROG, table, args.data, args.ckpts)
+
+
+if __name__ == "__main__":
+    main()
