@@ -328,6 +328,29 @@ def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do(
         split.score("ckpt", data)
 
 
+def test_kmeans_merge_keeps_a_class_whole_that_k_means_with_k_centres_cuts():
+    """kmeans_merge.py on an L where class 0 lies at three norms of one direction (near, mid, far: 10, 20, 30 u) and
+    classes 1 and 2 at 3 v and 3 w: K-means with K = 3 cuts class 0 (its modes are farther apart than classes 1 and
+    2) and merges 1 with 2; six centres merged by average linkage on their directions give the three classes."""
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    merge = load_scale_script("kmeans_merge")
+    torch.manual_seed(0)
+    modes = torch.tensor([[10.0, 0, 0], [20, 0, 0], [30, 0, 0], [0, 3, 0], [0, 0, 3]])
+    index = torch.arange(5).repeat_interleave(2)[None].expand(10, 10)  # two columns per mode
+    masks = torch.tensor([0, 0, 0, 1, 2])[index][None].expand(2, 10, 10)
+    L = modes[index].permute(2, 0, 1)[None] + 0.05 * torch.randn(2, 3, 10, 10)
+    net = SimpleNamespace(K=3, inputs=nn.Identity(), encoder=lambda x: L[: len(x)])
+    module = SimpleNamespace(model=net, eval=lambda: module)
+    merge.load_module = lambda ckpt: module
+    merge.eval_images = lambda data: (torch.zeros(2, 3, 10, 10), masks, masks)
+    row = merge.score("ckpt", SimpleNamespace(num_classes=3), 2)
+    assert row["K-means K"] < 0.5 and row["K-means m K merged"] > 0.95
+    assert row["centres per class"] == "4 1 1" and row["balance merged"] < row["balance K"]
+
+
 def test_reseeds_counts_the_classes_a_batch_leaves_empty_at_its_valid_positions_only():
     """reseeds.py with a network whose L is e0 on image 0 and e1 on image 1, and H = (e0, e1, -e0 - e1): class 2 is
     nobody's nearest centre, so the batch leaves it empty (one re-seed); with image 1's pixels all ignored (COCO-Stuff
