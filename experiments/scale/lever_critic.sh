@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The levers of sections 18-23 on the thesis's objective, one knob each; every run is named after its knobs,
-# mi[_proto|_centroids[_reseed<N>][_over<M>]][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_crftarget<W>[_from<N>]][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
+# mi[_proto|_centroids[_reseed<N>][_over<M>[_coassign]]][_<NEGATIVES>][_entropy<W>][_centred][_<CRITIC>][_views2[_vflip]|_shift<N>][_corr<W>][_crftarget<W>[_from<N>]][_mlp][_stages<N>[_lr<W>]]<encoder suffix>, so a knob at
 # its default leaves the name alone.
 #   NEGATIVES (model.objective.negatives): local (default, the thesis: the same position of the other images);
 #     own_image (section 18: the image's other positions, so the bound is I(L; S | x) and nothing that tells images
@@ -24,8 +24,9 @@
 #     re-seeded after N batches in a row without it, not at once; 1 (default) leaves the name alone, another N adds
 #     _reseed<N> after _centroids.
 #     OVERCLUSTER=M (model.heads.overcluster, section 55): with HEADS=centroids, M K centres for the bound, merged into
-#     K classes for the prediction by average linkage of the centres (label-free); 1 (default) leaves the name alone,
-#     another M adds _over<M> after _centroids[_reseed<N>].
+#     K classes for the prediction, label-free; 1 (default) leaves the name alone, another M adds _over<M> after
+#     _centroids[_reseed<N>]. MERGE (model.heads.merge): coassignment (default; the centres the positions' p' share,
+#     named _over<M>_coassign) or centres (average linkage of the centres, section 55's first rule, named _over<M>).
 #   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
 #   SHIFT=N (model.objective.view_shift, section 40): a second view that is the first one moved by up to N cells of
@@ -59,7 +60,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids [RESEED_AFTER=10] [OVERCLUSTER=3]] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids [RESEED_AFTER=10] [OVERCLUSTER=3 [MERGE=centres]]] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -97,9 +98,15 @@ if [ "$RESEED_AFTER" != 1 ]; then
   reseed=_reseed$RESEED_AFTER reseed_args="model.heads.reseed_after=$RESEED_AFTER"
 fi
 [[ ${OVERCLUSTER:=1} =~ ^[1-9][0-9]*$ ]] || { echo "OVERCLUSTER: '$OVERCLUSTER' is not a number of centres per class; use e.g. 3 (1 = K centres)" >&2; exit 2; }
+case ${MERGE:=coassignment} in coassignment) merge=_coassign ;; centres) merge= ;; *)
+  echo "MERGE: unknown merge '$MERGE'; use coassignment or centres" >&2; exit 2 ;;
+esac
 if [ "$OVERCLUSTER" != 1 ]; then
   [ "$HEADS" = centroids ] || { echo "OVERCLUSTER=$OVERCLUSTER needs HEADS=centroids (the centres it multiplies)" >&2; exit 2; }
-  reseed=${reseed}_over$OVERCLUSTER reseed_args="$reseed_args model.heads.overcluster=$OVERCLUSTER"
+  reseed=${reseed}_over$OVERCLUSTER$merge
+  reseed_args="$reseed_args model.heads.overcluster=$OVERCLUSTER model.heads.merge=$MERGE"
+elif [ "$MERGE" != coassignment ]; then
+  echo "MERGE=$MERGE needs OVERCLUSTER > 1 (the centres it merges)" >&2; exit 2
 fi
 case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) views=_views2; view_args=$views2 ;;
   2/true) views=_views2_vflip; view_args="$views2 model.objective.view_vflip=true" ;;

@@ -154,7 +154,7 @@ class MISegModule(SegmentationModule):
         logged += ("critic_a", "critic_b")
         scalars = {f"train/{k}": out[k] for k in logged if k in out}
         if kmeans_step is not None:  # centroid heads (models/centroids.py): their K-means step, after the loss
-            step = kmeans_step(L, valid)
+            step = kmeans_step(L, valid, self.model.tau)
             if step is not None:  # how far the centres moved and how many were thrown away: label-free readings
                 scalars["train/centroid_shift"] = step.shift
                 scalars["train/centroid_reseeds"] = step.reseeds.float()

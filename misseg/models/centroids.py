@@ -22,8 +22,12 @@ Over-clustering (`overcluster` = m > 1, off by default): m K centres, each a clu
 sees m K rows of H), and the prediction merges them into K classes: p_c = sum of p'_k over the centres of class c.
 Why (experiments/scale section 54): K equal clusters cut CamVid's road (30% of the pixels) into two or three parts,
 as K-means on L does; a large, varied class can hold several centres only if there are more centres than classes.
-The merge is label-free: average-linkage agglomeration of the centres H_k (`merge_centres`), recomputed after every
-K-means step (broadcast centres: every process agrees), so it follows the centres.
+The merge is label-free and recomputed after every K-means step (every process agrees), by one of two rules:
+- `merge="coassignment"` (default): agglomerate the centres that share the training positions' soft assignment,
+  A_kl = E[p'_k p'_l] (a running mean over the batches, `coassignment_groups`). Two centres that split one region of
+  L between them (road near and far) share its positions' p'; two classes apart in L share few.
+- `merge="centres"`: average linkage of the centres H_k by their cosine distance (`merge_centres`), where they lie
+  and not how the positions fall between them (section 55: it loses what the centres hold on one seed of three).
 """
 
 from __future__ import annotations
@@ -50,7 +54,15 @@ class CentroidHeads(nn.Module):
     """L (B, P, U, V) -> H (B, K, P): the K layer-normalised centres, the same for every image (buffers, not
     parameters: `kmeans_step` moves them, the optimiser does not)."""
 
-    def __init__(self, K: int, P: int, momentum: float = 0.9, reseed_after: int = 1, overcluster: int = 1) -> None:
+    def __init__(
+        self,
+        K: int,
+        P: int,
+        momentum: float = 0.9,
+        reseed_after: int = 1,
+        overcluster: int = 1,
+        merge: str = "coassignment",
+    ) -> None:
         super().__init__()
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum={momentum} must be in [0, 1)")
@@ -58,17 +70,23 @@ class CentroidHeads(nn.Module):
             raise ValueError(f"reseed_after={reseed_after} must be >= 1")
         if overcluster < 1:
             raise ValueError(f"overcluster={overcluster} must be >= 1")
+        if merge not in MERGES:
+            raise ValueError(f"merge={merge!r}: use one of {MERGES}")
         self.K, self.P, self.region, self.momentum, self.reseed_after = K, P, False, momentum, reseed_after
-        self.centres = K * overcluster  # the rows of H the bound sees; K classes are predicted
+        self.centres, self.merge = K * overcluster, merge  # the rows of H the bound sees; K classes are predicted
         self.register_buffer("centroids", torch.zeros(self.centres, P))
         self.register_buffer("seeded", torch.zeros((), dtype=torch.bool))
         self.register_buffer("idle", torch.zeros(self.centres, dtype=torch.long))  # batches in a row nothing chose k
         if overcluster > 1:  # only then, so the checkpoints of K centres keep their keys
             self.register_buffer("groups", torch.arange(self.centres) % K)  # the class of each centre
+            self.register_buffer("coassignment", torch.zeros(self.centres, self.centres))  # running E[p'_k p'_l]
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         # checkpoints from before `idle` existed (BatchNorm's rule for num_batches_tracked): no class has been idle
         state_dict.setdefault(prefix + "idle", torch.zeros(self.centres, dtype=torch.long))
+        if hasattr(self, "coassignment"):  # over-clustered checkpoints from before the co-assignment merge: their
+            # groups (average linkage) load as they were; the statistic starts empty
+            state_dict.setdefault(prefix + "coassignment", torch.zeros(self.centres, self.centres))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, L: torch.Tensor) -> torch.Tensor:
@@ -76,8 +94,11 @@ class CentroidHeads(nn.Module):
         return H.to(L.dtype).expand(L.shape[0], self.centres, self.P)
 
     @torch.no_grad()
-    def kmeans_step(self, L: torch.Tensor, valid: torch.Tensor | None = None) -> KMeansStep | None:
-        """One online K-means step on the batch's L (B, P, U, V); valid (B, H, W) bool at image resolution or None.
+    def kmeans_step(
+        self, L: torch.Tensor, valid: torch.Tensor | None = None, tau: float | None = None
+    ) -> KMeansStep | None:
+        """One online K-means step on the batch's L (B, P, U, V); valid (B, H, W) bool at image resolution or None;
+        tau: p''s (None = 1/sqrt(P)), read by the co-assignment merge only.
 
         Returns the step's shift, K-means's own convergence reading (the mean over k of |H_k after - H_k before| /
         sqrt(P), in units of |H_k|; a re-seeded class counts its whole jump), and its number of re-seeds; None where
@@ -99,7 +120,10 @@ class CentroidHeads(nn.Module):
             self._merge()
             return None
         before = F.layer_norm(self.centroids, (P,))  # H now: the assignment reads it, the shift starts from it
-        k = (x @ before.T).argmax(1)
+        score = x @ before.T
+        k = score.argmax(1)
+        if hasattr(self, "groups"):
+            self._coassign(score, P**-0.5 if tau is None else tau, distributed)
         counts = torch.bincount(k, minlength=self.centres).to(x.dtype)
         sums = torch.zeros(self.centres, P, dtype=x.dtype, device=x.device).index_add_(0, k, x)
         if distributed:
@@ -117,13 +141,52 @@ class CentroidHeads(nn.Module):
         shift = (F.layer_norm(self.centroids, (P,)) - before).norm(dim=1).mean() / P**0.5
         return KMeansStep(shift, reseed.sum())
 
+    def _coassign(self, score: torch.Tensor, tau: float, distributed: bool) -> None:
+        """The batch's E[p'_k p'_l] over its valid positions (eq. 4.8's p' from the centres before the step) into
+        the running mean; summed over the processes under DDP."""
+        p = torch.softmax(tau * score, dim=1)
+        batch = torch.cat([(p.T @ p).flatten(), p.new_tensor([len(p)])])
+        if distributed:
+            dist.all_reduce(batch)
+        if batch[-1] > 0:
+            mean = batch[:-1].view_as(self.coassignment) / batch[-1]
+            self.coassignment.mul_(self.momentum).add_((1 - self.momentum) * mean)
+
     def _merge(self) -> None:
-        if hasattr(self, "groups"):
+        if not hasattr(self, "groups"):
+            return
+        if self.merge == "centres":
             self.groups.copy_(merge_centres(F.layer_norm(self.centroids, (self.P,)), self.K))
+        elif self.coassignment.any():  # before the first step no position has been assigned: groups stay as drawn
+            self.groups.copy_(coassignment_groups(self.coassignment, self.K))
 
     def _sync(self) -> None:
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(self.centroids, 0)
+
+
+MERGES = ("coassignment", "centres")  # the label-free rules that merge over-clustered centres into K classes
+
+
+def coassignment_groups(A: torch.Tensor, K: int) -> torch.Tensor:
+    """Average association: A (C, C) = E[p'_k p'_l] -> the class of each centre (C,) long in [0, K), classes
+    numbered by their first centre. Merges, C - K times, the two groups a, b with the largest A_ab / (n_a n_b), where
+    n_a = sum_l A_al = E[p'_a] is a group's share of the positions and A of a union is the sum of its rows: how much
+    more often than chance the positions hold both. A region of L that two centres split carries both in its p';
+    two classes apart in L do not, whatever their sizes. Labels are not read."""
+    C = len(A)
+    A = A.double().clone()
+    n = A.sum(1).clamp_min(1e-300)
+    live = ~torch.eye(C, dtype=torch.bool, device=A.device)  # the pairs of live groups
+    groups = torch.arange(C, device=A.device)
+    for _ in range(C - K):  # C - K merges of a C x C matrix, once a step: no loop over positions
+        a, b = sorted(divmod(int((A / (n[:, None] * n[None, :])).masked_fill(~live, -1).argmax()), C))
+        A[a] += A[b]
+        A[:, a] += A[:, b]
+        n[a] += n[b]
+        live[b, :] = live[:, b] = False
+        groups[groups == b] = a
+    return torch.unique(groups, return_inverse=True)[1]
 
 
 def merge_centres(H: torch.Tensor, K: int) -> torch.Tensor:
@@ -131,7 +194,7 @@ def merge_centres(H: torch.Tensor, K: int) -> torch.Tensor:
     first centre. Merges, C - K times, the two groups whose centres are closest on average (cosine distance, each
     centre counting once; Lance-Williams update). Why not Ward's size-weighted rule: it keeps large clusters apart,
     the equal-size bias of K-means that cut road (section 54), where this rule reads only where the centres lie.
-    Labels are not read."""
+    Labels are not read. `CentroidHeads(merge="centres")`."""
     C = len(H)
     Hn = F.normalize(H.double(), dim=1)
     D = (1 - Hn @ Hn.T).fill_diagonal_(float("inf"))  # distance between groups; inf: the same or a merged group

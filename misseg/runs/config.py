@@ -107,7 +107,8 @@ class CentroidHeadsConf:
     _partial_: bool = True
     momentum: float = MISSING  # c_k <- momentum c_k + (1 - momentum) (the batch's mean of the L_ij assigned to k)
     reseed_after: int = 1  # a class no position chose in this many batches in a row moves to a random position
-    overcluster: int = 1  # m K centres, merged into K classes for the prediction (average linkage); 1 = K centres
+    overcluster: int = 1  # m K centres, merged into K classes for the prediction (label-free); 1 = K centres
+    merge: str = "coassignment"  # the merge rule: coassignment (E[p'_k p'_l]) | centres (average linkage of H_k)
 
 
 # ---------------------------------------------------------------- objectives (conf/model/objective/)

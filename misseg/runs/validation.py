@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from misseg.diagnostics.evaluation import check_crf_workers, check_diagnostics, require_crf
 from misseg.metrics import MATCHINGS
 from misseg.models.backbone import ENCODER_BODY_NEEDS
+from misseg.models.centroids import MERGES
 from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
 from misseg.runs.errors import ConfigError, UserError
 
@@ -115,6 +116,8 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
     for key in ("reseed_after", "overcluster"):
         if key in heads:
             check_int(f"{prefix}.heads.{key}", heads[key], 1)
+    if "merge" in heads:
+        check_choice(f"{prefix}.heads.merge", heads.merge, MERGES)
     if "views" in objective:
         check_choice(f"{prefix}.objective.views", objective.views, (1, 2))
     if "negatives" in objective:
