@@ -621,6 +621,8 @@ SHELL_REFUSALS = [
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "RESEED_AFTER": "10"}, [], "RESEED_AFTER=10 needs HEADS=centroids"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "OVERCLUSTER": "0"}, [], "OVERCLUSTER: '0' is not a number"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "OVERCLUSTER": "3"}, [], "OVERCLUSTER=3 needs HEADS=centroids"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "MERGE": "ward"}, [], "MERGE: unknown merge 'ward'"),
+    ("lever_critic.sh", {"WEIGHTS": "{weights}", "MERGE": "centres"}, [], "MERGE=centres needs OVERCLUSTER > 1"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VFLIP": "true"}, [], "VFLIP=true needs VIEWS=2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "VIEWS": "3"}, [], "VIEWS=3 VFLIP=false: use VIEWS=1 or 2"),
     ("lever_critic.sh", {"WEIGHTS": "{weights}", "SETS": "nope"}, [], "SETS: no folder {small}/nope"),

@@ -245,28 +245,49 @@ def test_merge_centres_joins_the_centres_that_lie_together_whatever_their_number
     assert merge_centres(H, 1).unique().tolist() == [0]
 
 
+def test_coassignment_groups_merge_the_centres_that_share_positions_whatever_the_sizes():
+    """Co-assignment merge: centres 0, 1, 2 split one region six times the size of classes 3 and 4 (its positions
+    hold two of them at once), 3 and 4 share no position: the region is merged whole and the small classes stay
+    apart, though merging them would balance the sizes. The merge reads A = E[p'_k p'_l] only."""
+    from misseg.models.centroids import coassignment_groups
+
+    region = torch.tensor([[0.5, 0.5, 0, 0, 0], [0, 0.5, 0.5, 0, 0], [0.5, 0, 0.5, 0, 0]])  # p' inside the region
+    p = torch.cat([region.repeat(20, 1), torch.eye(5)[[3, 4]].repeat(5, 1)])  # the region 6x larger than 3 or 4
+    A = p.T @ p / len(p)
+    assert coassignment_groups(A, 3).tolist() == [0, 0, 0, 1, 2]
+    assert coassignment_groups(A, 5).tolist() == [0, 1, 2, 3, 4]
+
+
 def test_over_clustered_centroid_heads_show_the_bound_m_K_centres_and_predict_K_classes():
     """overcluster = m: H has m K rows (the bound's clusters); every K-means step re-merges them into K classes
-    (`groups`); the prediction's p over the K classes is the sum of p' over each class's centres. With m = 1 the
-    heads keep the K-centre checkpoint keys (no `groups`)."""
+    (`groups`, by the co-assignment of the step's positions, or by average linkage of the centres); the prediction's
+    p over the K classes is the sum of p' over each class's centres. With m = 1 the heads keep the K-centre
+    checkpoint keys (no `groups`); an over-clustered checkpoint without the co-assignment loads its groups."""
     from misseg.lit.build import build_module, compose_model
-    from misseg.models.centroids import CentroidHeads, merge_centres
+    from misseg.models.centroids import CentroidHeads, coassignment_groups, merge_centres
     from misseg.objectives.mi import soft_assignment
 
     assert "groups" not in CentroidHeads(K=3, P=4).state_dict()
     with pytest.raises(ValueError, match="overcluster=0"):
         CentroidHeads(K=2, P=4, overcluster=0)
-    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="merge='ward'"):
+        CentroidHeads(K=2, P=4, overcluster=2, merge="ward")
     overrides = ["P=8", "d=2", "encoder.depth=2", "encoder.width=4", "model/heads=centroids", "K=3"]
-    module = build_module(compose_model("mi", [*overrides, "heads.overcluster=3"]), None)
-    module.train()
-    module.log_dict = lambda *args, **kwargs: None
     batch = {"image": torch.randn(4, 3, 16, 16), "mask": torch.randint(0, 3, (4, 16, 16))}
-    for step in range(3):
-        module.training_step(batch, step)["loss"].backward()
-    heads = module.model.heads
-    assert heads.centroids.shape == (9, 8) and module.model(batch["image"])[1].shape == (4, 9, 8)
-    assert torch.equal(heads.groups, merge_centres(torch.nn.functional.layer_norm(heads.centroids, (8,)), 3))
+    for merge in ("centres", "coassignment"):
+        torch.manual_seed(0)
+        module = build_module(compose_model("mi", [*overrides, "heads.overcluster=3", f"heads.merge={merge}"]), None)
+        module.train()
+        module.log_dict = lambda *args, **kwargs: None
+        for step in range(3):
+            module.training_step(batch, step)["loss"].backward()
+        heads = module.model.heads
+        assert heads.centroids.shape == (9, 8) and module.model(batch["image"])[1].shape == (4, 9, 8)
+        if merge == "centres":
+            assert torch.equal(heads.groups, merge_centres(torch.nn.functional.layer_norm(heads.centroids, (8,)), 3))
+        else:
+            assert torch.allclose(heads.coassignment.sum(), torch.tensor(1 - 0.9**2))  # two steps into the mean
+            assert torch.equal(heads.groups, coassignment_groups(heads.coassignment, 3))
     assert heads.groups.unique().tolist() == [0, 1, 2]  # exactly K classes, each with at least one centre
     assert "heads.groups" in module.model.state_dict()  # checkpoints carry the merge the prediction used
     module.eval()
@@ -277,6 +298,10 @@ def test_over_clustered_centroid_heads_show_the_bound_m_K_centres_and_predict_K_
     assert p.shape == (4, 3, 16, 16) and torch.allclose(p.sum(1), torch.ones(4, 16, 16), atol=1e-5)
     assert torch.allclose(module.model.probs(L, H), by_hand, atol=1e-6)
     assert classes.max() <= 2
+    older = {k: v for k, v in heads.state_dict().items() if k != "coassignment"}  # section 55's first runs
+    fresh = CentroidHeads(K=3, P=8, overcluster=3)
+    fresh.load_state_dict(older)
+    assert torch.equal(fresh.groups, heads.groups) and not fresh.coassignment.any()
 
 
 def test_a_training_step_moves_the_centroids_not_the_optimiser(monkeypatch):
@@ -317,6 +342,9 @@ def test_a_centroid_momentum_outside_0_1_is_refused_by_name():
         check_model_parts(bad)
     bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.overcluster=0"]))
     with pytest.raises(ConfigError, match=r"model.heads.overcluster=0: must be an integer >= 1"):
+        check_model_parts(bad)
+    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.merge=ward"]))
+    with pytest.raises(ConfigError, match=r"model.heads.merge='ward': use one of coassignment, centres"):
         check_model_parts(bad)
 
 
