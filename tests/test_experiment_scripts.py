@@ -288,10 +288,11 @@ def test_stage_drift_measures_each_stage_relative_to_its_pretrained_weights_and_
 
 
 def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do():
-    """centre_split.py with four centres e0..e3 (K = 2, overcluster = 2) and an L that is 10 e_i on the pixels whose
-    first channel is i: class 0 holds the pixels of e0 and e1, class 1 those of e2 and e3. Merging {e0, e1}, {e2,
-    e3} scores 1 and so does the labels' majority merge; merging {e0, e2}, {e1, e3} loses the classes (the merged
-    mIoU falls) while the centres' majority ceiling stays 1."""
+    """centre_split.py with four centres e0..e3 (K = 2, overcluster = 2) and an L that is 10 e_i + 5 e_j on the pixels
+    whose first channel is i (j: i's partner in its class): class 0 holds the pixels of e0 and e1, class 1 those of e2
+    and e3. Merging {e0, e1}, {e2, e3} scores 1 and so does the labels' majority merge; merging {e0, e2}, {e1, e3}
+    loses the classes (the merged mIoU falls) while the centres' majority ceiling stays 1, and the co-assignment
+    merge read on the set (each pixel's p' holds its partner a little) finds the classes either way."""
     from types import SimpleNamespace
 
     from torch import nn
@@ -301,11 +302,13 @@ def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do(
 
     split = load_scale_script("centre_split")
 
-    class Encoder(nn.Module):  # L = 10 e_i where the first channel is i
+    class Encoder(nn.Module):  # L = 10 e_i + 5 e_j where the first channel is i, j = 1, 0, 3, 2
         d = 1
 
         def forward(self, x):
-            return 10 * torch.nn.functional.one_hot(x[:, 0].long(), 4).permute(0, 3, 1, 2).float()
+            i = x[:, 0].long()
+            e = torch.nn.functional.one_hot(i, 4) * 10 + torch.nn.functional.one_hot(i ^ 1, 4) * 5
+            return e.permute(0, 3, 1, 2).float()
 
     heads = CentroidHeads(K=2, P=4, overcluster=2)
     heads.centroids.copy_(torch.eye(4))
@@ -323,6 +326,7 @@ def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do(
         assert row["K"] == 2 and row["centres"] == 4 and row["centres per class"] == "2 2"
         assert row["merged mIoU"] == pytest.approx(merged) and row["centres, majority mIoU"] == pytest.approx(1.0)
         assert row["balance"] == pytest.approx(1.0)
+        assert row["co-assignment here mIoU"] == pytest.approx(1.0)  # read from p', whatever the checkpoint merged
     module.model = SimpleNamespace(heads=CentroidHeads(K=2, P=4))  # K centres: nothing merged
     with pytest.raises(split.ConfigError, match="ckpt: not an over-clustered centroid run"):
         split.score("ckpt", data)

@@ -3,7 +3,9 @@
 Usage: python experiments/scale/centre_split.py DATA_DIR CKPT [CKPT ...]   (one markdown row per checkpoint)
 A run with `model.heads.overcluster` = m holds m K centres and predicts K classes by merging them, label-free
 (`merge_centres`, average linkage). On the set's eval view (eval_view), per checkpoint:
-- merged: the prediction's whole-set Hungarian mIoU (the unsupervised figure);
+- merged: the prediction's whole-set Hungarian mIoU (the unsupervised figure, with the checkpoint's own groups);
+- co-assignment here: the same with the groups of `coassignment_groups` on this set's own A = E[p'_k p'_l] (every
+  position of the eval view; label-free, transductive): the co-assignment rule read on a run trained with another;
 - centres, majority: the m K centres' own clusters, each mapped to its most frequent class (IIC's over-clustering
   protocol: the labels choose the merge, so this is a ceiling for any merge rule, not an unsupervised figure);
 - centres per class: how many centres the merge gave each of the K classes (sorted, largest first);
@@ -21,22 +23,25 @@ from _cli import checkpoint_table, data_and_checkpoints, eval_images, eval_view,
 from misseg.diagnostics.shortcut import histogram_entropy
 from misseg.lit.build import load_module
 from misseg.metrics.matching import confusion_matrix, match_and_score
+from misseg.models.centroids import coassignment_groups, merge_probs
 from misseg.models.segmenter import predict_from_probs
 from misseg.objectives.mi import soft_assignment
 from misseg.runs.errors import ConfigError
 
 PROG = "experiments/scale/centre_split.py"
-KEYS = ("K", "centres", "merged mIoU", "centres, majority mIoU", "centres per class", "balance")
+KEYS = ("K", "centres", "merged mIoU", "co-assignment here mIoU", "centres, majority mIoU", "centres per class")
+KEYS += ("balance",)
 
 
-def centre_maps(module: Any, x: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) argmax over the centres (not merged) of a module's network on images x, 32 at a time."""
+def centre_probs(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, U, V) p' over the centres (not merged) of a module's network on images x, 32 at a time."""
     with torch.no_grad():
-        out = []
-        for xb in x.split(32):
-            L, H = module.model(xb)
-            out.append(predict_from_probs(soft_assignment(L, H, module.model.tau), xb.shape[-2:])[0])
-    return torch.cat(out)
+        return torch.cat([soft_assignment(*module.model(xb), module.model.tau) for xb in x.split(32)])
+
+
+def merged_maps(p: torch.Tensor, groups: torch.Tensor, K: int, size: torch.Size) -> torch.Tensor:
+    """(N, H, W) classes of p' over the centres merged by `groups`, as the prediction merges them."""
+    return predict_from_probs(merge_probs(p, groups, K), size)[0]
 
 
 def score(ckpt: str, data: Any) -> dict[str, int | float | str]:
@@ -48,16 +53,19 @@ def score(ckpt: str, data: Any) -> dict[str, int | float | str]:
     K, C = module.model.K, len(groups)
     x, masks, _ = eval_images(data)
     num_classes = data.num_classes
-    with torch.no_grad():
-        merged = torch.cat([module.model.predict(xb)[0] for xb in x.split(32)])
-    merged_confusion = confusion_matrix(merged, masks, K, num_classes)
-    centres = confusion_matrix(centre_maps(module, x), masks, C, num_classes)
+    p = centre_probs(module, x)
+    merged_confusion = confusion_matrix(merged_maps(p, groups, K, x.shape[-2:]), masks, K, num_classes)
+    flat = p.permute(0, 2, 3, 1).reshape(-1, C).double()
+    here = coassignment_groups(flat.T @ flat / len(flat), K)
+    here_confusion = confusion_matrix(merged_maps(p, here, K, x.shape[-2:]), masks, K, num_classes)
+    centres = confusion_matrix(predict_from_probs(p, x.shape[-2:])[0], masks, C, num_classes)
     sizes = merged_confusion.sum(1).double()
     per_class = torch.bincount(groups, minlength=K).sort(descending=True).values
     return {
         "K": K,
         "centres": C,
         "merged mIoU": match_and_score(merged_confusion)["miou"],
+        "co-assignment here mIoU": match_and_score(here_confusion)["miou"],
         "centres, majority mIoU": match_and_score(centres, "majority")["miou"],
         "centres per class": " ".join(str(n) for n in per_class.tolist()),
         "balance": float(histogram_entropy(sizes, K)),
