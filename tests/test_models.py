@@ -334,18 +334,16 @@ def test_a_centroid_momentum_outside_0_1_is_refused_by_name():
     from misseg.runs.validation import check_model_parts
 
     check_model_parts(OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.momentum=0.0"])))
-    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.momentum=1.0"]))
-    with pytest.raises(ConfigError, match=r"model.heads.momentum=1.0: must be a number in \[0, 1\)"):
-        check_model_parts(bad)
-    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.reseed_after=0"]))
-    with pytest.raises(ConfigError, match=r"model.heads.reseed_after=0: must be an integer >= 1"):
-        check_model_parts(bad)
-    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.overcluster=0"]))
-    with pytest.raises(ConfigError, match=r"model.heads.overcluster=0: must be an integer >= 1"):
-        check_model_parts(bad)
-    bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", "heads.merge=ward"]))
-    with pytest.raises(ConfigError, match=r"model.heads.merge='ward': use one of coassignment, centres"):
-        check_model_parts(bad)
+    refusals = {
+        "heads.momentum=1.0": r"model.heads.momentum=1.0: must be a number in \[0, 1\)",
+        "heads.reseed_after=0": r"model.heads.reseed_after=0: must be an integer >= 1",
+        "heads.overcluster=0": r"model.heads.overcluster=0: must be an integer >= 1",
+        "heads.merge=ward": r"model.heads.merge='ward': use one of coassignment, centres",
+    }
+    for override, message in refusals.items():
+        bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", override]))
+        with pytest.raises(ConfigError, match=message):
+            check_model_parts(bad)
 
 
 def test_with_prototypes_the_bound_cannot_be_met_without_the_segmentation():
