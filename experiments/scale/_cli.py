@@ -43,6 +43,22 @@ def run(prog: str, work: Callable[..., Any], *args: Any) -> None:
         work(*args)
 
 
+def checkpoint_script(
+    prog: str, doc: str, keys: tuple[str, ...], score: Callable[[str, Any], dict]
+) -> Callable[[list[str] | None], None]:
+    """The main() of a script `PROG DATA_DIR CKPT [CKPT ...]` that prints checkpoint_table's rows of score on the
+    set's eval view, as `run` runs it (one thread, one-line errors)."""
+
+    def table(root: str, ckpts: list[str]) -> None:
+        checkpoint_table(eval_view(root), ckpts, keys, score)
+
+    def main(argv: list[str] | None = None) -> None:
+        args = data_and_checkpoints(prog, doc).parse_args(argv)
+        run(prog, table, args.data, args.ckpts)
+
+    return main
+
+
 def eval_view(root: str) -> FolderDataModule:
     """The set's 64 px eval view (centre crops, batches of 16), set up: what every scale script scores on."""
     data = FolderDataModule(root=root, image_size=64, batch_size=16, num_workers=0)

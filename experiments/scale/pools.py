@@ -15,13 +15,7 @@ checkpoint, so a row is reproducible.
 from __future__ import annotations
 
 import torch
-from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
-    batch_means,
-    checkpoint_table,
-    data_and_checkpoints,
-    eval_view,
-    run,
-)
+from _cli import batch_means, checkpoint_script  # experiments/scale/_cli.py
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
@@ -67,14 +61,7 @@ def score(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     return batch_means(module, data, KEYS, lambda L, H: pool_bounds(L, heads(H), module.model.tau, critic))
 
 
-def table(root: str, ckpts: list[str]) -> None:
-    """The header, then one markdown row per checkpoint."""
-    checkpoint_table(eval_view(root), ckpts, KEYS, score)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
-    run(PROG, table, args.data, args.ckpts)
+main = checkpoint_script(PROG, __doc__, KEYS, score)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from _cli import checkpoint_table, data_and_checkpoints, eval_view, run  # experiments/scale/_cli.py
+from _cli import checkpoint_script  # experiments/scale/_cli.py
 
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
@@ -54,14 +54,7 @@ def score(ckpt: str, data: Any) -> dict[str, int | float | str]:
     }
 
 
-def table(root: str, ckpts: list[str]) -> None:
-    """The header, then one markdown row per checkpoint."""
-    checkpoint_table(eval_view(root), ckpts, KEYS, score)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
-    run(PROG, table, args.data, args.ckpts)
+main = checkpoint_script(PROG, __doc__, KEYS, score)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,7 @@ Why: section 26 of experiments/scale/README.md (centroid heads carry the mean of
 from __future__ import annotations
 
 import torch
-from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
-    batch_means,
-    checkpoint_table,
-    data_and_checkpoints,
-    eval_view,
-    run,
-)
+from _cli import batch_means, checkpoint_script  # experiments/scale/_cli.py
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.lit.build import load_module
@@ -85,14 +79,7 @@ def score(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     return batch_means(module, data, KEYS, per_batch)
 
 
-def table(root: str, ckpts: list[str]) -> None:
-    """The header, then one markdown row per checkpoint."""
-    checkpoint_table(eval_view(root), ckpts, KEYS, score)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
-    run(PROG, table, args.data, args.ckpts)
+main = checkpoint_script(PROG, __doc__, KEYS, score)
 
 
 if __name__ == "__main__":

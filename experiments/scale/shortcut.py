@@ -7,13 +7,7 @@ as in training. Data: a folder set of make_data.py (shorter side 80 px).
 
 from __future__ import annotations
 
-from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-line errors
-    batch_means,
-    checkpoint_table,
-    data_and_checkpoints,
-    eval_view,
-    run,
-)
+from _cli import batch_means, checkpoint_script  # experiments/scale/_cli.py
 
 from misseg.data.datamodule import FolderDataModule
 from misseg.diagnostics.shortcut import assignment_ablation
@@ -29,14 +23,7 @@ def ablate(ckpt: str, data: FolderDataModule) -> dict[str, float]:
     return batch_means(module, data, KEYS, lambda L, H: assignment_ablation(L, H, module.model.tau))
 
 
-def table(root: str, ckpts: list[str]) -> None:
-    """The header, then one markdown row per checkpoint."""
-    checkpoint_table(eval_view(root), ckpts, KEYS, ablate)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = data_and_checkpoints(PROG, __doc__).parse_args(argv)
-    run(PROG, table, args.data, args.ckpts)
+main = checkpoint_script(PROG, __doc__, KEYS, ablate)
 
 
 if __name__ == "__main__":
