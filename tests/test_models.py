@@ -304,6 +304,26 @@ def test_over_clustered_centroid_heads_show_the_bound_m_K_centres_and_predict_K_
     assert torch.equal(fresh.groups, heads.groups) and not fresh.coassignment.any()
 
 
+def test_the_coassignment_averages_over_merge_momentum_and_restarts_a_reseeded_centre():
+    """merge_momentum sets the co-assignment's running mean (None: the centres' momentum, section 55's runs); a centre
+    re-seeded by the step (no position chose it) is a new cluster, so its row and column of A start again from 0."""
+    from misseg.models.centroids import CentroidHeads
+
+    with pytest.raises(ValueError, match="merge_momentum=1.0"):
+        CentroidHeads(K=2, P=4, overcluster=2, merge_momentum=1.0)
+    assert CentroidHeads(K=2, P=4, overcluster=2).merge_momentum == 0.9
+    heads = CentroidHeads(K=2, P=4, overcluster=2, merge_momentum=0.99)
+    heads.seeded.fill_(True)
+    heads.centroids.copy_(torch.eye(4))
+    L = torch.eye(4)[[0, 1, 2, 3]].repeat_interleave(4, 0).T.reshape(1, 4, 4, 4)  # every centre holds 4 positions
+    heads.kmeans_step(L, tau=1.0)
+    assert torch.allclose(heads.coassignment.sum(), torch.tensor(0.01)) and heads.coassignment.diagonal().all()
+    L[:, :, 3] = L[:, :, 0].clone()  # centre 3's positions are now centre 0's: nothing chooses 3, it is re-seeded
+    heads.kmeans_step(L, tau=1.0)
+    assert not heads.coassignment[3].any() and not heads.coassignment[:, 3].any()
+    assert heads.coassignment[:3, :3].diagonal().all()  # the others keep their running mean
+
+
 def test_a_training_step_moves_the_centroids_not_the_optimiser(monkeypatch):
     from misseg.lit.build import build_module, compose_model
 
@@ -339,6 +359,7 @@ def test_a_centroid_momentum_outside_0_1_is_refused_by_name():
         "heads.reseed_after=0": r"model.heads.reseed_after=0: must be an integer >= 1",
         "heads.overcluster=0": r"model.heads.overcluster=0: must be an integer >= 1",
         "heads.merge=ward": r"model.heads.merge='ward': use one of coassignment, centres",
+        "heads.merge_momentum=1": r"model.heads.merge_momentum=1.0: must be a number in \[0, 1\) or null",
     }
     for override, message in refusals.items():
         bad = OmegaConf.create(compose_model("mi", ["model/heads=centroids", override]))

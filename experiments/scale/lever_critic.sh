@@ -27,6 +27,8 @@
 #     K classes for the prediction, label-free; 1 (default) leaves the name alone, another M adds _over<M> after
 #     _centroids[_reseed<N>]. MERGE (model.heads.merge): coassignment (default; the centres the positions' p' share,
 #     named _over<M>_coassign) or centres (average linkage of the centres, section 55's first rule, named _over<M>).
+#     MERGE_MOMENTUM=m (model.heads.merge_momentum, section 56): the co-assignment's running mean over about 1/(1-m)
+#     batches instead of momentum's ten; named _over<M>_coassign_mm<m>.
 #   VIEWS=2 (section 22): a second view (common.sh's views2: strong colour jitter + a horizontal flip, section 13);
 #     VFLIP=true flips that view vertically at random too (section 16), against clusters that map image rows.
 #   SHIFT=N (model.objective.view_shift, section 40): a second view that is the first one moved by up to N cells of
@@ -60,7 +62,7 @@
 # 450 steps (MAX_STEPS=900 etc.: runs into $RUNS/small900/..., common.sh), one view unless VIEWS=2, two runs side by
 # side, clusters only (NO_DIAG), agreement.py on the last checkpoint into RUN/agreement.md.
 # Usage: [WEIGHTS=/work/weights/tf_efficientnet_lite0.pth] [ENCODER=scratch] [CRITIC=scaled|dot]
-#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids [RESEED_AFTER=10] [OVERCLUSTER=3 [MERGE=centres]]] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
+#        [NEGATIVES=own_image|mixed|heads|own_image_balanced|mixed_balanced] [ENTROPY=1] [CENTRE=true] [HEADS=prototypes|centroids [RESEED_AFTER=10] [OVERCLUSTER=3 [MERGE=centres | MERGE_MOMENTUM=0.99]]] [VIEWS=2 [VFLIP=true] | SHIFT=4] [CORR=1] [CRF_TARGET=1 [CRF_START=150]] [PROJECTION=mlp] [STAGES=2 [STAGE_LR=1] [STAGE_START=150]]
 #        [SEEDS="0 1 2"] [MAX_STEPS=900]
 #        [SETS="ccp_persons coco_persons"] bash experiments/scale/lever_critic.sh
 set -euo pipefail
@@ -105,8 +107,16 @@ if [ "$OVERCLUSTER" != 1 ]; then
   [ "$HEADS" = centroids ] || { echo "OVERCLUSTER=$OVERCLUSTER needs HEADS=centroids (the centres it multiplies)" >&2; exit 2; }
   reseed=${reseed}_over$OVERCLUSTER$merge
   reseed_args="$reseed_args model.heads.overcluster=$OVERCLUSTER model.heads.merge=$MERGE"
+  if [ -n "${MERGE_MOMENTUM:-}" ]; then
+    [ "$MERGE" = coassignment ] || { echo "MERGE_MOMENTUM=$MERGE_MOMENTUM needs MERGE=coassignment (the statistic it averages)" >&2; exit 2; }
+    [[ $MERGE_MOMENTUM =~ ^0?\.[0-9]+$ ]] || { echo "MERGE_MOMENTUM: '$MERGE_MOMENTUM' is not a momentum in [0, 1); use e.g. 0.99" >&2; exit 2; }
+    reseed=${reseed}_mm$MERGE_MOMENTUM
+    reseed_args="$reseed_args model.heads.merge_momentum=$MERGE_MOMENTUM"
+  fi
 elif [ "$MERGE" != coassignment ]; then
   echo "MERGE=$MERGE needs OVERCLUSTER > 1 (the centres it merges)" >&2; exit 2
+elif [ -n "${MERGE_MOMENTUM:-}" ]; then
+  echo "MERGE_MOMENTUM=$MERGE_MOMENTUM needs OVERCLUSTER > 1 (the centres whose co-assignment it averages)" >&2; exit 2
 fi
 case ${VIEWS:=1}/${VFLIP:=false} in 1/false) views=; view_args= ;; 2/false) views=_views2; view_args=$views2 ;;
   2/true) views=_views2_vflip; view_args="$views2 model.objective.view_vflip=true" ;;

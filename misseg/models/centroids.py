@@ -24,9 +24,11 @@ Why (experiments/scale section 54): K equal clusters cut CamVid's road (30% of t
 as K-means on L does; a large, varied class can hold several centres only if there are more centres than classes.
 The merge is label-free and recomputed after every K-means step (every process agrees), by one of two rules:
 - `merge="coassignment"` (default): agglomerate the centres that share the training positions' soft assignment,
-  A_kl = E[p'_k p'_l] (an exponential running mean over the batches, `coassignment_groups`). Two centres that split
-  one region of L between them (road near and far) share its positions' p'; two classes apart in L share few.
-  (Section 55, CamVid, m = 3: up on two fresh seeds of three against K centres, five of six in all; not kept.)
+  A_kl = E[p'_k p'_l] (an exponential running mean over the batches with `merge_momentum`, default `momentum`:
+  about ten batches; a re-seeded centre's row and column restart from zero; `coassignment_groups`). Two centres that
+  split one region of L between them (road near and far) share its positions' p'; two classes apart in L share few.
+  (Section 55, CamVid, m = 3: up on two fresh seeds of three against K centres, five of six in all; not kept.
+  Section 56: `merge_momentum` = 0.99, about a hundred batches.)
 - `merge="centres"`: average linkage of the centres H_k by their cosine distance (`merge_centres`), where they lie
   and not how the positions fall between them (section 55: below K centres on one seed of three, rejected).
 """
@@ -63,6 +65,7 @@ class CentroidHeads(nn.Module):
         reseed_after: int = 1,
         overcluster: int = 1,
         merge: str = "coassignment",
+        merge_momentum: float | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= momentum < 1.0:
@@ -73,8 +76,11 @@ class CentroidHeads(nn.Module):
             raise ValueError(f"overcluster={overcluster} must be >= 1")
         if merge not in MERGES:
             raise ValueError(f"merge={merge!r}: use one of {MERGES}")
+        if merge_momentum is not None and not 0.0 <= merge_momentum < 1.0:
+            raise ValueError(f"merge_momentum={merge_momentum} must be in [0, 1) or None (= momentum)")
         self.K, self.P, self.region, self.momentum, self.reseed_after = K, P, False, momentum, reseed_after
         self.centres, self.merge = K * overcluster, merge  # the rows of H the bound sees; K classes are predicted
+        self.merge_momentum = momentum if merge_momentum is None else merge_momentum  # the co-assignment's EMA
         self.register_buffer("centroids", torch.zeros(self.centres, P))
         self.register_buffer("seeded", torch.zeros((), dtype=torch.bool))
         self.register_buffer("idle", torch.zeros(self.centres, dtype=torch.long))  # batches in a row nothing chose k
@@ -137,6 +143,9 @@ class CentroidHeads(nn.Module):
         kept = torch.where(reseed[:, None], reseeded, self.centroids)  # an absent class waits where it is
         self.centroids.copy_(torch.where((counts > 0)[:, None], moved, kept))
         self.idle.masked_fill_(reseed, 0)
+        if hasattr(self, "coassignment"):  # a re-seeded centre is a new cluster: its old co-assignment is not its own
+            # (A_kl / (n_k n_l) stays unbiased while its row refills: row and n grow by the same factor)
+            self.coassignment.masked_fill_(reseed[:, None] | reseed[None, :], 0)
         self._sync()
         self._merge()
         shift = (F.layer_norm(self.centroids, (P,)) - before).norm(dim=1).mean() / P**0.5
@@ -151,7 +160,7 @@ class CentroidHeads(nn.Module):
             dist.all_reduce(batch)
         if batch[-1] > 0:
             mean = batch[:-1].view_as(self.coassignment) / batch[-1]
-            self.coassignment.mul_(self.momentum).add_((1 - self.momentum) * mean)
+            self.coassignment.mul_(self.merge_momentum).add_((1 - self.merge_momentum) * mean)
 
     def _merge(self) -> None:
         if not hasattr(self, "groups"):

@@ -109,6 +109,7 @@ class CentroidHeadsConf:
     reseed_after: int = 1  # a class no position chose in this many batches in a row moves to a random position
     overcluster: int = 1  # m K centres, merged into K classes for the prediction (label-free); 1 = K centres
     merge: str = "coassignment"  # the merge rule: coassignment (E[p'_k p'_l]) | centres (average linkage of H_k)
+    merge_momentum: Optional[float] = None  # noqa: UP045  the co-assignment's running-mean momentum; None = momentum
 
 
 # ---------------------------------------------------------------- objectives (conf/model/objective/)
