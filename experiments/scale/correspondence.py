@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from misseg.diagnostics.shortcut import seeded_batches
 from misseg.lit.build import load_module
-from misseg.objectives.mi import correspondences, random_partners, soft_assignment
+from misseg.objectives.mi import correspondences, random_partners
 
 PROG = "experiments/scale/correspondence.py"
 
@@ -82,7 +82,7 @@ def table(root: str, ckpts: list[str]) -> None:
                 L0, _ = net0(x)
             size = tuple(L.shape[-2:])
             labels, valid = patch_labels(masks, size, trained.hparams.num_classes)
-            clusters = soft_assignment(L, H, net.tau).argmax(1).flatten(1)
+            clusters = net.probs(L, H).argmax(1).flatten(1)  # the predicted classes (over-clustered: merged)
             sources = [("trained L", L), ("random-init L", L0), ("RGB", F.adaptive_avg_pool2d(x, size))]
             if trained.reference is not None:  # the correspondence lever's own frozen initial encoder
                 with torch.no_grad():
