@@ -111,14 +111,10 @@ def check_model_parts(model: DictConfig, prefix: str = "model") -> None:
             check_int(f"{prefix}.heads.{key}", heads[key], 0 if key == "shared_layers" else 1)
     if heads.get("bottleneck") is not None:
         check_int(f"{prefix}.heads.bottleneck", heads.bottleneck, 1, " or null (no bottleneck)")
-    if "momentum" in heads and (not is_number(heads.momentum) or not 0 <= heads.momentum < 1):
-        raise ConfigError(f"{prefix}.heads.momentum={heads.momentum!r}: must be a number in [0, 1)")
-    if heads.get("merge_momentum") is not None and (
-        not is_number(heads.merge_momentum) or not 0 <= heads.merge_momentum < 1
-    ):
-        raise ConfigError(
-            f"{prefix}.heads.merge_momentum={heads.merge_momentum!r}: must be a number in [0, 1) or null (= momentum)"
-        )
+    for key, or_null in (("momentum", ""), ("merge_momentum", " or null (= momentum)")):  # null: merge's only
+        value = heads.get(key)
+        if key in heads and not (or_null and value is None) and (not is_number(value) or not 0 <= value < 1):
+            raise ConfigError(f"{prefix}.heads.{key}={value!r}: must be a number in [0, 1){or_null}")
     for key in ("reseed_after", "overcluster"):
         if key in heads:
             check_int(f"{prefix}.heads.{key}", heads[key], 1)
