@@ -1,6 +1,7 @@
 """The analysis scripts of experiments/ that compute numbers (not just tables) are tested like library code."""
 
 import importlib.util
+import math
 import sys
 
 import numpy as np
@@ -320,13 +321,18 @@ def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do(
     masks = (index >= 2).long()[None].expand(2, 4, 4)
     split.eval_images = lambda data: (x, masks, masks)
     data = SimpleNamespace(num_classes=2)
-    for groups, merged in (([0, 0, 1, 1], 1.0), ([0, 1, 0, 1], 1 / 3)):
+    for groups, merged, precision in (([0, 0, 1, 1], 1.0, 1.0), ([0, 1, 0, 1], 1 / 3, 0.0)):
         heads.groups.copy_(torch.tensor(groups))
         row = split.score("ckpt", data)
         assert row["K"] == 2 and row["centres"] == 4 and row["centres per class"] == "2 2"
         assert row["merged mIoU"] == pytest.approx(merged) and row["centres, majority mIoU"] == pytest.approx(1.0)
+        assert row["merge precision"] == pytest.approx(precision)  # joins centres of one class, or only of two
         assert row["balance"] == pytest.approx(1.0)
         assert row["co-assignment here mIoU"] == pytest.approx(1.0)  # read from p', whatever the checkpoint merged
+    # pixel-weighted: a joined pair of a large and a small centre counts by the product of their pixels
+    counts = torch.tensor([[9.0, 0], [0, 1], [3, 0], [3, 0]])  # majority classes 0, 1, 0, 0
+    assert split.merge_precision(counts, torch.tensor([0, 0, 1, 1])) == pytest.approx(9 / (9 + 9))
+    assert math.isnan(split.merge_precision(counts, torch.arange(4)))  # nothing joined
     module.model = SimpleNamespace(heads=CentroidHeads(K=2, P=4))  # K centres: nothing merged
     with pytest.raises(split.ConfigError, match="ckpt: not an over-clustered centroid run"):
         split.score("ckpt", data)
