@@ -326,7 +326,7 @@ def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do(
         row = split.score("ckpt", data)
         assert row["K"] == 2 and row["centres"] == 4 and row["centres per class"] == "2 2"
         assert row["merged mIoU"] == pytest.approx(merged) and row["centres, majority mIoU"] == pytest.approx(1.0)
-        assert row["merge precision"] == pytest.approx(precision)  # joins centres of one class, or only of two
+        assert row["merge precision"] == pytest.approx(precision)  # every joined pair within a class, or none
         assert row["balance"] == pytest.approx(1.0)
         assert row["co-assignment here mIoU"] == pytest.approx(1.0)  # read from p', whatever the checkpoint merged
     # pixel-weighted: a joined pair of a large and a small centre counts by the product of their pixels

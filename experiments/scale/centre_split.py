@@ -25,7 +25,7 @@ from _cli import checkpoint_script, eval_images  # experiments/scale/_cli.py
 
 from misseg.diagnostics.shortcut import histogram_entropy
 from misseg.lit.build import load_module
-from misseg.metrics.matching import confusion_matrix, match_and_score
+from misseg.metrics.matching import confusion_matrix, majority_mapping, match_and_score
 from misseg.models.centroids import coassignment_groups, merge_probs
 from misseg.models.segmenter import predict_from_probs
 from misseg.objectives.mi import soft_assignment
@@ -49,9 +49,10 @@ def merged_maps(p: torch.Tensor, groups: torch.Tensor, K: int, size: torch.Size)
 
 def merge_precision(counts: torch.Tensor, groups: torch.Tensor) -> float:
     """counts (C, classes): each centre's pixels per class; groups (C,): the merge. The pixel-weighted share of the
-    joined pairs of distinct centres whose majority classes agree; NaN where the merge joins no two centres."""
+    joined pairs of distinct centres whose majority classes (the ceiling's `majority_mapping`) agree; NaN where the
+    merge joins no two centres."""
     counts = counts.double()
-    n, major = counts.sum(1), counts.argmax(1)
+    n, major = counts.sum(1), torch.from_numpy(majority_mapping(counts.numpy()))
     joined = (groups[:, None] == groups[None, :]).fill_diagonal_(False)
     weight = n[:, None] * n[None, :] * joined
     return float((weight * (major[:, None] == major[None, :])).sum() / weight.sum())
