@@ -338,6 +338,27 @@ def test_centre_split_tells_a_merge_that_loses_the_classes_from_centres_that_do(
         split.score("ckpt", data)
 
 
+def test_merge_signals_joins_the_centres_that_one_content_takes_in_two_images():
+    """merge_signals.py's correspondence statistic on two images of two positions each whose frozen-body features are
+    u (top) and v (bottom) in both: image 0 gives u to centre 0 and v to centre 2, image 1 gives u to centre 1 and v
+    to centre 3. No position holds two centres, so the co-assignment links none; the correspondences (each position
+    matched to the same feature in the other image) link 0 with 1 and 2 with 3, and its merge finds those groups."""
+    from misseg.models.centroids import coassignment_groups
+
+    signals = load_scale_script("merge_signals")
+    p = torch.zeros(2, 4, 2, 1)
+    p[0, 0, 0], p[0, 2, 1], p[1, 1, 0], p[1, 3, 1] = 1, 1, 1, 1
+    body = torch.tensor([[1.0, 0.0], [0.0, 1.0]]).T[None, :, :, None].expand(2, 2, 2, 1)  # (N, Q, U, V): u, v
+    B = signals.correspondence_joint_counts(p, body)
+    expected = torch.zeros(4, 4, dtype=torch.float64)
+    expected[0, 1] = expected[1, 0] = expected[2, 3] = expected[3, 2] = 0.25
+    assert torch.allclose(B, expected) and B.sum() == pytest.approx(1.0)
+    assert coassignment_groups(B, 2).tolist() == [0, 0, 1, 1]
+    assert torch.allclose(signals.correspondence_joint_counts(p, body, batch=16), expected)  # one batch of both
+    flat = p.permute(0, 2, 3, 1).reshape(-1, 4)
+    assert torch.count_nonzero((flat.T @ flat).fill_diagonal_(0)) == 0  # the co-assignment: no pair at all
+
+
 def test_kmeans_merge_keeps_a_class_whole_that_k_means_with_k_centres_cuts():
     """kmeans_merge.py on an L where class 0 lies at three norms of one direction (near, mid, far: 10, 20, 30 u) and
     classes 1 and 2 at 3 v and 3 w: K-means with K = 3 cuts class 0 (its modes are farther apart than classes 1 and
