@@ -29,7 +29,8 @@ The merge is label-free and recomputed after every K-means step (every process a
   split one region of L between them (road near and far) share its positions' p'; two classes apart in L share few.
   (Section 55, CamVid, m = 3: up on two fresh seeds of three against K centres, five of six in all; not kept.
   Section 56: `merge_momentum` = 0.99, about a hundred batches: kept on CamVid. Section 57: rejected on
-  COCO-Stuff-15's kept setting, where the merge loses what the centres hold.)
+  COCO-Stuff-15's kept setting, where the merge loses what the centres hold; section 58: the frozen body's
+  correspondences across images, read after training alone or with A, merge those centres no better.)
 - `merge="centres"`: average linkage of the centres H_k by their cosine distance (`merge_centres`), where they lie
   and not how the positions fall between them (section 55: below K centres on one seed of three, rejected).
 """
