@@ -99,11 +99,17 @@ def rgb_kmeans(x: torch.Tensor, K: int) -> torch.Tensor:
     return kmeans_predict(x, kmeans_fit(pixels, K, seed=0))
 
 
+def body_maps(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """(N, C, U, V) the frozen body's map of every image, 32 at a time: the features training's correspondences read
+    (kept_body), before any projection."""
+    with torch.no_grad():
+        return torch.cat([local_features(module, xb, layer="body") for xb in x.split(32)])
+
+
 def body_kmeans(module: Any, x: torch.Tensor, K: int) -> torch.Tensor:
     """(N, H, W) K-means (10 seedings, the lowest inertia kept) on the frozen body's map that the checkpoint keeps, the
     body the correspondences are read from: the partition those matches agree with most if they follow its features."""
-    with torch.no_grad():
-        feats = [local_features(module, xb, layer="body") for xb in x.split(32)]
+    feats = body_maps(module, x).split(32)
     pixels = [f.permute(0, 2, 3, 1).reshape(-1, f.shape[1]) for f in feats]
     centres = kmeans_fit(pixels, K, seed=0, restarts=10)
     return torch.cat([kmeans_predict_maps(f, centres, size=x.shape[-2:])[0] for f in feats])

@@ -32,6 +32,7 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
     add_checkpoints,
     add_data,
     body_kmeans,
+    body_maps,
     cluster_maps,
     column_bands,
     eval_images,
@@ -43,7 +44,7 @@ from _cli import (  # experiments/scale/_cli.py: DATA_DIR CKPT... and the one-li
 )
 
 from misseg.diagnostics.ceiling import POOLS, bound_ceiling
-from misseg.diagnostics.features import has_body, local_features
+from misseg.diagnostics.features import has_body
 from misseg.diagnostics.shortcut import seeded_index_batches
 from misseg.lit.build import load_module
 from misseg.objectives.mi import correspondences
@@ -67,13 +68,6 @@ def on_grid(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     (H, W), (U, V) = labels.shape[-2:], size
     rows, cols = torch.arange(U) * H // U + H // (2 * U), torch.arange(V) * W // V + W // (2 * V)
     return labels[:, rows][:, :, cols]
-
-
-def body_maps(module, x: torch.Tensor) -> torch.Tensor:
-    """(N, C, U, V) the frozen body's map of every image, 32 at a time: what `--partners set` reads its partners and
-    matches from (the features training's correspondences read, kept_body)."""
-    with torch.no_grad():
-        return torch.cat([local_features(module, xb, layer="body") for xb in x.split(32)])
 
 
 def set_partners(maps: torch.Tensor) -> torch.Tensor:

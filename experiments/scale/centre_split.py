@@ -42,6 +42,13 @@ def centre_probs(module: Any, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([soft_assignment(*module.model(xb), module.model.tau) for xb in x.split(32)])
 
 
+def set_coassignment(p: torch.Tensor) -> torch.Tensor:
+    """p (N, C, U, V) p' over the centres -> A (C, C) = E[p'_k p'_l] over every position (float64): the co-assignment
+    statistic `coassignment_groups` merges, read on a whole set instead of the training batches' running mean."""
+    flat = p.permute(0, 2, 3, 1).reshape(-1, p.shape[1]).double()
+    return flat.T @ flat / len(flat)
+
+
 def merged_maps(p: torch.Tensor, groups: torch.Tensor, K: int, size: torch.Size) -> torch.Tensor:
     """(N, H, W) classes of p' over the centres merged by `groups`, as the prediction merges them."""
     return predict_from_probs(merge_probs(p, groups, K), size)[0]
@@ -69,8 +76,7 @@ def score(ckpt: str, data: Any) -> dict[str, int | float | str]:
     num_classes = data.num_classes
     p = centre_probs(module, x)
     merged_confusion = confusion_matrix(merged_maps(p, groups, K, x.shape[-2:]), masks, K, num_classes)
-    flat = p.permute(0, 2, 3, 1).reshape(-1, C).double()
-    here = coassignment_groups(flat.T @ flat / len(flat), K)
+    here = coassignment_groups(set_coassignment(p), K)
     here_confusion = confusion_matrix(merged_maps(p, here, K, x.shape[-2:]), masks, K, num_classes)
     centres = confusion_matrix(predict_from_probs(p, x.shape[-2:])[0], masks, C, num_classes)
     sizes = merged_confusion.sum(1).double()

@@ -23,10 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from _cli import checkpoint_script, eval_images  # experiments/scale/_cli.py
-from centre_split import centre_probs, merge_precision, merged_maps
+from _cli import body_maps, checkpoint_script, eval_images  # experiments/scale/_cli.py
+from centre_split import centre_probs, merge_precision, merged_maps, set_coassignment
 
-from misseg.diagnostics.features import local_features
 from misseg.diagnostics.shortcut import seeded_index_batches
 from misseg.lit.build import load_module
 from misseg.metrics.matching import confusion_matrix, match_and_score
@@ -69,12 +68,10 @@ def score(ckpt: str, data: Any) -> dict[str, float]:
     x, masks, _ = eval_images(data)
     size = x.shape[-2:]
     p = centre_probs(module, x)
-    with torch.no_grad():
-        body = torch.cat([local_features(module, xb, layer="body") for xb in x.split(32)])
+    body = body_maps(module, x)
     if body.shape[-2:] != p.shape[-2:]:
         raise ConfigError(f"{ckpt}: the body's map {tuple(body.shape[-2:])} is not on L's grid {tuple(p.shape[-2:])}")
-    flat = p.permute(0, 2, 3, 1).reshape(-1, C).double()
-    A = flat.T @ flat / len(flat)
+    A = set_coassignment(p)
     B = correspondence_joint_counts(p, body)
     H = torch.nn.functional.layer_norm(heads.centroids, (heads.P,))
     groups = {
