@@ -423,3 +423,30 @@ def test_class_split_reads_a_class_cut_over_equal_clusters():
     assert r["balance"] == pytest.approx(-(2 * 0.4 * np.log(0.4) + 0.2 * np.log(0.2)) / np.log(3))
     assert class_split.balance(np.array([0.5, 0.5])) == pytest.approx(1.0)
     assert class_split.balance(np.array([1.0, 0.0])) == pytest.approx(0.0)  # one cluster holds everything
+
+
+def test_step_curve_averages_each_step_over_the_seeds_and_skips_the_other_evaluations(tmp_path):
+    import json
+
+    def write(seed: int, step: str, probe: dict) -> None:
+        d = tmp_path / f"seed{seed}" / "mi_x" / "diag" / step / "coco_stuff15"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"miou": 0.5, "probe": {k: {"miou": v} for k, v in probe.items()}}))
+
+    for seed, (c, k, lin) in enumerate([(0.20, 0.18, 0.22), (0.24, 0.20, 0.26)]):
+        write(seed, "step00450", {"unsupervised": c, "kmeans": k, "linear": lin})
+        write(seed, "initial", {"unsupervised": 0.01, "linear": 0.21})
+        write(seed, "random", {"unsupervised": 0.9, "kmeans": 0.9, "linear": 0.9})  # not a step: left out
+        write(seed, "step00450_crf", {})  # crf=true: no probes
+        write(seed, "step00450_all", {})  # clusters on every image: no probes
+    step_curve = load_scale_script("step_curve")
+    data = step_curve.curves(tmp_path)
+    assert list(data) == [("mi_x", "coco_stuff15")]
+    assert sorted(data["mi_x", "coco_stuff15"]) == [0, 450]
+    at450 = data["mi_x", "coco_stuff15"][450]
+    assert at450["clusters"] == pytest.approx([0.20, 0.24]) and at450["linear"] == pytest.approx([0.22, 0.26])
+    lines = step_curve.table(data).splitlines()
+    assert lines[2] == "| mi_x | coco_stuff15 | 0 | 2 | 0.010 ± 0.000 |  | 0.210 ± 0.000 |"
+    assert lines[3] == "| mi_x | coco_stuff15 | 450 | 2 | 0.220 ± 0.028 | 0.190 ± 0.014 | 0.240 ± 0.028 |"
+    step_curve.figure(data, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 0

@@ -22,6 +22,8 @@ def rows(root: Path) -> list[dict]:
             continue
         m = json.loads(path.read_text())
         probe = m.get("probe", {})
+        if not probe:  # a clusters-only evaluation (e.g. every image at one step) has no probe row to give
+            continue
         step, dataset, run = path.parent.parent.name, path.parent.name, path.parents[3]
         out.append(
             dict(
