@@ -446,7 +446,7 @@ def test_step_curve_averages_each_step_over_the_seeds_and_skips_the_other_evalua
     at450 = data["mi_x", "coco_stuff15"][450]
     assert at450["clusters"] == pytest.approx([0.20, 0.24]) and at450["linear"] == pytest.approx([0.22, 0.26])
     lines = step_curve.table(data).splitlines()
-    assert lines[2] == "| mi_x | coco_stuff15 | 0 | 2 | 0.010 ± 0.000 |  | 0.210 ± 0.000 |"
+    assert lines[2] == "| mi_x | coco_stuff15 | 0 | 2 | 0.010 ± 0.000 | - | 0.210 ± 0.000 |"
     assert lines[3] == "| mi_x | coco_stuff15 | 450 | 2 | 0.220 ± 0.028 | 0.190 ± 0.014 | 0.240 ± 0.028 |"
     step_curve.figure(data, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0

@@ -15,6 +15,7 @@ import textwrap
 from collections import defaultdict
 from pathlib import Path
 
+from levers_table import cell  # experiments/scale/levers_table.py: mean ± std, "(n of N)" when seeds are missing
 from probes import rows  # experiments/scale/probes.py: every RUN/diag/*/SET's three figures
 
 from misseg.runs.errors import OneLineArgumentParser, existing_dir
@@ -44,20 +45,13 @@ def curves(root: Path) -> dict[tuple[str, str], dict[int, dict[str, list[float]]
     return out
 
 
-def cell(values: list[float]) -> str:
-    if not values:
-        return ""
-    spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.3f}{spread}"
-
-
 def table(data: dict) -> str:
     header = "| run | set | step | seeds | " + " | ".join(label for _, label in KEYS) + " |"
     lines = [header, "|---" * (4 + len(KEYS)) + "|"]
     for (name, dataset), steps in sorted(data.items()):
         for step, figs in sorted(steps.items()):
             seeds = max(len(v) for v in figs.values())
-            cells = [name, dataset, str(step), str(seeds), *(cell(figs[k]) for k, _ in KEYS)]
+            cells = [name, dataset, str(step), str(seeds), *(cell(figs[k], of=seeds) for k, _ in KEYS)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
