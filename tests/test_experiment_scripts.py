@@ -425,11 +425,11 @@ def test_class_split_reads_a_class_cut_over_equal_clusters():
     assert class_split.balance(np.array([1.0, 0.0])) == pytest.approx(0.0)  # one cluster holds everything
 
 
-def test_step_curve_averages_each_step_over_the_seeds_and_skips_the_other_evaluations(tmp_path):
+def test_step_curve_averages_each_step_over_the_seeds_and_skips_the_other_evaluations(tmp_path, capsys):
     import json
 
-    def write(seed: int, step: str, probe: dict) -> None:
-        d = tmp_path / f"seed{seed}" / "mi_x" / "diag" / step / "coco_stuff15"
+    def write(seed: int, step: str, probe: dict, name: str = "mi_x") -> None:
+        d = tmp_path / f"seed{seed}" / name / "diag" / step / "coco_stuff15"
         d.mkdir(parents=True)
         (d / "metrics.json").write_text(json.dumps({"miou": 0.5, "probe": {k: {"miou": v} for k, v in probe.items()}}))
 
@@ -450,3 +450,13 @@ def test_step_curve_averages_each_step_over_the_seeds_and_skips_the_other_evalua
     assert lines[3] == "| mi_x | coco_stuff15 | 450 | 2 | 0.220 ± 0.028 | 0.190 ± 0.014 | 0.240 ± 0.028 |"
     step_curve.figure(data, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0
+    # a second run beside it: every run by default (sorted), --names keeps the ones named in their order
+    write(0, "step00450", {"unsupervised": 0.1, "kmeans": 0.1, "linear": 0.1}, name="iic_y")
+    assert list(step_curve.curves(tmp_path)) == [("iic_y", "coco_stuff15"), ("mi_x", "coco_stuff15")]
+    assert list(step_curve.curves(tmp_path, ["mi_x", "iic_y"])) == [("mi_x", "coco_stuff15"), ("iic_y", "coco_stuff15")]
+    assert list(step_curve.curves(tmp_path, ["mi_x"])) == [("mi_x", "coco_stuff15")]
+    step_curve.figure(step_curve.curves(tmp_path, ["mi_x", "iic_y"]), tmp_path / "two.png")
+    assert (tmp_path / "two.png").stat().st_size > 0
+    with pytest.raises(SystemExit) as exit_info:  # a name with no step evaluations: one line, exit 2
+        step_curve.main([str(tmp_path), "--names", "mi_x,iic_z"])
+    assert exit_info.value.code == 2 and "--names: no step evaluations of iic_z" in capsys.readouterr().err

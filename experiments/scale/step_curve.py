@@ -3,8 +3,9 @@ K-means on L and the linear probe at every checkpoint evaluated with probe=all (
 probe's test half), and the initial weights' linear probe as step 0 (RUN/diag/initial/SET, crf_kept.sh INITIAL=true).
 A markdown table and, with --figure, a PNG: is the representation still gaining where the clusters are?
 
-Usage: python experiments/scale/step_curve.py STUDY_DIR [--figure PNG]   (STUDY_DIR holds seedS/NAME runs, e.g.
-       RUNS/small900/coco_stuff15)
+Usage: python experiments/scale/step_curve.py STUDY_DIR [--names mi_x,iic_y] [--figure PNG]   (STUDY_DIR holds
+       seedS/NAME runs, e.g. RUNS/small900/coco_stuff15; --names keeps those runs, in that order, one panel each, on
+       one mIoU scale)
 """
 
 from __future__ import annotations
@@ -32,23 +33,25 @@ def step_of(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def curves(root: Path) -> dict[tuple[str, str], dict[int, dict[str, list[float]]]]:
-    """(run name, set) -> step -> figure -> the seeds' values (each seedS/NAME run under root counts once)."""
+def curves(root: Path, names: list[str] | None = None) -> dict[tuple[str, str], dict[int, dict[str, list[float]]]]:
+    """(run name, set) -> step -> figure -> the seeds' values (each seedS/NAME run under root counts once); names:
+    only those runs, in that order (None: every run, sorted)."""
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in rows(root):
         step = step_of(r["step"])
-        if step is None:
+        if step is None or (names is not None and Path(r["run"]).name not in names):
             continue
         for key, _ in KEYS:
             if r[key] is not None:
                 out[Path(r["run"]).name, r["set"]][step][key].append(r[key])
-    return out
+    order = sorted(out) if names is None else sorted(out, key=lambda k: (names.index(k[0]), k[1]))
+    return {k: out[k] for k in order}
 
 
 def table(data: dict) -> str:
     header = "| run | set | step | seeds | " + " | ".join(label for _, label in KEYS) + " |"
     lines = [header, "|---" * (4 + len(KEYS)) + "|"]
-    for (name, dataset), steps in sorted(data.items()):
+    for (name, dataset), steps in data.items():
         for step, figs in sorted(steps.items()):
             seeds = max(len(v) for v in figs.values())
             cells = [name, dataset, str(step), str(seeds), *(cell(figs[k], of=seeds) for k, _ in KEYS)]
@@ -62,8 +65,9 @@ def figure(data: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(data), figsize=(5.5 * len(data), 4.2), squeeze=False)
-    for ax, ((name, dataset), steps) in zip(axes[0], sorted(data.items()), strict=True):
+    # one y scale: runs side by side are read against each other
+    fig, axes = plt.subplots(1, len(data), figsize=(5.5 * len(data), 4.2), squeeze=False, sharey=True)
+    for ax, ((name, dataset), steps) in zip(axes[0], data.items(), strict=True):
         for key, label in KEYS:
             pts = [(s, figs[key]) for s, figs in sorted(steps.items()) if figs[key]]
             xs = [s for s, _ in pts]
@@ -87,11 +91,16 @@ def main(argv: list[str] | None = None) -> None:
         type=existing_dir("pass a study's set folder, e.g. RUNS/small900/coco_stuff15"),
         help="holds seedS/NAME runs with diag/stepNNNNN/SET evaluations",
     )
+    parser.add_argument("--names", help="comma-separated run names to keep, in that order (default: every run)")
     parser.add_argument("--figure", metavar="PNG", type=Path, help="also draw the curves there")
     args = parser.parse_args(argv)
-    data = curves(Path(args.root))
+    names = args.names.split(",") if args.names else None
+    data = curves(Path(args.root), names)
     if not data:
         parser.error(f"{args.root}: no RUN/diag/stepNNNNN/SET/metrics.json under it; run misseg.evaluate probe=all")
+    missing = [n for n in names or [] if n not in {name for name, _ in data}]
+    if missing:
+        parser.error(f"--names: no step evaluations of {', '.join(missing)} under {args.root}; check the run names")
     print(table(data))
     if args.figure:
         figure(data, args.figure)
