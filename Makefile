@@ -11,8 +11,9 @@ install:
 	$(PIP) install torch==2.14.1 torchvision==0.29.1
 	$(PIP) install -e ".[dev,sweep,export,backbones,crf]"
 
+# the slowest tests printed at the end: the suite is meant to stay well under 10 minutes on 2 cores
 test:
-	$(PY) -m pytest -x
+	$(PY) -m pytest -x --durations=15
 
 lint:
 	$(PY) -m ruff check .
