@@ -5,11 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_server import ModuleRunner
 from PIL import Image
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+run_module = ModuleRunner()  # one command server for the whole session, started on first use
 # a model small enough for a CLI run of a few steps on CPU in seconds (tests that train through the CLI)
 TINY = [
     "model.P=8",
@@ -58,8 +60,15 @@ def folder_dataset(tmp_path: Path) -> Path:
     return make_folder_dataset(tmp_path / "ds")
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO))
+def run_cli(
+    *args: str, cwd: Path | None = None, timeout: int = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python ARGS` as subprocess.run(capture_output=True, text=True) gives it; `-m MODULE ...` runs in a fork of
+    tests/cli_server.py (torch and Lightning imported once), anything else in a fresh interpreter. env: the whole
+    environment (default: this one with W&B disabled)."""
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO)) if env is None else env
+    if len(args) >= 2 and args[0] == "-m":
+        return run_module(args[1], list(args[2:]), cwd=cwd or REPO, env=env, timeout=timeout)
     return subprocess.run(
         [sys.executable, *args], cwd=cwd or REPO, env=env, capture_output=True, text=True, timeout=timeout
     )

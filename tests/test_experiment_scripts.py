@@ -460,3 +460,6 @@ def test_step_curve_averages_each_step_over_the_seeds_and_skips_the_other_evalua
     with pytest.raises(SystemExit) as exit_info:  # a name with no step evaluations: one line, exit 2
         step_curve.main([str(tmp_path), "--names", "mi_x,iic_z"])
     assert exit_info.value.code == 2 and "--names: no step evaluations of iic_z" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # every name missing: still the names, not "nothing under it"
+        step_curve.main([str(tmp_path), "--names", "mi_q,iic_z"])
+    assert exit_info.value.code == 2 and "--names: no step evaluations of mi_q, iic_z" in capsys.readouterr().err

@@ -26,9 +26,9 @@ each only where its composed config has the key (model.heads.width is not append
 of a command changes; what was appended is written at the top of the command's log.
 
 How commands run: `python -m MODULE ARGS` runs in a fork of one server process that imported torch and Lightning
-once (a fresh process per command costs ~8 s of imports on 2 loaded cores, and there are ~40 commands). The child
-sets argv, cwd and environment and runs the module as __main__ with runpy, like `python -m`; nothing is shared
-between commands but the already imported modules. A ```python block runs the same way, as a script. `make ...`
+once (tests/cli_server.py; a fresh process per command costs ~8 s of imports on 2 loaded cores, and there are ~40
+commands), with OMP_NUM_THREADS=1 and no MISSEG_LOG_DIR / MISSEG_DATA_DIR from the caller. A ```python block runs
+the same way, as a script. `make ...`
 lines run as `make -n ...` in the repository (the targets and variables exist; installing or benchmarking is not
 repeated here).
 
@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_server import CommandServer
 from conftest import TINY, make_folder_dataset
 from PIL import Image
 
@@ -73,18 +74,6 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 BUDGET = ["trainer.max_steps=2", "data.num_images=8", "data.batch_size=4", "hydra.sweeper.n_trials=2"]
 EXTRA = ["data.num_workers=0", "num_workers=0"]  # appended where the command does not set them (TINY too)
 COMMAND_TIMEOUT_S = 240
-# imported once by the server, before it forks a child per command
-PRELOAD = (
-    "torch",
-    "torchvision",
-    "pytorch_lightning",
-    "hydra",
-    "misseg.lit.mi",
-    "misseg.lit.iic",
-    "misseg.data.datamodule",
-    "misseg.viz.report",
-    "misseg.deploy.inference",
-)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -205,8 +194,8 @@ def test_runner_parses_and_rewrites():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the command server (this file run as a script): one process imports torch once, a fork runs each command
-def _compose(module: str, args: list[str]):
+# the commands, run by tests/cli_server.py (one process imports torch once, a fork runs each command)
+def compose_command(module: str, args: list[str]):
     from misseg.runs.config import config_dir
     from misseg.runs.validation import check_group_choices, compose_or_error, sweep_overrides
 
@@ -218,111 +207,36 @@ def _compose(module: str, args: list[str]):
     return compose_or_error(config_dir(), HYDRA_ENTRY_POINTS[module], list(args))
 
 
-def _child(job: dict) -> None:
-    """Runs in the forked child; never returns."""
-    code = 1
-    try:
-        os.setpgid(0, 0)  # the server can stop the command and whatever it started
-        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.chdir(job["cwd"])
-        os.environ.update(job.get("env", {}))
-        sys.path[0] = job["cwd"]  # as `python -m` does
-        if job["kind"] == "python":
-            print(f"$ python <<EOF\n{job['code']}\nEOF", flush=True)
-            exec(compile(job["code"], "<README>", "exec"), {"__name__": "__main__"})
-        elif job["kind"] == "compose":
-            print(f"$ compose {job['module']} {shlex.join(job['args'])}", flush=True)
-            _compose(job["module"], job["args"])
-            print("composed", flush=True)
-        else:
-            from omegaconf import OmegaConf
-
-            args = list(job["args"])
-            if job["tiny"]:  # only the keys the composed config has
-                cfg = _compose(job["module"], args)
-                missing = object()
-                args += [t for t in job["tiny"] if OmegaConf.select(cfg, key_of(t), default=missing) is not missing]
-            print(f"$ {shlex.join(['python', '-m', job['module'], *job['args']])}", flush=True)
-            print(f"# tiny overrides appended: {shlex.join(args[len(job['args']) :])}", flush=True)
-            sys.argv = [job["module"], *args]
-            import runpy
-
-            runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
-        code = 0
-    except SystemExit as e:
-        if isinstance(e.code, str):
-            print(e.code, file=sys.stderr)
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException as e:
-        from misseg.runs.errors import UserError
-
-        if isinstance(e, UserError):
-            print(f"error: {e}", file=sys.stderr)
-            code = 2
-        else:
-            import traceback
-
-            traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+def compose_in_child(module: str, args: list[str]) -> None:
+    """A compose-only command (in the forked child)."""
+    print(f"$ compose {module} {shlex.join(args)}", flush=True)
+    compose_command(module, args)
+    print("composed", flush=True)
 
 
-def _serve() -> None:
-    import importlib
+def run_with_tiny(module: str, args: list[str], tiny: list[str]) -> None:
+    """`python -m module args` plus the tiny overrides its composed config has a key for (in the forked child)."""
+    import runpy
 
-    for name in PRELOAD:
-        importlib.import_module(name)
-    reply = os.fdopen(os.dup(1), "w")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing but replies on the pipe
-    for line in sys.stdin:
-        job = json.loads(line)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        start = time.time()
-        pid = os.fork()
-        if pid == 0:
-            _child(job)
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                rc = os.waitstatus_to_exitcode(status)
-                break
-            if time.time() - start > job.get("timeout", COMMAND_TIMEOUT_S):
-                os.killpg(pid, 9)
-                os.waitpid(pid, 0)
-                rc = 124
-                break
-            time.sleep(0.02)
-        reply.write(json.dumps({"rc": rc, "seconds": round(time.time() - start, 2)}) + "\n")
-        reply.flush()
+    from omegaconf import OmegaConf
 
-
-# ---------------------------------------------------------------------------------------------------------
-# the tests that run the README
+    cfg = compose_command(module, args)
+    missing = object()
+    appended = [t for t in tiny if OmegaConf.select(cfg, key_of(t), default=missing) is not missing]
+    print(f"$ {shlex.join(['python', '-m', module, *args])}", flush=True)
+    print(f"# tiny overrides appended: {shlex.join(appended)}", flush=True)
+    sys.argv = [module, *args, *appended]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
 class Server:
+    """The README's command server: W&B off, one thread per command, no MISSEG_* paths from the caller."""
+
     def __init__(self, root: Path):
-        env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-        env.pop("MISSEG_LOG_DIR", None)
-        env.pop("MISSEG_DATA_DIR", None)
-        self.stderr = open(root / "server.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-            env=env,
-            cwd=REPO,
-        )
+        self.env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+        self.env.pop("MISSEG_LOG_DIR", None)
+        self.env.pop("MISSEG_DATA_DIR", None)
+        self.server = CommandServer(root, env=self.env)
         self.count = 0
         self.last_start = 0
         self.logs = root / "logs"
@@ -333,18 +247,13 @@ class Server:
         while int(time.time()) == self.last_start:  # Hydra names a default run dir to the second
             time.sleep(0.05)
         self.last_start = int(time.time())
-        log = self.logs / f"{self.count:03d}-{name}.log"
-        self.proc.stdin.write(json.dumps({**job, "log": str(log)}) + "\n")
-        self.proc.stdin.flush()
-        reply = self.proc.stdout.readline()
-        assert reply, f"the command server died: {(self.logs.parent / 'server.log').read_text()[-3000:]}"
-        result = json.loads(reply)
-        return result["rc"], log.read_text(errors="replace"), result["seconds"]
+        log = str(self.logs / f"{self.count:03d}-{name}.log")
+        env = {**self.env, **job.pop("env", {})}
+        rc, seconds = self.server.run({**job, "env": env, "stdout": log, "stderr": log, "timeout": COMMAND_TIMEOUT_S})
+        return rc, Path(log).read_text(errors="replace"), seconds
 
     def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        self.stderr.close()
+        self.server.close()
 
 
 def tail(text: str, n: int = 40) -> str:
@@ -425,12 +334,17 @@ class ReadmeRunner:
 
     def python(self, name: str, module: str, args: list[str], env: dict, compose: bool = False):
         if compose:
-            job = {"kind": "compose", "module": module, "args": args}
+            job = {"kind": "call", "function": "test_readme:compose_in_child", "args": [module, args]}
         elif module in HYDRA_ENTRY_POINTS and "--cfg" not in args:
             args, tiny = with_budget(args, TINY)
-            job = {"kind": "module", "module": module, "args": args, "tiny": tiny}
+            job = {"kind": "call", "function": "test_readme:run_with_tiny", "args": [module, args, tiny]}
         else:
-            job = {"kind": "module", "module": module, "args": args, "tiny": []}
+            job = {
+                "kind": "module",
+                "module": module,
+                "args": args,
+                "header": [f"$ {shlex.join(['python', '-m', module, *args])}"],
+            }
         rc, log, seconds = self.server.run(name, {**job, "cwd": str(self.work), "env": env})
         self.times.append((f"{module} {shlex.join(args)}"[:100], seconds))
         return rc, log, seconds
@@ -454,7 +368,8 @@ class ReadmeRunner:
         name = f"L{block.line}"
         if block.lang == "python":
             code = re.sub(r"\b(" + "|".join(PLACEHOLDERS) + r")\b", lambda m: values()[m.group(1)], block.text)
-            rc, log, _ = self.server.run(name, {"kind": "python", "code": code, "cwd": str(self.work)})
+            job = {"kind": "python", "code": code, "cwd": str(self.work), "header": [f"$ python <<EOF\n{code}\nEOF"]}
+            rc, log, _ = self.server.run(name, job)
             assert rc == 0, f"README.md python block at line {block.line}:\n{tail(log)}"
             return
         for command in block.commands():
@@ -499,7 +414,3 @@ def runner(tmp_path_factory):
 @pytest.mark.parametrize("block", readme_blocks(), ids=lambda b: b.id)
 def test_readme_block(block: Block, runner: ReadmeRunner):
     runner.run_block(block)
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
-    _serve()

@@ -4,12 +4,11 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, assert_consistent_metrics
+from conftest import REPO, assert_consistent_metrics, run_cli
 from conftest import TINY as BASE_TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -35,18 +34,10 @@ def run_train(tmp: Path, *args: str, wandb_mode: str = "disabled", timeout: int 
         WANDB_CACHE_DIR=str(tmp / "wandb_cache"),
     )
     env.pop("WANDB_API_KEY", None)
-    # stdin closed: a login prompt would fail the run instead of hanging it
+    # run_cli's stdin is /dev/null: a login prompt would fail the run instead of hanging it
     flags = [a for a in args if a.startswith("-")]  # Hydra's argparse wants -m before the overrides
     overrides = [a for a in args if not a.startswith("-")]
-    return subprocess.run(
-        [sys.executable, "-m", "misseg.train", *flags, *TINY, *overrides],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli("-m", "misseg.train", *flags, *TINY, *overrides, env=env, timeout=timeout)
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -90,13 +81,7 @@ def test_summary_lists_ok_failed_and_incomplete_jobs_in_job_order(tmp_path):
 
 def test_sweep_cli_rebuilds_the_summary(tmp_path):
     fake_job(tmp_path, "0", ["model.K=2"], metrics={"pa": 0.5, "miou": 0.25})
-    r = subprocess.run(
-        [sys.executable, "-m", "misseg.runs.sweep", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        timeout=60,
-    )
+    r = run_cli("-m", "misseg.runs.sweep", str(tmp_path), timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "0.2500" in r.stdout and (tmp_path / "summary.csv").is_file()
 

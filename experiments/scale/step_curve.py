@@ -95,12 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figure", metavar="PNG", type=Path, help="also draw the curves there")
     args = parser.parse_args(argv)
     names = args.names.split(",") if args.names else None
-    data = curves(Path(args.root), names)
+    data = curves(Path(args.root))
     if not data:
         parser.error(f"{args.root}: no RUN/diag/stepNNNNN/SET/metrics.json under it; run misseg.evaluate probe=all")
     missing = [n for n in names or [] if n not in {name for name, _ in data}]
     if missing:
         parser.error(f"--names: no step evaluations of {', '.join(missing)} under {args.root}; check the run names")
+    if names:
+        data = curves(Path(args.root), names)
     print(table(data))
     if args.figure:
         figure(data, args.figure)

@@ -1,0 +1,196 @@
+"""Run `python -m MODULE ARGS` in a fork of one process that imported torch and Lightning once.
+
+A fresh interpreter spends ~8 s importing torch, Lightning and Hydra on 2 loaded cores, and the suite starts ~80
+commands (tests/conftest.py run_cli, tests/test_readme.py). This file, run as `python tests/cli_server.py
+--serve`, imports them once and forks a child per command. The child is `python -m` as far as a command can
+tell: its own argv, cwd, environment (replaced, not merged), stdin from /dev/null, stdout and stderr to files,
+the module run as __main__, the interpreter's exit (non-daemon threads joined, then the atexit handlers), and the
+exit status Python gives (SystemExit's code; 1 and a traceback for an uncaught exception). Nothing is shared
+between commands but the modules imported before the fork. The server runs no torch op itself, so no thread pool
+exists when it forks.
+
+Not for what needs a real process: signals and kill -9 (tests/test_resume_e2e.py starts its own).
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import os
+import runpy
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRELOAD = (
+    "torch",
+    "torchvision",
+    "pytorch_lightning",
+    "hydra",
+    "misseg.lit.mi",
+    "misseg.lit.iic",
+    "misseg.data.datamodule",
+    "misseg.viz.report",
+    "misseg.deploy.inference",
+)
+TIMED_OUT = 124
+
+
+class CommandServer:
+    """The parent side: one server process; `run` sends a job and waits for its exit status."""
+
+    def __init__(self, root: Path, env: dict[str, str] | None = None):
+        self.root = Path(root)
+        self.log = open(self.root / "server.log", "w")  # noqa: SIM115 (lives as long as the server)
+        server_env = dict(os.environ if env is None else env, PYTHONPATH=str(REPO))
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env=server_env,
+            cwd=REPO,
+        )
+
+    def run(self, job: dict) -> tuple[int, float]:
+        """job: kind ("module": module, args; "python": code; "call": function "file_stem:name", args), cwd,
+        env (the child's whole environment), stdout, stderr (paths; the same path for one log), timeout,
+        header (lines printed first). -> (exit status, TIMED_OUT if it ran past timeout; seconds)."""
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        assert reply, f"the command server died: {(self.root / 'server.log').read_text()[-3000:]}"
+        result = json.loads(reply)
+        return result["rc"], result["seconds"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        self.log.close()
+
+
+class ModuleRunner:
+    """`python -m MODULE ARGS` through one lazily started server, returning what subprocess.run would."""
+
+    def __init__(self):
+        self.server: CommandServer | None = None
+        self.tmp: tempfile.TemporaryDirectory | None = None
+        self.count = 0
+
+    def __call__(
+        self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess:
+        if self.server is None:
+            self.tmp = tempfile.TemporaryDirectory(prefix="misseg-cli-")
+            self.server = CommandServer(Path(self.tmp.name))
+            atexit.register(self.close)
+        self.count += 1
+        out, err = (Path(self.tmp.name) / f"{self.count:04d}.{s}" for s in ("out", "err"))
+        job = {"kind": "module", "module": module, "args": list(args), "cwd": str(cwd), "env": env}
+        rc, _ = self.server.run({**job, "stdout": str(out), "stderr": str(err), "timeout": timeout})
+        argv = [sys.executable, "-m", module, *args]
+        stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
+        out.unlink()
+        err.unlink()
+        if rc == TIMED_OUT:
+            raise subprocess.TimeoutExpired(argv, timeout, stdout, stderr)
+        return subprocess.CompletedProcess(argv, rc, stdout, stderr)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.tmp.cleanup()
+            self.server = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the server side (this file run as a script)
+def _redirect(job: dict) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    out = os.open(job["stdout"], flags, 0o644)
+    err = out if job["stderr"] == job["stdout"] else os.open(job["stderr"], flags, 0o644)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+
+
+def _child(job: dict) -> None:
+    """Runs in the forked child; never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)  # the server can stop the command and whatever it started
+        _redirect(job)
+        function = None
+        if job["kind"] == "call":  # imported before sys.path[0] becomes the command's cwd
+            stem, _, name = job["function"].partition(":")
+            function = getattr(importlib.import_module(stem), name)
+        os.chdir(job["cwd"])
+        os.environ.clear()
+        os.environ.update(job["env"])
+        sys.path[0] = job["cwd"]  # as `python -m` does
+        for line in job.get("header", []):
+            print(line, flush=True)
+        if job["kind"] == "python":
+            exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__"})
+        elif job["kind"] == "call":
+            function(*job["args"])
+        else:
+            sys.argv = [job["module"], *job["args"]]
+            runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as e:  # what the interpreter does with it
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:  # the interpreter's exit: join the non-daemon threads (concurrent.futures shuts its pools down
+            # there, before multiprocessing's atexit handler joins their processes), then the atexit handlers
+            threading._shutdown()
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _serve() -> None:
+    for name in PRELOAD:
+        importlib.import_module(name)
+    reply = os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing but replies on the pipe
+    for line in sys.stdin:
+        job = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        start = time.time()
+        pid = os.fork()
+        if pid == 0:
+            _child(job)
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                rc = os.waitstatus_to_exitcode(status)
+                break
+            if time.time() - start > job.get("timeout", 300):
+                os.killpg(pid, 9)
+                os.waitpid(pid, 0)
+                rc = TIMED_OUT
+                break
+            time.sleep(0.02)
+        reply.write(json.dumps({"rc": rc, "seconds": round(time.time() - start, 2)}) + "\n")
+        reply.flush()
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
+    _serve()
