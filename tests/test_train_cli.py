@@ -81,3 +81,21 @@ def test_folder_experiment_trains_on_a_tiny_dataset(tmp_path, folder_dataset):
     assert r.returncode == 0, r.stderr[-3000:]
     m = read_metrics(tmp_path / "run")
     assert m["num_images"] == 6 and len(m["per_class_iou"]) == 3 and len(m["mapping"]) == 3
+
+
+def test_training_uses_torch_deterministic_kernels_unless_told_not_to(tmp_path):
+    """conf/trainer/default.yaml: deterministic=warn, torch's deterministic kernels where it has them and a warning
+    where it has none (without them the correspondence lever's backward is not bit-identical run to run on 2 CPU
+    threads; experiments/scale section 61); trainer.deterministic=false gives torch's defaults back."""
+    import torch
+    from hydra.utils import instantiate
+
+    try:
+        for override, warn_only in (([], True), (["trainer.deterministic=false"], None)):
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                cfg = compose("train", overrides=["trainer.accelerator=cpu", *override])
+            instantiate(cfg.trainer, logger=False, default_root_dir=str(tmp_path), enable_progress_bar=False)
+            assert torch.are_deterministic_algorithms_enabled() == (warn_only is not None), override
+            assert torch.is_deterministic_algorithms_warn_only_enabled() == bool(warn_only), override
+    finally:
+        torch.use_deterministic_algorithms(False)
