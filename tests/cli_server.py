@@ -2,12 +2,15 @@
 
 A fresh interpreter spends ~8 s importing torch, Lightning and Hydra on 2 loaded cores, and the suite starts ~80
 commands (tests/conftest.py run_cli, tests/test_readme.py). This file, run as `python tests/cli_server.py
---serve`, imports them once and forks a child per command. The child is `python -m` as far as a command can
-tell: its own argv, cwd, environment (replaced, not merged), stdin from /dev/null, stdout and stderr to files,
+--serve`, imports them once and forks a child per command. The child is `python -m` as far as the commands here
+can tell: its own argv, cwd, os.environ (replaced, not merged), stdin from /dev/null, stdout and stderr to files,
 the module run as __main__, the interpreter's exit (non-daemon threads joined, then the atexit handlers), and the
-exit status Python gives (SystemExit's code; 1 and a traceback for an uncaught exception). Nothing is shared
-between commands but the modules imported before the fork. The server runs no torch op itself, so no thread pool
-exists when it forks.
+exit status Python gives (SystemExit's code; 1 and a traceback for an uncaught exception).
+What the child shares with the server, and so with every other command: the modules imported before the fork, what
+the environment set at the server's start-up (sys.path from PYTHONPATH, OMP/MKL thread counts, PYTHONHASHSEED), and
+the server's `random` / NumPy global state (the CLIs seed their own). The server imports and runs no torch op, so
+torch's OpenMP pool does not exist yet when it forks (the imports leave two idle helper threads, which a fork does
+not copy).
 
 Not for what needs a real process: signals and kill -9 (tests/test_resume_e2e.py starts its own).
 """
@@ -39,7 +42,7 @@ PRELOAD = (
     "misseg.viz.report",
     "misseg.deploy.inference",
 )
-TIMED_OUT = 124
+TIMED_OUT = 124  # the exit status reported for a command stopped at its timeout (as coreutils' timeout)
 
 
 class CommandServer:
@@ -62,13 +65,13 @@ class CommandServer:
     def run(self, job: dict) -> tuple[int, float]:
         """job: kind ("module": module, args; "python": code; "call": function "file_stem:name", args), cwd,
         env (the child's whole environment), stdout, stderr (paths; the same path for one log), timeout,
-        header (lines printed first). -> (exit status, TIMED_OUT if it ran past timeout; seconds)."""
+        header (lines printed first). -> (exit status, whether it was stopped at its timeout, seconds)."""
         self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
         assert reply, f"the command server died: {(self.root / 'server.log').read_text()[-3000:]}"
         result = json.loads(reply)
-        return result["rc"], result["seconds"]
+        return result["rc"], result["timed_out"], result["seconds"]
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -88,6 +91,8 @@ class ModuleRunner:
     def __call__(
         self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
     ) -> subprocess.CompletedProcess:
+        if self.server is not None and self.server.proc.poll() is not None:  # it died: the next command gets a new one
+            self.close()
         if self.server is None:
             self.tmp = tempfile.TemporaryDirectory(prefix="misseg-cli-")
             self.server = CommandServer(Path(self.tmp.name))
@@ -95,12 +100,12 @@ class ModuleRunner:
         self.count += 1
         out, err = (Path(self.tmp.name) / f"{self.count:04d}.{s}" for s in ("out", "err"))
         job = {"kind": "module", "module": module, "args": list(args), "cwd": str(cwd), "env": env}
-        rc, _ = self.server.run({**job, "stdout": str(out), "stderr": str(err), "timeout": timeout})
+        rc, timed_out, _ = self.server.run({**job, "stdout": str(out), "stderr": str(err), "timeout": timeout})
         argv = [sys.executable, "-m", module, *args]
         stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
         out.unlink()
         err.unlink()
-        if rc == TIMED_OUT:
+        if timed_out:
             raise subprocess.TimeoutExpired(argv, timeout, stdout, stderr)
         return subprocess.CompletedProcess(argv, rc, stdout, stderr)
 
@@ -180,15 +185,15 @@ def _serve() -> None:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                rc = os.waitstatus_to_exitcode(status)
+                rc, timed_out = os.waitstatus_to_exitcode(status), False
                 break
             if time.time() - start > job.get("timeout", 300):
                 os.killpg(pid, 9)
                 os.waitpid(pid, 0)
-                rc = TIMED_OUT
+                rc, timed_out = TIMED_OUT, True
                 break
             time.sleep(0.02)
-        reply.write(json.dumps({"rc": rc, "seconds": round(time.time() - start, 2)}) + "\n")
+        reply.write(json.dumps({"rc": rc, "timed_out": timed_out, "seconds": round(time.time() - start, 2)}) + "\n")
         reply.flush()
 
 

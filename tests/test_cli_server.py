@@ -56,8 +56,12 @@ def test_a_forked_command_ends_as_a_fresh_interpreter_does(tmp_path, name):
     assert expected[2] is None or forked.stderr == expected[2]
 
 
-def test_a_command_past_its_timeout_is_stopped_and_reported_as_subprocess_does(tmp_path):
+def test_a_command_past_its_timeout_is_stopped_and_raises_timeout_expired(tmp_path):
+    """As subprocess.run(timeout=...) does (with what it printed as text); a command that exits 124 itself is not
+    taken for one that timed out."""
     (tmp_path / "sleeper.py").write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     with pytest.raises(subprocess.TimeoutExpired) as info:
         run_cli("-m", "sleeper", cwd=tmp_path, timeout=2)
     assert info.value.timeout == 2 and info.value.output == "started\n"
+    (tmp_path / "exits124.py").write_text("import sys\nsys.exit(124)\n")
+    assert run_cli("-m", "exits124", cwd=tmp_path, timeout=60).returncode == 124

@@ -249,7 +249,8 @@ class Server:
         self.last_start = int(time.time())
         log = str(self.logs / f"{self.count:03d}-{name}.log")
         env = {**self.env, **job.pop("env", {})}
-        rc, seconds = self.server.run({**job, "env": env, "stdout": log, "stderr": log, "timeout": COMMAND_TIMEOUT_S})
+        job = {**job, "env": env, "stdout": log, "stderr": log, "timeout": COMMAND_TIMEOUT_S}
+        rc, _, seconds = self.server.run(job)  # a timeout is exit status 124, as coreutils' timeout reports it
         return rc, Path(log).read_text(errors="replace"), seconds
 
     def close(self) -> None:

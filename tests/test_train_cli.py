@@ -83,13 +83,17 @@ def test_folder_experiment_trains_on_a_tiny_dataset(tmp_path, folder_dataset):
     assert m["num_images"] == 6 and len(m["per_class_iou"]) == 3 and len(m["mapping"]) == 3
 
 
-def test_training_uses_torch_deterministic_kernels_unless_told_not_to(tmp_path):
+def test_training_uses_torch_deterministic_kernels_unless_told_not_to(tmp_path, monkeypatch):
     """conf/trainer/default.yaml: deterministic=warn, torch's deterministic kernels where it has them and a warning
     where it has none (without them the correspondence lever's backward is not bit-identical run to run on 2 CPU
     threads; experiments/scale section 61); trainer.deterministic=false gives torch's defaults back."""
     import torch
     from hydra.utils import instantiate
 
+    # what the Trainer sets besides torch's flag, given back after the test (run_cli copies os.environ)
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", "")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG")
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", torch.backends.cudnn.benchmark)
     try:
         for override, warn_only in (([], True), (["trainer.deterministic=false"], None)):
             with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
