@@ -62,7 +62,7 @@ class CommandServer:
             cwd=REPO,
         )
 
-    def run(self, job: dict) -> tuple[int, float]:
+    def run(self, job: dict) -> tuple[int, bool, float]:
         """job: kind ("module": module, args; "python": code; "call": function "file_stem:name", args), cwd,
         env (the child's whole environment), stdout, stderr (paths; the same path for one log), timeout,
         header (lines printed first). -> (exit status, whether it was stopped at its timeout, seconds)."""

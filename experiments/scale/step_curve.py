@@ -39,13 +39,17 @@ def curves(root: Path, names: list[str] | None = None) -> dict[tuple[str, str], 
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for r in rows(root):
         step = step_of(r["step"])
-        if step is None or (names is not None and Path(r["run"]).name not in names):
+        if step is None:
             continue
         for key, _ in KEYS:
             if r[key] is not None:
                 out[Path(r["run"]).name, r["set"]][step][key].append(r[key])
-    order = sorted(out) if names is None else sorted(out, key=lambda k: (names.index(k[0]), k[1]))
-    return {k: out[k] for k in order}
+    return {k: out[k] for k in sorted(out)} if names is None else kept(out, names)
+
+
+def kept(data: dict, names: list[str]) -> dict:
+    """The curves of the runs named, in that order (a run's sets sorted)."""
+    return {k: data[k] for k in sorted((k for k in data if k[0] in names), key=lambda k: (names.index(k[0]), k[1]))}
 
 
 def table(data: dict) -> str:
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         parser.error(f"--names: no step evaluations of {', '.join(missing)} under {args.root}; check the run names")
     if names:
-        data = curves(Path(args.root), names)
+        data = kept(data, names)
     print(table(data))
     if args.figure:
         figure(data, args.figure)
