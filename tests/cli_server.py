@@ -4,8 +4,9 @@ A fresh interpreter spends ~8 s importing torch, Lightning and Hydra on 2 loaded
 commands (tests/conftest.py run_cli, tests/test_readme.py). This file, run as `python tests/cli_server.py
 --serve`, imports them once and forks a child per command. The child is `python -m` as far as the commands here
 can tell: its own argv, cwd, os.environ (replaced, not merged), stdin from /dev/null, stdout and stderr to files,
-the module run as __main__, the interpreter's exit (non-daemon threads joined, then the atexit handlers), and the
-exit status Python gives (SystemExit's code; 1 and a traceback for an uncaught exception).
+the module run as a __main__ that lives until the exit (`run_as_main`), the interpreter's exit (non-daemon threads
+joined, then the atexit handlers), and the exit status Python gives (SystemExit's code; 1 and a traceback for an
+uncaught exception).
 What the child shares with the server, and so with every other command: the modules imported before the fork, what
 the environment set at the server's start-up (sys.path from PYTHONPATH, OMP/MKL thread counts, PYTHONHASHSEED), and
 the server's `random` / NumPy global state (the CLIs seed their own). The server imports and runs no torch op, so
@@ -28,6 +29,7 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +120,31 @@ class ModuleRunner:
 
 # ---------------------------------------------------------------------------------------------------------
 # the server side (this file run as a script)
+def run_as_main(module: str, args: list[str]) -> None:
+    """`python -m MODULE ARGS` in this process: the module runs in a new __main__ that stays in sys.modules up to the
+    exit, as the interpreter's does. (runpy.run_module's temporary module is dropped when it returns, and with it what
+    the command left in its globals: a ProcessPoolExecutor collected there closes its wake-up pipe while the exit's
+    concurrent.futures._python_exit writes to it, unguarded in Python 3.11; about once in 300 runs the write raised
+    EBADF, the atexit handlers were skipped and the resource tracker reported the pool's semaphores as leaked.)"""
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    sys.argv = [module, *args]
+    runpy._run_module_as_main(module)  # what `python -m` calls (Modules/main.c): argv[0], its error message
+
+
+def _exit() -> None:
+    """The interpreter's exit: join the non-daemon threads (concurrent.futures shuts its pools down there, before
+    multiprocessing's atexit handler joins their processes), then the atexit handlers, which run even when the join
+    raises (the interpreter reports that as an ignored exception and goes on)."""
+    try:
+        threading._shutdown()
+    except BaseException as e:  # as the interpreter prints it: from threading's frame on
+        print(f"Exception ignored in: {threading!r}", file=sys.stderr)
+        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
 def _redirect(job: dict) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     out = os.open(job["stdout"], flags, 0o644)
@@ -143,13 +170,13 @@ def _child(job: dict) -> None:
         sys.path[0] = job["cwd"]  # as `python -m` does
         for line in job.get("header", []):
             print(line, flush=True)
-        if job["kind"] == "python":
-            exec(compile(job["code"], "<string>", "exec"), {"__name__": "__main__"})
+        if job["kind"] == "python":  # as `python -c`: in a __main__ that lives until the exit
+            sys.modules["__main__"] = main = types.ModuleType("__main__")
+            exec(compile(job["code"], "<string>", "exec"), main.__dict__)
         elif job["kind"] == "call":
             function(*job["args"])
         else:
-            sys.argv = [job["module"], *job["args"]]
-            runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
+            run_as_main(job["module"], job["args"])
         code = 0
     except SystemExit as e:  # what the interpreter does with it
         if e.code is None or isinstance(e.code, int):
@@ -159,12 +186,8 @@ def _child(job: dict) -> None:
     except BaseException:
         traceback.print_exc()
     finally:
-        try:  # the interpreter's exit: join the non-daemon threads (concurrent.futures shuts its pools down
-            # there, before multiprocessing's atexit handler joins their processes), then the atexit handlers
-            threading._shutdown()
-            atexit._run_exitfuncs()
-            sys.stdout.flush()
-            sys.stderr.flush()
+        try:
+            _exit()
         finally:
             os._exit(code)
 

@@ -47,7 +47,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,8 +215,7 @@ def compose_in_child(module: str, args: list[str]) -> None:
 
 def run_with_tiny(module: str, args: list[str], tiny: list[str]) -> None:
     """`python -m module args` plus the tiny overrides its composed config has a key for (in the forked child)."""
-    import runpy
-
+    from cli_server import run_as_main
     from omegaconf import OmegaConf
 
     cfg = compose_command(module, args)
@@ -225,8 +223,7 @@ def run_with_tiny(module: str, args: list[str], tiny: list[str]) -> None:
     appended = [t for t in tiny if OmegaConf.select(cfg, key_of(t), default=missing) is not missing]
     print(f"$ {shlex.join(['python', '-m', module, *args])}", flush=True)
     print(f"# tiny overrides appended: {shlex.join(appended)}", flush=True)
-    sys.argv = [module, *args, *appended]
-    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    run_as_main(module, [*args, *appended])
 
 
 class Server:
