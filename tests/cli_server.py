@@ -183,8 +183,11 @@ def _child(job: dict) -> None:
             code = e.code or 0
         else:
             print(e.code, file=sys.stderr)
-    except BaseException:
-        traceback.print_exc()
+    except BaseException as e:  # the traceback from the command's first frame on, as the interpreter prints it
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        traceback.print_exception(type(e), e, tb or e.__traceback__)  # all the server's: its error, all of it
     finally:
         try:
             _exit()
