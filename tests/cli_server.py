@@ -124,11 +124,20 @@ def run_as_main(module: str, args: list[str]) -> None:
     """`python -m MODULE ARGS` in this process: the module runs in a new __main__ that stays in sys.modules up to the
     exit, as the interpreter's does. (runpy.run_module's temporary module is dropped when it returns, and with it what
     the command left in its globals: a ProcessPoolExecutor collected there closes its wake-up pipe while the exit's
-    concurrent.futures._python_exit writes to it, unguarded in Python 3.11; about once in 300 runs the write raised
-    EBADF, the atexit handlers were skipped and the resource tracker reported the pool's semaphores as leaked.)"""
+    concurrent.futures._python_exit writes to it, unguarded in Python 3.11; 2 times in 1,660 runs under load the write
+    raised EBADF, the atexit handlers were skipped, and the tracker reported the pool's semaphores as leaked.)"""
     sys.modules["__main__"] = types.ModuleType("__main__")
     sys.argv = [module, *args]
     runpy._run_module_as_main(module)  # what `python -m` calls (Modules/main.c): argv[0], its error message
+
+
+def _print_traceback(e: BaseException) -> None:
+    """e's traceback as the interpreter prints it: from the first frame that is not this file's (runpy's, the
+    command's, threading's); all of it when every frame is this file's (the server's own error)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(type(e), e, tb or e.__traceback__)
 
 
 def _exit() -> None:
@@ -137,9 +146,9 @@ def _exit() -> None:
     raises (the interpreter reports that as an ignored exception and goes on)."""
     try:
         threading._shutdown()
-    except BaseException as e:  # as the interpreter prints it: from threading's frame on
+    except BaseException as e:
         print(f"Exception ignored in: {threading!r}", file=sys.stderr)
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next)
+        _print_traceback(e)
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -183,11 +192,8 @@ def _child(job: dict) -> None:
             code = e.code or 0
         else:
             print(e.code, file=sys.stderr)
-    except BaseException as e:  # the traceback from the command's first frame on, as the interpreter prints it
-        tb = e.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-            tb = tb.tb_next
-        traceback.print_exception(type(e), e, tb or e.__traceback__)  # all the server's: its error, all of it
+    except BaseException as e:
+        _print_traceback(e)
     finally:
         try:
             _exit()
