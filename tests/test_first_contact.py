@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, run_cli, tiny_module
+from conftest import REPO, TINY, run_cli, tiny_module
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from test_predict_export import save_checkpoint
@@ -76,12 +76,22 @@ def test_plus_key_is_refused_in_one_line_not_a_type_error(tmp_path, capsys):
     assert code == 2 and line.startswith("error: model.tua:") and "did you mean model.tau?" in line
 
 
-def test_a_heads_choice_the_demo_sizes_cannot_fit_says_what_to_do(tmp_path, capsys):
-    """The demo's conf/data_model file sets model.heads.width; model/heads=prototypes has no width."""
-    code, err = run_main(train_cli, ["model/heads=prototypes", f"hydra.run.dir={tmp_path}/run"], capsys)
+def test_a_group_choice_the_demo_sizes_cannot_fit_says_what_to_do(tmp_path, capsys):
+    """The demo's conf/data_model file sets model.objective.views; the IIC objective has no views."""
+    code, err = run_main(train_cli, ["model/objective=iic", f"hydra.run.dir={tmp_path}/run"], capsys)
     line = error_line(err)
-    assert code == 2 and "model.heads.width" in line and "conf/data_model/synthetic_mi_thesis.yaml" in line
+    assert code == 2 and "model.objective.views" in line and "conf/data_model/synthetic_mi_thesis.yaml" in line
     assert "data=folder data.root=DIR" in line and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("heads", sorted(p.stem for p in (REPO / "conf/model/heads").glob("*.yaml")))
+def test_the_demo_composes_with_every_heads_choice(heads):
+    """README: `model/heads=...` on the bare demo. The demo's heads width is keyed on the heads choice
+    (conf/data_model/heads/), so a choice without a width keeps the demo's other sizes instead of being refused."""
+    with initialize_config_dir(str(REPO / "conf"), version_base=None):
+        cfg = compose("train", overrides=[f"model/heads={heads}"])
+    assert cfg.model.P == 64 and cfg.tags == ["demo"]  # the demo's sizes apply
+    assert cfg.model.heads.get("width") == (16 if heads == "thesis" else None)
 
 
 def test_unexpected_key_error_follows_kwargs_to_the_base_class():

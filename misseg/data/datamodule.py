@@ -34,7 +34,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     augment: {flip, jitter, hue, on_device}. on_device=true: the loader workers only crop and flip (uint8),
     and the colour jitter + normalisation run once per batch on the training device after the transfer
-    (misseg.data.batch_augment; its hue shift is a YIQ rotation, close to but not torchvision's HSV shift).
+    (misseg.data.batch_augment: kornia's ColorJitter, torchvision's formulas batched, HSV hue shift included).
 
     split="transductive": train and evaluate on the same unlabeled images (IIC's protocol).
     split="holdout": a seeded random `val_fraction` of the images is held out for evaluation only.

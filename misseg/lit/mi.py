@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from misseg.data.augment import jittered_flipped_view
 from misseg.lit.base import SegmentationModule, resolve_classes
-from misseg.models.backbone import ENCODER_BODY_NEEDS, BackboneError, EncoderBody, TimmBackbone
+from misseg.models import ENCODER_BODY_NEEDS
+from misseg.models.backbone import BackboneError, EncoderBody, TimmBackbone
 from misseg.models.encoder import LocalEncoder
 from misseg.models.heads import HighLevelHeads
 from misseg.models.segmenter import MISegmenter, predict_from_probs

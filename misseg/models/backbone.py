@@ -291,13 +291,6 @@ class TimmBackbone(nn.Module):
         return L if self.project_mlp is None else L + self.project_mlp(features)
 
 
-ENCODER_BODY_NEEDS = (
-    "model/reference=encoder_body reads the encoder's own frozen body: use a timm encoder with "
-    "model.encoder.freeze=true (e.g. model/encoder=effnet_lite0_x4), or a reference network of its own "
-    "(model/reference=effnet_lite0_x4)"
-)
-
-
 class EncoderBody(nn.Module):
     """The correspondence lever's reference read from the encoder's own frozen body (model/reference=encoder_body):
     the features of TimmBackbone.body_features before the projection to P, kept from the encoder's forward pass.

@@ -44,6 +44,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from misseg.models import MERGES
+
 # the positions the loss reads are the positions the centres read: one rule for pooling the valid mask to L's grid
 from misseg.objectives.mi import pool_valid
 
@@ -175,9 +177,6 @@ class CentroidHeads(nn.Module):
     def _sync(self) -> None:
         if dist.is_available() and dist.is_initialized():
             dist.broadcast(self.centroids, 0)
-
-
-MERGES = ("coassignment", "centres")  # the label-free rules that merge over-clustered centres into K classes
 
 
 def coassignment_groups(A: torch.Tensor, K: int) -> torch.Tensor:

@@ -20,8 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from misseg.diagnostics.evaluation import check_crf_workers, check_diagnostics, require_crf
 from misseg.metrics import MATCHINGS
-from misseg.models.backbone import ENCODER_BODY_NEEDS
-from misseg.models.centroids import MERGES
+from misseg.models import ENCODER_BODY_NEEDS, MERGES
 from misseg.objectives import CORRESPONDENCE_PARTNERS, CRITICS, NEGATIVE_POSITIONS, NEGATIVES, check_own_image
 from misseg.runs.errors import ConfigError, UserError
 
