@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, TINY, run_cli, tiny_module
+from conftest import TINY, run_cli, tiny_module
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from test_predict_export import save_checkpoint
@@ -84,11 +84,11 @@ def test_a_group_choice_the_demo_sizes_cannot_fit_says_what_to_do(tmp_path, caps
     assert "data=folder data.root=DIR" in line and not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("heads", sorted(p.stem for p in (REPO / "conf/model/heads").glob("*.yaml")))
+@pytest.mark.parametrize("heads", sorted(p.stem for p in (Path(config_dir()) / "model/heads").glob("*.yaml")))
 def test_the_demo_composes_with_every_heads_choice(heads):
     """README: `model/heads=...` on the bare demo. The demo's heads width is keyed on the heads choice
     (conf/data_model/heads/), so a choice without a width keeps the demo's other sizes instead of being refused."""
-    with initialize_config_dir(str(REPO / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("train", overrides=[f"model/heads={heads}"])
     assert cfg.model.P == 64 and cfg.tags == ["demo"]  # the demo's sizes apply
     assert cfg.model.heads.get("width") == (16 if heads == "thesis" else None)

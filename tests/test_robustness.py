@@ -7,7 +7,6 @@ import ast
 import os
 import pickle
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from conftest import REPO, TINY, make_folder_dataset
+from conftest import REPO, TINY, make_folder_dataset, run_cli
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
@@ -127,8 +126,6 @@ def test_a_sweep_refuses_a_number_in_a_switch_before_any_job(tmp_path, capsys):
 
 
 def test_bad_config_from_the_shell_exits_fast_without_traceback(tmp_path):
-    from conftest import run_cli
-
     r = run_cli("-m", "misseg.train", "model.tau=-1", f"hydra.run.dir={tmp_path}/run")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "error: model.tau=-1.0: must be a number > 0 or null (= 1/sqrt(P))"
@@ -150,7 +147,7 @@ def test_a_bad_command_line_is_refused_before_torch_is_imported(tmp_path, module
         "except SystemExit as e:\n"
         "    print(e.code, 'torch' in sys.modules)\n"
     )
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    r = run_cli("-c", probe, cwd=tmp_path, timeout=120)  # not `-m`: a fresh interpreter, not a fork of the server
     assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
     assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr
 
